@@ -1,0 +1,39 @@
+// Package source defines what a source adapter is and runs any adapter: connect, read until an
+// error, reconnect with exponential backoff and jitter, and report the state on the way.
+//
+// An adapter does I/O only. Each Runner has one goroutine, started and waited for by the
+// supervisor; it hands messages to its router through Emit, which blocks while the router is busy
+// so that a broker sees back-pressure rather than an unbounded buffer.
+package source
+
+import (
+	"context"
+
+	"github.com/streamux/streamux/internal/stream"
+)
+
+// Source is one adapter's connection to its stream.
+type Source interface {
+	// Run connects, calls up once it is connected and reading, passes every message read to
+	// emit, and returns when the connection fails (with the error) or ctx is done (with nil or
+	// ctx.Err()). Before it returns it releases everything it opened. Run is called again,
+	// after a backoff, each time it returns an error.
+	Run(ctx context.Context, up func(), emit Emit) error
+}
+
+// Emit hands one message to the router. It blocks until the router has taken the message and
+// returns ctx.Err() if ctx ends first. Source and Seq are set by the router; the adapter sets
+// Key, Headers, Body and Time. The message must not be touched once Emit is called.
+type Emit func(ctx context.Context, m *stream.Message) error
+
+// State is where a source is in its life.
+type State string
+
+// The states of a source, as GET /v1/sources shows them.
+const (
+	Connecting   State = "connecting"
+	Up           State = "up"
+	Reconnecting State = "reconnecting"
+	Failed       State = "failed"
+	Stopped      State = "stopped"
+)

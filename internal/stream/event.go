@@ -1,0 +1,206 @@
+package stream
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Kind is the type of an event.
+type Kind uint8
+
+// The event types of API.md.
+const (
+	KindMessage Kind = iota
+	KindGap
+	KindStatus
+)
+
+// String returns the event type as it appears in the "type" field.
+func (k Kind) String() string {
+	switch k {
+	case KindMessage:
+		return "message"
+	case KindGap:
+		return "gap"
+	case KindStatus:
+		return "status"
+	}
+	return "unknown"
+}
+
+// wsRoom is the room kept in front of the JSON for the largest server WebSocket frame header.
+const wsRoom = 10
+
+// Event is what a client receives. It is encoded once, when it is made, and is immutable
+// afterwards: every recipient, on every transport, shares the same bytes.
+//
+// The encoding is one buffer laid out as [WebSocket frame header][JSON]["\n"], so that the
+// WebSocket frame, the JSON and the NDJSON line are all sub-slices of it.
+type Event struct {
+	Kind Kind
+	// Source is the source the event is about.
+	Source string
+	// Msg is the message of a KindMessage event; nil for the others.
+	Msg *Message
+
+	buf   []byte
+	frame int // where the WebSocket frame starts in buf
+}
+
+// NewMessage encodes m as a "message" event.
+func NewMessage(m *Message) *Event {
+	b := make([]byte, wsRoom, wsRoom+160+len(m.Key)+len(m.Source)+len(m.Body)+headersLen(m.Headers))
+	b = append(b, `{"type":"message","id":`...)
+	b = appendString(b, m.Source, ":", strconv.FormatUint(m.Seq, 10))
+	b = append(b, `,"source":`...)
+	b = appendString(b, m.Source)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendUint(b, m.Seq, 10)
+	b = append(b, `,"key":`...)
+	b = appendString(b, m.Key)
+	b = append(b, `,"time":"`...)
+	b = AppendTime(b, m.Time)
+	b = append(b, `","headers":{`...)
+	first := true
+	for k, v := range m.Headers {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = appendString(b, k)
+		b = append(b, ':')
+		b = appendString(b, v)
+	}
+	b = append(b, `},"body":`...)
+	b = appendBody(b, m.Body)
+	b = append(b, '}')
+	return finish(&Event{Kind: KindMessage, Source: m.Source, Msg: m}, b)
+}
+
+// NewGap encodes a "gap" event: missed messages of source matched but were not delivered.
+func NewGap(source string, missed uint64) *Event {
+	b := make([]byte, wsRoom, wsRoom+48+len(source))
+	b = append(b, `{"type":"gap","source":`...)
+	b = appendString(b, source)
+	b = append(b, `,"missed":`...)
+	b = strconv.AppendUint(b, missed, 10)
+	b = append(b, '}')
+	return finish(&Event{Kind: KindGap, Source: source}, b)
+}
+
+// NewStatus encodes a "status" event: source changed to state; errText is the last error, if any.
+func NewStatus(source, state, errText string) *Event {
+	b := make([]byte, wsRoom, wsRoom+48+len(source)+len(state)+len(errText))
+	b = append(b, `{"type":"status","source":`...)
+	b = appendString(b, source)
+	b = append(b, `,"state":`...)
+	b = appendString(b, state)
+	if errText != "" {
+		b = append(b, `,"error":`...)
+		b = appendString(b, errText)
+	}
+	b = append(b, '}')
+	return finish(&Event{Kind: KindStatus, Source: source}, b)
+}
+
+// finish writes the WebSocket text frame header in front of the JSON and the newline after it.
+func finish(e *Event, b []byte) *Event {
+	n := len(b) - wsRoom
+	var h [wsRoom]byte
+	h[0] = 0x81 // FIN, text
+	hl := 2
+	switch {
+	case n < 126:
+		h[1] = byte(n)
+	case n <= 0xFFFF:
+		h[1] = 126
+		h[2], h[3] = byte(n>>8), byte(n)
+		hl = 4
+	default:
+		h[1] = 127
+		for i := 0; i < 8; i++ {
+			h[2+i] = byte(uint64(n) >> (56 - 8*i))
+		}
+		hl = 10
+	}
+	e.frame = wsRoom - hl
+	copy(b[e.frame:], h[:hl])
+	e.buf = append(b, '\n')
+	return e
+}
+
+// Seq is the message's sequence number, 0 for events that are not messages.
+func (e *Event) Seq() uint64 {
+	if e.Msg == nil {
+		return 0
+	}
+	return e.Msg.Seq
+}
+
+// JSON returns the event's JSON encoding. The bytes are shared: do not modify them.
+func (e *Event) JSON() []byte { return e.buf[wsRoom : len(e.buf)-1] }
+
+// Line returns the JSON followed by a newline: one NDJSON line.
+func (e *Event) Line() []byte { return e.buf[wsRoom:] }
+
+// WSFrame returns the event as one complete, unmasked WebSocket text frame, as a server sends it.
+func (e *Event) WSFrame() []byte { return e.buf[e.frame : len(e.buf)-1] }
+
+// Size is the memory the event's encoding holds, for queue limits by bytes.
+func (e *Event) Size() int { return cap(e.buf) }
+
+// AppendTime appends t in UTC as RFC 3339 with milliseconds, as events carry it.
+func AppendTime(b []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+}
+
+// BodyEncoding tells how a payload appears in an event's "body".
+type BodyEncoding uint8
+
+// The body encodings.
+const (
+	BodyJSON   BodyEncoding = iota // the JSON value itself
+	BodyText                       // a JSON string of the UTF-8 text
+	BodyBase64                     // a JSON string of the base64 bytes, with "body_encoding":"base64"
+)
+
+// ClassifyBody tells how body is carried: JSON when it is one valid JSON value, text when it is
+// valid UTF-8, base64 otherwise. An empty body is text.
+func ClassifyBody(body []byte) BodyEncoding {
+	if len(body) > 0 && json.Valid(body) {
+		return BodyJSON
+	}
+	if utf8.Valid(body) {
+		return BodyText
+	}
+	return BodyBase64
+}
+
+func appendBody(b, body []byte) []byte {
+	if len(body) > 0 {
+		// Compact validates and removes the newlines that would break an NDJSON line.
+		buf := bytes.NewBuffer(b)
+		if err := json.Compact(buf, body); err == nil {
+			return buf.Bytes()
+		}
+		b = buf.Bytes()[:len(b)]
+	}
+	if utf8.Valid(body) {
+		return appendString(b, string(body))
+	}
+	b = append(b, '"')
+	b = base64.StdEncoding.AppendEncode(b, body)
+	return append(b, `","body_encoding":"base64"`...)
+}
+
+func headersLen(h map[string]string) int {
+	n := 0
+	for k, v := range h {
+		n += len(k) + len(v) + 6
+	}
+	return n
+}

@@ -1,0 +1,32 @@
+// Package stream defines the nouns every other package speaks: a Message that a source yields
+// and the Event that clients receive, encoded once and shared by every recipient.
+//
+// A Message is written by one goroutine (its source, then its router, which assigns Seq) and is
+// read-only once the router has published it: events, the history and replays share it freely.
+package stream
+
+import (
+	"strconv"
+	"time"
+)
+
+// Message is one item read from a source.
+type Message struct {
+	// Source is the name of the source that produced the message.
+	Source string
+	// Seq is assigned by the source's router: 1, 2, 3, … with no holes.
+	Seq uint64
+	// Key is the routing key, subject, topic or Kafka key; "" where the source has none.
+	Key string
+	// Headers are the message's string headers; nil means none.
+	Headers map[string]string
+	// Body is the raw payload.
+	Body []byte
+	// Time is when the source received the message.
+	Time time.Time
+}
+
+// ID returns the message's event id, "<source>:<seq>".
+func (m *Message) ID() string {
+	return m.Source + ":" + strconv.FormatUint(m.Seq, 10)
+}
