@@ -1,0 +1,466 @@
+// The page's wiring: the editor, the source picker and panels, the stream and the table.
+
+import { api, errorOf, getToken, setToken } from "./api.js";
+import { Editor } from "./predicate.js";
+import { EventTable, maxRows } from "./events.js";
+import { Stream } from "./stream.js";
+import { ago, count, RateMeter } from "./format.js";
+
+const $ = (id) => document.getElementById(id);
+const refreshMs = 3000;
+
+const el = {
+  token: $("token"),
+  authHint: $("auth-hint"),
+  predicate: $("predicate"),
+  sources: $("sources"),
+  sourceList: $("sources").querySelector(".source-list"),
+  sourcesError: $("sources-error"),
+  transport: $("transport"),
+  policy: $("policy"),
+  start: $("start"),
+  stop: $("stop"),
+  streamStatus: $("stream-status"),
+  pause: $("pause"),
+  pausedInfo: $("paused-info"),
+  clear: $("clear"),
+  rate: $("rate"),
+  count: $("count"),
+  gaps: $("gaps"),
+  sourceTable: $("source-table"),
+  subscriptions: $("subscriptions"),
+  subscriptionTable: $("subscription-table"),
+};
+
+// ---- auth ------------------------------------------------------------------------------------
+
+let authNeeded = false;
+function setAuthNeeded(needed) {
+  authNeeded = needed;
+  el.authHint.hidden = !needed;
+  el.authHint.textContent = getToken() ? "The server refused this token." : "This server needs a token.";
+  el.token.setAttribute("aria-invalid", needed ? "true" : "false");
+}
+
+el.token.value = getToken();
+let tokenTimer = 0;
+el.token.addEventListener("input", () => {
+  clearTimeout(tokenTimer);
+  tokenTimer = setTimeout(() => {
+    setToken(el.token.value.trim());
+    refreshSources();
+    refreshSubscriptions();
+    editor.check();
+  }, 400);
+});
+
+// ---- the editor --------------------------------------------------------------------------------
+
+const editor = new Editor({
+  textarea: el.predicate,
+  mirror: $("predicate-mirror"),
+  status: $("check-status"),
+  error: $("check-error"),
+  errorPos: $("check-error-pos"),
+  errorMessage: $("check-error-message"),
+  details: $("check-details"),
+  atoms: $("atoms"),
+  atomsList: $("atoms-list"),
+  sources: selectedSources,
+  onAuth: (needed) => {
+    if (needed || authNeeded) setAuthNeeded(needed);
+  },
+});
+
+el.predicate.addEventListener("input", saveState);
+el.predicate.addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
+    e.preventDefault();
+    start();
+  }
+});
+
+$("examples").addEventListener("click", (e) => {
+  const b = e.target.closest("button.example");
+  if (!b) return;
+  editor.value = b.dataset.where;
+  saveState();
+  editor.check();
+  el.predicate.focus();
+});
+
+// ---- the state in the URL's fragment, so that a link shows the same stream -------------------
+
+function loadState() {
+  const q = new URLSearchParams(location.hash.slice(1));
+  if (q.has("where")) editor.value = q.get("where");
+  if (q.get("transport") === "ws") el.transport.value = "ws";
+  if (q.get("policy") === "drop") el.policy.value = "drop";
+  return q.getAll("source");
+}
+
+function saveState() {
+  const q = new URLSearchParams();
+  if (el.predicate.value) q.set("where", el.predicate.value);
+  for (const s of selectedSources()) q.append("source", s);
+  if (el.transport.value !== "sse") q.set("transport", el.transport.value);
+  if (el.policy.value) q.set("policy", el.policy.value);
+  const hash = q.toString();
+  history.replaceState(null, "", hash ? `#${hash}` : location.pathname + location.search);
+}
+
+el.transport.addEventListener("change", saveState);
+el.policy.addEventListener("change", saveState);
+
+// ---- sources -------------------------------------------------------------------------------------
+
+let wanted = new Set(loadState()); // sources to tick once they are listed
+let knownSources = [];
+
+function selectedSources() {
+  return [...el.sourceList.querySelectorAll('input[name="source"]:checked')].map((i) => i.value);
+}
+
+async function refreshSources() {
+  let res;
+  try {
+    res = await api("v1/sources");
+  } catch (e) {
+    showSourcesError(`Cannot list sources: ${e.message}.`);
+    return;
+  }
+  if (res.status === 401 || res.status === 403) {
+    setAuthNeeded(true);
+    showSourcesError(`Cannot list sources: ${errorOf(res.body)?.message ?? "not allowed"}.`);
+    return;
+  }
+  if (res.status !== 200 || !Array.isArray(res.body)) {
+    showSourcesError(`Cannot list sources: ${errorOf(res.body)?.message ?? "HTTP " + res.status}.`);
+    return;
+  }
+  if (authNeeded) setAuthNeeded(false);
+  el.sourcesError.hidden = true;
+  const list = res.body.filter((s) => s && typeof s.name === "string");
+  renderPicker(list);
+  renderSourceTable(list);
+}
+
+function showSourcesError(text) {
+  el.sourcesError.textContent = text;
+  el.sourcesError.hidden = false;
+}
+
+function stateOf(s) {
+  return typeof s.state === "string" && s.state ? s.state : "unknown";
+}
+
+function dot(state) {
+  const d = document.createElement("span");
+  d.className = "dot";
+  d.dataset.state = state;
+  d.setAttribute("aria-hidden", "true");
+  return d;
+}
+
+function renderPicker(list) {
+  const names = list.map((s) => s.name);
+  const same = names.length === knownSources.length && names.every((n, i) => n === knownSources[i]);
+  if (!same) {
+    const checked = new Set([...selectedSources(), ...wanted]);
+    wanted = new Set();
+    const items = list.map((s) => {
+      const label = document.createElement("label");
+      label.className = "source-item";
+      label.dataset.source = s.name;
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.name = "source";
+      box.value = s.name;
+      box.checked = checked.has(s.name);
+      const name = document.createElement("span");
+      name.className = "name";
+      name.textContent = s.name;
+      const meta = document.createElement("span");
+      meta.className = "meta";
+      label.append(box, dot(stateOf(s)), name, meta);
+      return label;
+    });
+    if (items.length === 0) {
+      const p = document.createElement("p");
+      p.className = "empty";
+      p.textContent = "No sources configured.";
+      items.push(p);
+    }
+    el.sourceList.replaceChildren(...items);
+    knownSources = names;
+  }
+  for (const s of list) {
+    const label = el.sourceList.querySelector(`label[data-source="${CSS.escape(s.name)}"]`);
+    if (!label) continue;
+    const state = stateOf(s);
+    label.querySelector(".dot").dataset.state = state;
+    label.querySelector(".meta").textContent = `${s.type ?? ""} · ${state}`;
+    label.title = s.last_error ? `last error: ${s.last_error}` : "";
+  }
+}
+
+el.sourceList.addEventListener("change", () => {
+  saveState();
+  editor.check();
+});
+
+function renderSourceTable(list) {
+  const rows = list.map((s) => {
+    const c = s.counters ?? {};
+    const tr = document.createElement("tr");
+    tr.dataset.source = s.name;
+    const stateCell = td("", "state");
+    stateCell.append(dot(stateOf(s)), " ", stateOf(s));
+    tr.append(
+      td(s.name, "name"),
+      td(s.type ?? "", ""),
+      stateCell,
+      td(count(c.received), "num"),
+      td(count(c.matched), "num"),
+      td(count(c.dropped), "num"),
+      td(count(c.predicate_errors), "num"),
+      td(count(c.subscriptions), "num"),
+      td(s.last_error ?? "", "last-error"),
+    );
+    return tr;
+  });
+  if (rows.length === 0) rows.push(emptyRow(9, "No sources."));
+  el.sourceTable.replaceChildren(...rows);
+}
+
+function td(text, cls) {
+  const c = document.createElement("td");
+  if (cls) c.className = cls;
+  if (text) c.textContent = text;
+  return c;
+}
+
+function emptyRow(cols, text) {
+  const tr = document.createElement("tr");
+  const c = td(text, "empty");
+  c.colSpan = cols;
+  tr.append(c);
+  return tr;
+}
+
+// ---- subscriptions (admins only: hidden when the server says 401/403) --------------------------
+
+async function refreshSubscriptions() {
+  let res;
+  try {
+    res = await api("v1/subscriptions");
+  } catch {
+    return; // keep what is shown; the sources panel says the server is unreachable
+  }
+  if (res.status !== 200 || !Array.isArray(res.body)) {
+    el.subscriptions.hidden = true;
+    return;
+  }
+  el.subscriptions.hidden = false;
+  const now = Date.now();
+  const rows = res.body.map((s) => {
+    const c = s.counters ?? {};
+    const tr = document.createElement("tr");
+    tr.dataset.id = String(s.id);
+    const pred = td("", "predicate");
+    const code = document.createElement("code");
+    code.textContent = s.predicate || "(every message)";
+    pred.title = s.predicate ?? "";
+    pred.append(code);
+    const started = td(s.started ? `${ago(s.started, now)} ago` : "", "");
+    if (s.started) started.title = s.started;
+    const act = td("", "actions");
+    const end = document.createElement("button");
+    end.type = "button";
+    end.className = "small end";
+    end.textContent = "End";
+    end.setAttribute("aria-label", `End subscription ${s.id}`);
+    end.dataset.id = String(s.id);
+    act.append(end);
+    tr.append(
+      td(String(s.id ?? ""), "num"),
+      pred,
+      td(Array.isArray(s.sources) ? s.sources.join(", ") : "", ""),
+      td(s.transport ?? "", ""),
+      td(s.remote ?? "", "remote"),
+      td(s.policy ?? "", ""),
+      started,
+      td(count(c.matched), "num"),
+      td(count(c.delivered), "num"),
+      td(count(c.dropped), "num"),
+      td(count(c.predicate_errors), "num"),
+      td(count(c.queue_depth), "num"),
+      act,
+    );
+    return tr;
+  });
+  if (rows.length === 0) rows.push(emptyRow(13, "No live subscriptions."));
+  // Keep a pending "Confirm?" across the refresh.
+  const armed = el.subscriptionTable.querySelector("button.end.armed")?.dataset.id;
+  el.subscriptionTable.replaceChildren(...rows);
+  if (armed) arm(el.subscriptionTable.querySelector(`button.end[data-id="${CSS.escape(armed)}"]`));
+}
+
+// Ending a subscription takes two clicks: the first arms the button for a few seconds.
+function arm(b) {
+  if (!b) return;
+  b.classList.add("armed");
+  b.textContent = "Confirm?";
+}
+
+let armTimer = 0;
+el.subscriptionTable.addEventListener("click", async (e) => {
+  const b = e.target.closest("button.end");
+  if (!b) return;
+  if (!b.classList.contains("armed")) {
+    el.subscriptionTable.querySelectorAll("button.end.armed").forEach((x) => {
+      x.classList.remove("armed");
+      x.textContent = "End";
+    });
+    arm(b);
+    clearTimeout(armTimer);
+    armTimer = setTimeout(() => {
+      b.classList.remove("armed");
+      b.textContent = "End";
+    }, 4000);
+    return;
+  }
+  b.disabled = true;
+  try {
+    await api(`v1/subscriptions/${encodeURIComponent(b.dataset.id)}`, { method: "DELETE" });
+  } catch {
+    // the refresh shows what happened
+  }
+  refreshSubscriptions();
+});
+
+// ---- the stream ----------------------------------------------------------------------------------
+
+const table = new EventTable($("events"), { empty: $("events-empty") });
+const meter = new RateMeter(5000);
+let stream = null;
+let received = 0;
+let missed = 0;
+
+function setStreamStatus(state, text) {
+  el.streamStatus.dataset.state = state;
+  el.streamStatus.textContent = text;
+}
+
+async function start() {
+  const where = el.predicate.value;
+  const sources = selectedSources();
+  el.start.disabled = true;
+  setStreamStatus("connecting", "Checking the predicate…");
+  const verdict = await editor.check();
+  el.start.disabled = false;
+  if (verdict.valid === false) {
+    setStreamStatus("error", "Not started: the predicate is invalid (see above).");
+    editor.focusError();
+    return;
+  }
+  stream?.stop();
+  const s = new Stream(
+    { where, sources, policy: el.policy.value },
+    el.transport.value,
+    {
+      onEvent: (ev) => onEvent(ev),
+      onState: (state, text, err) => {
+        if (stream !== s) return;
+        setStreamStatus(state, cap(text));
+        if (state === "error" || state === "stopped") running(false);
+        if (err?.auth) setAuthNeeded(true);
+      },
+    },
+  );
+  stream = s;
+  running(true);
+  s.start();
+}
+
+function stop() {
+  const s = stream;
+  if (!s) return;
+  s.stop("Stopped.");
+  running(false);
+}
+
+function running(on) {
+  el.stop.disabled = !on;
+  el.start.textContent = on ? "Restart" : "Start";
+}
+
+function cap(s) {
+  return s ? s[0].toUpperCase() + s.slice(1) : s;
+}
+
+function onEvent(ev) {
+  switch (ev.type) {
+    case "message":
+      received++;
+      meter.add();
+      break;
+    case "gap":
+      if (typeof ev.missed === "number") missed += ev.missed;
+      break;
+    case "status":
+      refreshSources(); // the panel catches up at once
+      break;
+  }
+  table.push(ev);
+}
+
+el.start.addEventListener("click", start);
+el.stop.addEventListener("click", stop);
+
+el.pause.addEventListener("click", () => {
+  const paused = !table.paused;
+  table.setPaused(paused);
+  el.pause.setAttribute("aria-pressed", String(paused));
+  el.pause.textContent = paused ? "Resume" : "Pause";
+  updateMeters();
+});
+
+el.clear.addEventListener("click", () => {
+  table.clear();
+  received = 0;
+  missed = 0;
+  updateMeters();
+});
+
+function updateMeters() {
+  el.rate.textContent = count(Math.round(meter.rate() * 10) / 10);
+  el.count.textContent = count(received);
+  el.gaps.textContent = count(missed);
+  el.pausedInfo.hidden = !table.paused;
+  if (table.paused) {
+    el.pausedInfo.textContent =
+      `Paused: events keep arriving and are counted (${count(table.pausedCount)} since pausing), ` +
+      `but the table stands still. On resume it shows the newest ${maxRows}; older ones are not shown.`;
+  }
+}
+
+// ---- start-up --------------------------------------------------------------------------------------
+
+setInterval(updateMeters, 500);
+function refreshAll() {
+  if (document.hidden) return;
+  refreshSources();
+  refreshSubscriptions();
+}
+setInterval(refreshAll, refreshMs);
+document.addEventListener("visibilitychange", refreshAll);
+window.addEventListener("hashchange", () => {
+  // A pasted link: take its predicate and sources.
+  const picked = new Set(loadState());
+  for (const box of el.sourceList.querySelectorAll('input[name="source"]')) box.checked = picked.has(box.value);
+  editor.check();
+});
+
+refreshSources().then(() => editor.check());
+refreshSubscriptions();

@@ -1,0 +1,190 @@
+// The live table of events. It must stay responsive at 1,000 messages a second, so:
+//   - events are queued as they arrive and rendered at most once per animation frame, in one
+//     batch (one DocumentFragment insert);
+//   - at most maxRows events are in the table; the oldest rows go first;
+//   - the queue itself keeps only the newest maxRows events: whatever would be pushed out of the
+//     table in the same frame is never rendered at all (and a background tab, where animation
+//     frames stop, holds no more than that).
+// Every value from the server is set with textContent: nothing it sends is parsed as HTML.
+
+import { clockTime, compactJSON, count } from "./format.js";
+
+export const maxRows = 300;
+
+export class EventTable {
+  constructor(table, { empty, onExpand } = {}) {
+    this.tbody = table.tBodies[0];
+    this.empty = empty;
+    this.onExpand = onExpand;
+    this.queue = [];
+    this.rows = 0; // event rows in the tbody (detail rows not counted)
+    this.paused = false;
+    this.pausedCount = 0; // events that arrived while paused
+    this.frame = 0;
+    this.events = new WeakMap(); // row → event, for expanding
+    this.tbody.addEventListener("click", (e) => this.click(e));
+  }
+
+  // push queues one event for the next frame.
+  push(ev) {
+    this.queue.push({ ev, at: new Date() });
+    if (this.queue.length > 2 * maxRows) this.queue.splice(0, this.queue.length - maxRows);
+    if (this.paused) {
+      this.pausedCount++;
+      return;
+    }
+    this.schedule();
+  }
+
+  schedule() {
+    if (!this.frame) this.frame = requestAnimationFrame(() => this.render());
+  }
+
+  setPaused(p) {
+    this.paused = p;
+    if (p) this.pausedCount = 0;
+    else this.schedule();
+  }
+
+  clear() {
+    this.queue = [];
+    this.pausedCount = 0;
+    this.tbody.replaceChildren();
+    this.rows = 0;
+    this.updateEmpty();
+  }
+
+  render() {
+    this.frame = 0;
+    if (this.paused || this.queue.length === 0) return;
+    let batch = this.queue;
+    this.queue = [];
+    if (batch.length > maxRows) batch = batch.slice(batch.length - maxRows);
+    const frag = document.createDocumentFragment();
+    // Newest first: the last event of the batch goes on top.
+    for (let i = batch.length - 1; i >= 0; i--) frag.append(this.row(batch[i].ev, batch[i].at));
+    this.tbody.prepend(frag);
+    this.rows += batch.length;
+    this.trim();
+    this.updateEmpty();
+  }
+
+  // trim removes the oldest rows (at the bottom), with their detail rows, beyond maxRows.
+  trim() {
+    while (this.rows > maxRows) {
+      const last = this.tbody.lastElementChild;
+      if (!last) break;
+      if (last.classList.contains("detail")) {
+        last.remove();
+        continue;
+      }
+      last.remove();
+      this.rows--;
+    }
+  }
+
+  updateEmpty() {
+    if (this.empty) this.empty.hidden = this.rows > 0;
+  }
+
+  row(ev, at) {
+    const tr = document.createElement("tr");
+    const type = ev.type || "message";
+    tr.className = `ev ev-${type === "message" || type === "gap" || type === "status" ? type : "other"}`;
+    this.events.set(tr, ev);
+    if (type === "message") {
+      tr.dataset.id = ev.id ?? "";
+      tr.dataset.source = ev.source ?? "";
+      tr.dataset.key = ev.key ?? "";
+      tr.dataset.seq = ev.seq ?? "";
+      const toggle = document.createElement("button");
+      toggle.type = "button";
+      toggle.className = "toggle";
+      toggle.setAttribute("aria-expanded", "false");
+      toggle.setAttribute("aria-label", `Full JSON of ${ev.id ?? "this event"}`);
+      toggle.textContent = "▸";
+      const time = cell("time");
+      time.append(toggle, " ", clockTime(ev.time ?? at));
+      if (ev.time) time.title = ev.time;
+      tr.append(
+        time,
+        cell("source", ev.source),
+        cell("key", ev.key),
+        cell("seq num", ev.seq),
+        bodyCell(ev),
+      );
+    } else {
+      const time = cell("time", clockTime(at));
+      time.title = "received by this page";
+      tr.append(time, cell("source", ev.source), cell("note", describe(ev)));
+      tr.lastChild.colSpan = 3;
+    }
+    return tr;
+  }
+
+  click(e) {
+    if (e.target.closest("a, .detail")) return;
+    if (window.getSelection && String(window.getSelection()).length > 0) return; // selecting text
+    const tr = e.target.closest("tr.ev-message");
+    if (tr) this.toggle(tr);
+  }
+
+  toggle(tr) {
+    const btn = tr.querySelector("button.toggle");
+    const next = tr.nextElementSibling;
+    if (next && next.classList.contains("detail")) {
+      next.remove();
+      tr.classList.remove("expanded");
+      btn?.setAttribute("aria-expanded", "false");
+      if (btn) btn.textContent = "▸";
+      return;
+    }
+    const ev = this.events.get(tr);
+    const detail = document.createElement("tr");
+    detail.className = "detail";
+    const td = document.createElement("td");
+    td.colSpan = 5;
+    const pre = document.createElement("pre");
+    pre.textContent = JSON.stringify(ev, null, 2);
+    td.append(pre);
+    detail.append(td);
+    tr.after(detail);
+    tr.classList.add("expanded");
+    btn?.setAttribute("aria-expanded", "true");
+    if (btn) btn.textContent = "▾";
+    this.onExpand?.(ev);
+  }
+}
+
+function cell(cls, text) {
+  const td = document.createElement("td");
+  td.className = cls;
+  if (text !== undefined && text !== null) td.textContent = String(text);
+  return td;
+}
+
+function bodyCell(ev) {
+  const td = cell("body");
+  const code = document.createElement("code");
+  if (ev.body_encoding === "base64") {
+    const tag = document.createElement("span");
+    tag.className = "tag";
+    tag.textContent = "base64";
+    td.append(tag, " ");
+  }
+  code.textContent = compactJSON(ev.body, 200);
+  td.append(code);
+  return td;
+}
+
+// describe is the text of a gap or status event's row.
+export function describe(ev) {
+  switch (ev.type) {
+    case "gap":
+      return `gap: ${count(ev.missed)} matching message${ev.missed === 1 ? "" : "s"} not delivered`;
+    case "status":
+      return `source is ${ev.state ?? "?"}${ev.error ? ": " + ev.error : ""}`;
+    default:
+      return compactJSON(ev, 200);
+  }
+}

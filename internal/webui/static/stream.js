@@ -1,0 +1,162 @@
+// One subscription's connection: Server-Sent Events (EventSource) or WebSocket, reconnected
+// after a failure and resumed from the last event id, so that the server sends what was missed
+// (or a gap event) rather than nothing.
+
+import { streamURL, diagnose } from "./api.js";
+
+const retryMin = 1000;
+const retryMax = 15000;
+
+// Stream reports through two callbacks:
+//   onEvent(ev)            each event, parsed: {type: "message"|"gap"|"status", ...}
+//   onState(state, text)   state is "connecting", "live", "retrying", "error" or "stopped"
+export class Stream {
+  constructor(sub, transport, { onEvent, onState }) {
+    this.sub = sub; // {where, sources, policy}
+    this.transport = transport === "ws" ? "ws" : "sse";
+    this.onEvent = onEvent;
+    this.onState = onState;
+    this.lastId = "";
+    this.conn = null;
+    this.timer = 0;
+    this.delay = retryMin;
+    this.closed = false;
+  }
+
+  start() {
+    this.onState("connecting", "connecting…");
+    this.open();
+  }
+
+  stop(text = "stopped") {
+    if (this.closed) return;
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.drop();
+    this.onState("stopped", text);
+  }
+
+  // drop closes the current connection without reporting anything.
+  drop() {
+    const c = this.conn;
+    this.conn = null;
+    if (!c) return;
+    if (c instanceof WebSocket) {
+      c.onopen = c.onmessage = c.onclose = c.onerror = null;
+      if (c.readyState === WebSocket.CONNECTING || c.readyState === WebSocket.OPEN) c.close(1000, "stopped");
+    } else {
+      c.onopen = c.onerror = null;
+      c.close();
+    }
+  }
+
+  open() {
+    if (this.closed) return;
+    const sub = { ...this.sub, from: this.lastId };
+    if (this.transport === "ws") this.openWS(sub);
+    else this.openSSE(sub);
+  }
+
+  openSSE(sub) {
+    const es = new EventSource(streamURL(sub));
+    this.conn = es;
+    let opened = false;
+    es.onopen = () => {
+      opened = true;
+      this.delay = retryMin;
+      this.onState("live", "live (Server-Sent Events)");
+    };
+    const handler = (e) => {
+      if (e.lastEventId) this.lastId = e.lastEventId;
+      this.deliver(e.data, e.type);
+    };
+    // "event: message" arrives as a plain message event; the other types by name.
+    es.addEventListener("message", handler);
+    es.addEventListener("gap", handler);
+    es.addEventListener("status", handler);
+    es.onerror = () => {
+      if (this.conn !== es) return;
+      if (es.readyState === EventSource.CONNECTING) {
+        // The browser reconnects by itself and sends Last-Event-ID.
+        this.onState("retrying", "disconnected, retrying…");
+        return;
+      }
+      // CLOSED: the server refused the request (not 200, or not an event stream). Ask why.
+      this.conn = null;
+      es.close();
+      this.failed(sub, opened);
+    };
+  }
+
+  openWS(sub) {
+    let ws;
+    try {
+      ws = new WebSocket(streamURL(sub, true));
+    } catch (e) {
+      this.onState("error", `cannot open WebSocket: ${e.message}`);
+      this.closed = true;
+      return;
+    }
+    this.conn = ws;
+    let opened = false;
+    ws.onopen = () => {
+      opened = true;
+      this.delay = retryMin;
+      this.onState("live", "live (WebSocket)");
+    };
+    ws.onmessage = (e) => {
+      if (typeof e.data === "string") this.deliver(e.data, null);
+    };
+    ws.onclose = (e) => {
+      if (this.conn !== ws) return;
+      this.conn = null;
+      if (!opened) {
+        this.failed(sub, false); // the handshake failed: a WebSocket cannot tell why
+        return;
+      }
+      let why = `disconnected (${e.code}${e.reason ? " " + e.reason : ""})`;
+      if (e.code === 4008) why = "closed by the server: this page read too slowly (slow consumer)";
+      else if (e.code === 1001) why = "the server is going away";
+      this.retry(`${why}, retrying…`);
+    };
+  }
+
+  deliver(data, type) {
+    let ev;
+    try {
+      ev = JSON.parse(data);
+    } catch {
+      return; // not an event: ignore rather than break the stream
+    }
+    if (!ev || typeof ev !== "object") return;
+    if (!ev.type) ev.type = type || "message";
+    if (ev.type === "message" && typeof ev.id === "string" && ev.id) this.lastId = ev.id;
+    this.onEvent(ev);
+  }
+
+  // failed asks the server why the stream closed or would not open: a 4xx is final (bad
+  // predicate, unknown source, no token, a limit), anything else is tried again later.
+  async failed(sub, wasOpen) {
+    if (this.closed) return;
+    this.onState("retrying", wasOpen ? "disconnected, retrying…" : "connecting…");
+    const err = await diagnose(sub, "text/event-stream");
+    if (this.closed) return;
+    if (err && err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429) {
+      this.closed = true;
+      const code = err.error?.code ? ` (${err.error.code})` : "";
+      this.onState("error", `the server refused the stream: ${err.message}${code}`, err);
+      return;
+    }
+    const why = err ? `${err.message}` : "disconnected";
+    this.retry(`${why}, retrying…`);
+  }
+
+  retry(text) {
+    if (this.closed) return;
+    const wait = this.delay * (0.75 + Math.random() * 0.5);
+    this.delay = Math.min(this.delay * 2, retryMax);
+    this.onState("retrying", `${text} (in ${Math.round(wait / 1000)} s)`);
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.open(), wait);
+  }
+}
