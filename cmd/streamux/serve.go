@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/streamux/streamux/internal/config"
+	"github.com/streamux/streamux/internal/httpapi"
+	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/source/demo"
+	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/supervisor"
+	"github.com/streamux/streamux/internal/transport"
+	"github.com/streamux/streamux/internal/webui"
+)
+
+func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("streamux", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	cfgPath := fs.String("config", "", "the configuration file (YAML); none: the embedded default")
+	listen := fs.String("listen", "", "the address to serve on, overriding the configuration")
+	level := fs.String("log-level", "info", "debug, info, warn or error")
+	format := fs.String("log-format", "text", "text or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "streamux: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	log, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		return err
+	}
+	cfg := config.Default()
+	if *cfgPath != "" {
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	return serve(ctx, cfg, ln, log)
+}
+
+// serve runs streamux on ln until ctx is done, then shuts down within cfg.ShutdownGrace: it stops
+// accepting, closes every stream (WebSocket 1001), stops the sources and routers, and returns.
+func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error {
+	srcs, ingests, err := buildSources(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	sup, err := supervisor.New(srcs, supervisor.Options{
+		History: cfg.History.Size,
+		Queue:   output.Limits{Events: cfg.Limits.QueueEvents, Bytes: cfg.Limits.QueueBytes},
+		Log:     log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	api := httpapi.New(sup, httpapi.Options{
+		Predicates: predicate.Limits{MaxBytes: cfg.Limits.PredicateMaxBytes, MaxCost: cfg.Limits.PredicateMaxCost},
+		Transport: transport.Options{
+			WriteTimeout: cfg.Stream.WriteTimeout, Heartbeat: cfg.Stream.Heartbeat,
+			MaxBatch: cfg.Stream.MaxBatch, MaxClientFrame: cfg.Limits.ClientFrameBytes,
+		},
+		Ingest: ingests,
+		Web:    webui.Handler(),
+		Log:    log,
+	})
+	hs := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	supCtx, stopSup := context.WithCancel(context.Background())
+	defer stopSup()
+	supDone := make(chan error, 1)
+	go func() { supDone <- sup.Run(supCtx) }() // waited for below
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- hs.Serve(ln) }() // waited for below
+
+	log.Info("streamux serving", "url", "http://"+ln.Addr().String()+"/", "sources", sup.Names())
+	select {
+	case <-ctx.Done():
+	case err := <-httpDone:
+		stopSup()
+		<-supDone
+		return fmt.Errorf("serve: %w", err)
+	}
+
+	log.Info("shutting down", "grace", cfg.ShutdownGrace)
+	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	api.Drain()
+	shutDone := make(chan error, 1)
+	// Shutdown closes the listener at once, then waits for the SSE and NDJSON handlers, which
+	// return as soon as the supervisor ends their streams just below.
+	go func() { shutDone <- hs.Shutdown(grace) }()
+	var errs []error
+	if err := sup.Shutdown(grace); err != nil {
+		errs = append(errs, err)
+	}
+	if err := <-shutDone; err != nil {
+		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		hs.Close()
+	}
+	<-httpDone
+	stopSup()
+	if err := <-supDone; err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		log.Warn("shutdown was not clean", "err", errors.Join(errs...))
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// buildSources makes each configured source's adapter.
+func buildSources(cfg *config.Config) ([]supervisor.Source, map[string]*ingest.Source, error) {
+	var out []supervisor.Source
+	ingests := make(map[string]*ingest.Source)
+	for _, sc := range cfg.Sources {
+		s := supervisor.Source{
+			Name: sc.Name, Type: sc.Type, Required: sc.Required,
+			Backoff: source.Backoff{Initial: sc.Backoff.Initial, Max: sc.Backoff.Max},
+		}
+		switch spec := sc.Spec.(type) {
+		case *demo.Config:
+			s.Adapter = demo.New(*spec)
+		case *ingest.Config:
+			in := ingest.New(*spec)
+			ingests[sc.Name] = in
+			s.Adapter = in
+		default:
+			return nil, nil, fmt.Errorf("source %q: type %q is not wired", sc.Name, sc.Type)
+		}
+		out = append(out, s)
+	}
+	return out, ingests, nil
+}

@@ -1,0 +1,197 @@
+// Package config reads streamux's YAML configuration: strictly (an unknown field is an error that
+// names it), with ${ENV} expansion, defaults for everything left out, and every problem reported
+// at once.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration. Its zero value, after Defaults, is the embedded default:
+// one demo source served on 127.0.0.1:8080.
+type Config struct {
+	// Listen is the address to serve on. Defaults to 127.0.0.1:8080.
+	Listen string `yaml:"listen"`
+	// Sources are the streams to read. Defaults to one demo source named "demo".
+	Sources []Source `yaml:"sources"`
+	Limits  Limits   `yaml:"limits"`
+	History History  `yaml:"history"`
+	Stream  Stream   `yaml:"stream"`
+	// ShutdownGrace is how long SIGTERM waits for streams to close. Defaults to 10s.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+}
+
+// Limits bound what one client may cost.
+type Limits struct {
+	// PredicateMaxBytes is the longest predicate accepted. Defaults to 4096.
+	PredicateMaxBytes int `yaml:"predicate_max_bytes"`
+	// PredicateMaxCost is the highest CEL cost accepted, estimated at compile time and
+	// enforced at run time. Defaults to the predicate package's default.
+	PredicateMaxCost uint64 `yaml:"predicate_max_cost"`
+	// QueueEvents is the most events queued for one subscription. Defaults to 1024.
+	QueueEvents int `yaml:"queue_events"`
+	// QueueBytes is the most encoded bytes queued for one subscription. Defaults to 1 MiB.
+	QueueBytes int64 `yaml:"queue_bytes"`
+	// ClientFrameBytes is the largest frame a WebSocket client may send (close 1009 above).
+	// Defaults to 64 KiB.
+	ClientFrameBytes int64 `yaml:"client_frame_bytes"`
+}
+
+// History configures the per-source history that resume and /v1/check read.
+type History struct {
+	// Size is the number of messages kept per source. Defaults to 10000.
+	Size int `yaml:"size"`
+}
+
+// Stream tunes the client streams.
+type Stream struct {
+	// Heartbeat is the interval of SSE comments and WebSocket pings. Defaults to 15s.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// WriteTimeout cuts a client that does not take a write within it. Defaults to 10s.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// MaxBatch is the most events joined into one write. Defaults to 256.
+	MaxBatch int `yaml:"max_batch"`
+}
+
+// DefaultListen is where streamux serves when nothing is configured.
+const DefaultListen = "127.0.0.1:8080"
+
+// Default returns the embedded default configuration.
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults()
+	return c
+}
+
+// Load reads, expands, decodes, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse is Load for bytes already read.
+func Parse(raw []byte) (*Config, error) {
+	expanded, err := Expand(raw, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(expanded))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	c.applyDefaults()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// Expand replaces ${NAME} with the variable's value and ${NAME:-default} with the value or the
+// default. A variable that is not set and has no default is an error that names it; "$$"
+// stays as is so that a literal "${" can be written as "$${".
+func Expand(raw []byte, lookup func(string) (string, bool)) ([]byte, error) {
+	var missing []string
+	out := envRef.ReplaceAllFunc(raw, func(ref []byte) []byte {
+		m := envRef.FindSubmatch(ref)
+		if v, ok := lookup(string(m[1])); ok {
+			return []byte(v)
+		}
+		if m[2] != nil {
+			return m[3]
+		}
+		missing = append(missing, string(m[1]))
+		return ref
+	})
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("environment variables not set: %s", strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.Listen == "" {
+		c.Listen = DefaultListen
+	}
+	if len(c.Sources) == 0 {
+		c.Sources = []Source{{Name: "demo", Type: "demo", Spec: &demoConfig{}}}
+	}
+	if c.Limits.PredicateMaxBytes == 0 {
+		c.Limits.PredicateMaxBytes = 4096
+	}
+	if c.History.Size == 0 {
+		c.History.Size = 10000
+	}
+	if c.ShutdownGrace == 0 {
+		c.ShutdownGrace = 10 * time.Second
+	}
+}
+
+// Validate reports every problem at once, joined.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen: %v", err)
+	}
+	seen := map[string]bool{}
+	for i, s := range c.Sources {
+		where := fmt.Sprintf("sources[%d]", i)
+		if s.Name != "" {
+			where += " (" + s.Name + ")"
+		}
+		switch {
+		case s.Name == "":
+			add("%s: name is required", where)
+		case !validName.MatchString(s.Name):
+			add("%s: name must be 1-64 letters, digits, '.', '_' or '-'", where)
+		case seen[s.Name]:
+			add("%s: name %q is used twice", where, s.Name)
+		}
+		seen[s.Name] = true
+		if s.Backoff.Initial < 0 || s.Backoff.Max < 0 {
+			add("%s: backoff durations must be positive", where)
+		}
+		if v, ok := s.Spec.(interface{ Validate() []error }); ok {
+			for _, err := range v.Validate() {
+				add("%s: %v", where, err)
+			}
+		}
+	}
+	l := c.Limits
+	if l.PredicateMaxBytes < 0 || l.QueueEvents < 0 || l.QueueBytes < 0 || l.ClientFrameBytes < 0 {
+		add("limits: values must be positive")
+	}
+	if c.History.Size < 0 {
+		add("history.size must be positive")
+	}
+	if c.Stream.Heartbeat < 0 || c.Stream.WriteTimeout < 0 || c.Stream.MaxBatch < 0 {
+		add("stream: values must be positive")
+	}
+	if c.ShutdownGrace < 0 {
+		add("shutdown_grace must be positive")
+	}
+	return errors.Join(errs...)
+}
+
+var validName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)

@@ -1,0 +1,56 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/streamux/streamux/internal/predicate"
+)
+
+// apiError is the body of every error answered before a stream starts:
+// {"error":{"code":"invalid_predicate","message":"...","position":12}}.
+type apiError struct {
+	Status   int    `json:"-"`
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+	Position *int   `json:"position,omitempty"`
+}
+
+func (e *apiError) Error() string { return e.Message }
+
+func newError(status int, code, message string) *apiError {
+	return &apiError{Status: status, Code: code, Message: message}
+}
+
+// predicateError turns a compile error into a 400.
+func predicateError(err error) *apiError {
+	var pe *predicate.Error
+	if !errors.As(err, &pe) {
+		return newError(http.StatusBadRequest, "invalid_predicate", err.Error())
+	}
+	e := newError(http.StatusBadRequest, pe.Code, pe.Message)
+	if pe.Position >= 0 {
+		p := pe.Position
+		e.Position = &p
+	}
+	return e
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	if e.Status == http.StatusMethodNotAllowed && w.Header().Get("Allow") == "" {
+		w.Header().Set("Allow", "GET")
+	}
+	writeJSON(w, e.Status, struct {
+		Error *apiError `json:"error"`
+	}{e})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,82 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/stream"
+)
+
+// streamParams are the query parameters of GET /v1/stream, parsed but not yet checked against
+// the configured sources or compiled.
+type streamParams struct {
+	where   string
+	sources []string
+	from    map[string]uint64
+	policy  output.Policy
+}
+
+// maxListItems bounds the sources and resume ids one request may name.
+const maxListItems = 256
+
+// parseStreamParams reads where, source (repeatable or comma-separated), from (repeatable or
+// comma-separated event ids, one per source; lastEventID, SSE's Last-Event-ID header, is used
+// when from is absent) and policy.
+func parseStreamParams(q url.Values, lastEventID string) (streamParams, *apiError) {
+	var p streamParams
+	bad := func(format string, args ...any) (streamParams, *apiError) {
+		return streamParams{}, newError(http.StatusBadRequest, "invalid_parameter", fmt.Sprintf(format, args...))
+	}
+	if len(q["where"]) > 1 {
+		return bad("where is given %d times; give one predicate", len(q["where"]))
+	}
+	p.where = q.Get("where")
+	p.sources = splitList(q["source"])
+	if len(p.sources) > maxListItems {
+		return bad("too many sources: %d, at most %d", len(p.sources), maxListItems)
+	}
+	for _, s := range p.sources {
+		if s == "" {
+			return bad("source must not be empty")
+		}
+	}
+	var err error
+	if p.policy, err = output.ParsePolicy(q.Get("policy")); err != nil {
+		return bad("policy: %v", err)
+	}
+	ids := splitList(q["from"])
+	if len(ids) == 0 && lastEventID != "" {
+		ids = splitList([]string{lastEventID})
+	}
+	if len(ids) > maxListItems {
+		return bad("too many resume ids: %d, at most %d", len(ids), maxListItems)
+	}
+	for _, id := range ids {
+		src, seq, err := stream.ParseID(id)
+		if err != nil {
+			return bad("from: %v", err)
+		}
+		if p.from == nil {
+			p.from = make(map[string]uint64)
+		}
+		if _, dup := p.from[src]; dup {
+			return bad("from names source %q twice; give one id per source", src)
+		}
+		p.from[src] = seq
+	}
+	return p, nil
+}
+
+// splitList flattens repeated and comma-separated values, trimming spaces.
+func splitList(vs []string) []string {
+	var out []string
+	for _, v := range vs {
+		for _, s := range strings.Split(v, ",") {
+			out = append(out, strings.TrimSpace(s))
+		}
+	}
+	return out
+}

@@ -1,0 +1,367 @@
+// Package httpapi is streamux's HTTP surface: the routes of API.md, errors as JSON, and the
+// choice of transport for a stream.
+//
+// Concurrency: net/http runs each request on its own goroutine. A stream request's goroutine
+// subscribes, becomes the subscription's only writer, and closes the subscription when the stream
+// ends, whatever the reason; nothing else holds the subscription after that.
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/supervisor"
+	"github.com/streamux/streamux/internal/transport"
+	"github.com/streamux/streamux/internal/transport/ndjson"
+	"github.com/streamux/streamux/internal/transport/sse"
+	"github.com/streamux/streamux/internal/transport/ws"
+)
+
+// Options configure a Server.
+type Options struct {
+	Predicates predicate.Limits
+	Transport  transport.Options
+	// Ingest maps the names of the http sources to their adapters.
+	Ingest map[string]*ingest.Source
+	// Web serves the page at "/"; nil serves none.
+	Web http.Handler
+	Log *slog.Logger
+}
+
+// Server serves the API over one supervisor.
+type Server struct {
+	sup      *supervisor.Supervisor
+	opt      Options
+	log      *slog.Logger
+	mux      *http.ServeMux
+	metrics  *prometheus.Registry
+	conns    [3]atomic.Int64 // live streams per transport: ws, sse, ndjson
+	draining atomic.Bool
+}
+
+// The transports, as /v1/subscriptions and the metrics name them.
+var transportNames = [3]string{"websocket", "sse", "ndjson"}
+
+// New returns a server for sup.
+func New(sup *supervisor.Supervisor, opt Options) *Server {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	s := &Server{sup: sup, opt: opt, log: opt.Log, mux: http.NewServeMux()}
+	s.metrics = newRegistry(s)
+	s.mux.HandleFunc("/v1/stream", s.only("GET", s.stream))
+	s.mux.HandleFunc("/v1/check", s.only("POST", s.check))
+	s.mux.HandleFunc("/v1/sources", s.only("GET", s.sources))
+	s.mux.HandleFunc("/v1/sources/{name}/messages", s.ingest)
+	s.mux.HandleFunc("/v1/subscriptions", s.only("GET", s.subscriptions))
+	s.mux.HandleFunc("/v1/subscriptions/{id}", s.only("DELETE", s.kick))
+	s.mux.HandleFunc("/healthz", s.only("GET", s.healthz))
+	s.mux.HandleFunc("/readyz", s.only("GET", s.readyz))
+	s.mux.Handle("/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
+	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, newError(http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path))
+	})
+	if opt.Web != nil {
+		s.mux.Handle("/", opt.Web)
+	}
+	return s
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Drain makes /readyz fail and new streams get 503, ahead of a shutdown.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// only answers 405, as JSON, to any method but m (and HEAD for GET).
+func (s *Server) only(m string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != m && !(m == "GET" && r.Method == "HEAD") {
+			w.Header().Set("Allow", m)
+			writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+m))
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (s *Server) compile(where string) (*predicate.Predicate, *apiError) {
+	p, err := predicate.Compile(where, s.opt.Predicates)
+	if err != nil {
+		return nil, predicateError(err)
+	}
+	return p, nil
+}
+
+func (s *Server) checkSources(names []string) *apiError {
+	for _, n := range names {
+		if !s.sup.Has(n) {
+			return newError(http.StatusNotFound, "unknown_source", fmt.Sprintf("no source named %q", n))
+		}
+	}
+	return nil
+}
+
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	p, aerr := parseStreamParams(r.URL.Query(), r.Header.Get("Last-Event-ID"))
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	pred, aerr := s.compile(p.where)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if aerr := s.checkSources(p.sources); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	for src := range p.from {
+		if len(p.sources) > 0 && !contains(p.sources, src) || !s.sup.Has(src) {
+			writeError(w, newError(http.StatusBadRequest, "invalid_parameter",
+				fmt.Sprintf("from names source %q, which this stream does not read", src)))
+			return
+		}
+	}
+	if s.draining.Load() {
+		writeError(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
+		return
+	}
+	kind := 2
+	switch {
+	case ws.IsUpgrade(r):
+		kind = 0
+	case acceptsEventStream(r):
+		kind = 1
+	}
+	sub, err := s.sup.Subscribe(r.Context(), supervisor.Request{
+		Sources: p.sources, Predicate: pred, Policy: p.policy, From: p.from,
+		Transport: transportNames[kind], Remote: r.RemoteAddr,
+	})
+	if err != nil {
+		if errors.Is(err, supervisor.ErrClosed) {
+			writeError(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
+		} else {
+			writeError(w, newError(http.StatusInternalServerError, "internal", err.Error()))
+		}
+		return
+	}
+	defer sub.Close()
+	s.conns[kind].Add(1)
+	defer s.conns[kind].Add(-1)
+
+	topt := s.opt.Transport
+	switch kind {
+	case 0:
+		conn, br, err := ws.Upgrade(w, r, topt)
+		if err != nil {
+			s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+			return
+		}
+		err = ws.Serve(conn, br, sub.Out, sub.Backlog, topt)
+		sub.Out.Close(causeOf(err))
+	case 1:
+		sub.Out.Close(causeOf(sse.Serve(w, r, sub.Out, sub.Backlog, topt)))
+	default:
+		sub.Out.Close(causeOf(ndjson.Serve(w, r, sub.Out, sub.Backlog, topt)))
+	}
+}
+
+// causeOf is the reason recorded for a stream that ended with err: the output's own reason when
+// it ended first, otherwise the client's side.
+func causeOf(err error) error {
+	if err == nil {
+		return io.EOF
+	}
+	return err
+}
+
+func acceptsEventStream(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(v, ",") {
+			mt, _, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(mt), sse.ContentType) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// checkRequest is the body of POST /v1/check; source may be a string or a list.
+type checkRequest struct {
+	Where  string          `json:"where"`
+	Source json.RawMessage `json:"source"`
+}
+
+type checkCount struct {
+	Matched int `json:"matched"`
+	Of      int `json:"of"`
+}
+
+type checkResponse struct {
+	Valid   bool                  `json:"valid"`
+	Error   *apiError             `json:"error,omitempty"`
+	Cost    *costEstimate         `json:"cost,omitempty"`
+	Sources map[string]checkCount `json:"sources,omitempty"`
+	Matched int                   `json:"matched"`
+	Of      int                   `json:"of"`
+}
+
+type costEstimate struct {
+	Min uint64 `json:"min"`
+	Max uint64 `json:"max"`
+}
+
+// check compiles a predicate and counts its matches in the history. A predicate that does not
+// compile is a normal answer (200, "valid": false); only a malformed request is a 400.
+func (s *Server) check(w http.ResponseWriter, r *http.Request) {
+	var req checkRequest
+	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeError(w, newError(http.StatusBadRequest, "invalid_request", `body must be {"where":"...","source":["..."]}: `+err.Error()))
+		return
+	}
+	names, err := sourceList(req.Source)
+	if err != nil {
+		writeError(w, newError(http.StatusBadRequest, "invalid_request", err.Error()))
+		return
+	}
+	if aerr := s.checkSources(names); aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	if len(names) == 0 {
+		names = s.sup.Names()
+	}
+	pred, aerr := s.compile(req.Where)
+	if aerr != nil {
+		writeJSON(w, http.StatusOK, checkResponse{Error: aerr})
+		return
+	}
+	min, max := pred.Cost()
+	resp := checkResponse{Valid: true, Cost: &costEstimate{min, max}, Sources: map[string]checkCount{}}
+	var in predicate.Input
+	for _, n := range names {
+		evs, err := s.sup.History(r.Context(), n)
+		if err != nil {
+			continue
+		}
+		c := checkCount{Of: len(evs)}
+		for _, ev := range evs {
+			in.Reset(ev.Msg)
+			if ok, _ := pred.Match(&in); ok {
+				c.Matched++
+			}
+		}
+		resp.Sources[n] = c
+		resp.Matched += c.Matched
+		resp.Of += c.Of
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func sourceList(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}, nil
+	}
+	var many []string
+	if err := json.Unmarshal(raw, &many); err != nil {
+		return nil, errors.New("source must be a string or a list of strings")
+	}
+	return many, nil
+}
+
+func (s *Server) sources(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.sup.Sources())
+}
+
+func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.sup.Subscriptions())
+}
+
+func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, newError(http.StatusBadRequest, "invalid_parameter", "subscription id must be a number"))
+		return
+	}
+	if !s.sup.Kick(id) {
+		writeError(w, newError(http.StatusNotFound, "unknown_subscription", fmt.Sprintf("no subscription %d", id)))
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if !s.sup.Has(name) {
+		writeError(w, newError(http.StatusNotFound, "unknown_source", fmt.Sprintf("no source named %q", name)))
+		return
+	}
+	src, ok := s.opt.Ingest[name]
+	if !ok {
+		writeError(w, newError(http.StatusMethodNotAllowed, "not_ingestible",
+			fmt.Sprintf("source %q is not of type http; only http sources take messages", name)))
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use POST"))
+		return
+	}
+	n, err := src.Publish(r, w)
+	if err != nil {
+		var ie *ingest.Error
+		if errors.As(err, &ie) {
+			writeError(w, newError(ie.Status, ie.Code, ie.Message))
+			return
+		}
+		writeError(w, newError(http.StatusInternalServerError, "internal", err.Error()))
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"accepted": n})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ok, down := s.sup.Ready()
+	switch {
+	case s.draining.Load():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "reason": "shutting down"})
+	case !ok:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "down": down})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"ready": true})
+	}
+}

@@ -1,0 +1,41 @@
+package router
+
+import "github.com/streamux/streamux/internal/stream"
+
+// ring is the history: the last len(buf) message events, indexed by sequence number.
+type ring struct {
+	buf []*stream.Event
+	n   int // how many are held
+}
+
+func newRing(size int) ring { return ring{buf: make([]*stream.Event, size)} }
+
+func (h *ring) push(ev *stream.Event) {
+	h.buf[ev.Seq()%uint64(len(h.buf))] = ev
+	if h.n < len(h.buf) {
+		h.n++
+	}
+}
+
+// after returns the events with sequence numbers after seq, given that last is the newest.
+func (h *ring) after(seq, last uint64) Backlog {
+	var b Backlog
+	if seq > last {
+		b.Unknown = true
+		seq = 0
+	}
+	oldest := last - uint64(h.n) + 1
+	start := seq + 1
+	if start < oldest {
+		b.Missed = oldest - start
+		start = oldest
+	}
+	if start > last {
+		return b
+	}
+	b.Events = make([]*stream.Event, 0, last-start+1)
+	for s := start; s <= last; s++ {
+		b.Events = append(b.Events, h.buf[s%uint64(len(h.buf))])
+	}
+	return b
+}

@@ -1,0 +1,361 @@
+// Package router routes one source's messages to the subscriptions that match them.
+//
+// A Router is one goroutine (Run) that owns everything on the per-message path: the sequence
+// counter, the history ring, the subscriber table and the predicate input. Other goroutines
+// change the table only by sending work on the control channel, so the hot path takes no lock.
+// The router never waits for a client: it offers each event to a subscription's queue and, when
+// the queue is full, applies the subscription's policy.
+package router
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/stream"
+)
+
+// ErrStopped is returned by calls on a router whose goroutine has ended.
+var ErrStopped = errors.New("router stopped")
+
+// DefaultHistory is the number of messages a router keeps for resume and /v1/check.
+const DefaultHistory = 10000
+
+// Router routes one source. Create it with New, start Run once, then use the other methods from
+// any goroutine.
+type Router struct {
+	name string
+	log  *slog.Logger
+	in   chan *stream.Message
+	ctl  chan func()
+	done chan struct{}
+
+	// Owned by the Run goroutine.
+	seq     uint64
+	subs    []*entry
+	byID    map[uint64]int // subscription id → index in subs
+	hist    ring
+	input   predicate.Input
+	gapsDue bool
+
+	stats Stats
+}
+
+type entry struct {
+	out    *output.Output
+	pred   *predicate.Predicate
+	all    bool   // the predicate matches everything: no evaluation
+	missed uint64 // matched but dropped since the last gap event (policy drop)
+}
+
+// Stats are a router's counters; read them with Snapshot.
+type Stats struct {
+	received   atomic.Uint64
+	matched    atomic.Uint64
+	queued     atomic.Uint64
+	dropped    atomic.Uint64
+	evalErrors atomic.Uint64
+	slowKicked atomic.Uint64
+	subs       atomic.Int64
+	lastSeq    atomic.Uint64
+}
+
+// Counters is a snapshot of a router's counters.
+type Counters struct {
+	Received uint64 `json:"received"`
+	Matched  uint64 `json:"matched"`
+	// Delivered counts events handed to a subscription's queue, to be written.
+	Delivered     uint64 `json:"delivered"`
+	Dropped       uint64 `json:"dropped"`
+	EvalErrors    uint64 `json:"predicate_errors"`
+	SlowConsumers uint64 `json:"slow_consumers"`
+	Subscriptions int64  `json:"subscriptions"`
+	LastSeq       uint64 `json:"last_seq"`
+}
+
+// New returns a router for the source name that keeps history messages (DefaultHistory if ≤ 0).
+func New(name string, history int, log *slog.Logger) *Router {
+	if history <= 0 {
+		history = DefaultHistory
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Router{
+		name: name,
+		log:  log.With("source", name),
+		in:   make(chan *stream.Message),
+		ctl:  make(chan func()),
+		done: make(chan struct{}),
+		byID: make(map[uint64]int),
+		hist: newRing(history),
+	}
+}
+
+// Name is the source's name.
+func (r *Router) Name() string { return r.name }
+
+// Counters returns the router's counters now.
+func (r *Router) Counters() Counters {
+	s := &r.stats
+	return Counters{
+		Received: s.received.Load(), Matched: s.matched.Load(), Delivered: s.queued.Load(), Dropped: s.dropped.Load(),
+		EvalErrors: s.evalErrors.Load(), SlowConsumers: s.slowKicked.Load(),
+		Subscriptions: s.subs.Load(), LastSeq: s.lastSeq.Load(),
+	}
+}
+
+// Run routes until ctx is done. When it returns, every output it still feeds is closed with
+// output.ErrShutdown and every later call fails with ErrStopped.
+func (r *Router) Run(ctx context.Context) {
+	defer close(r.done)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case m := <-r.in:
+			r.route(m)
+		case f := <-r.ctl:
+			f()
+		case <-tick.C:
+			if r.gapsDue {
+				r.flushGaps()
+			}
+		case <-ctx.Done():
+			for _, e := range r.subs {
+				e.out.Close(output.ErrShutdown)
+			}
+			r.subs, r.byID = nil, nil
+			r.stats.subs.Store(0)
+			return
+		}
+	}
+}
+
+// Emit hands m to the router; it is the source.Emit of this router's source. It returns once the
+// router has taken m.
+func (r *Router) Emit(ctx context.Context, m *stream.Message) error {
+	select {
+	case r.in <- m:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.done:
+		return ErrStopped
+	}
+}
+
+var _ source.Emit = (*Router)(nil).Emit
+
+func (r *Router) route(m *stream.Message) {
+	r.seq++
+	m.Seq = r.seq
+	m.Source = r.name
+	ev := stream.NewMessage(m)
+	r.hist.push(ev)
+	r.stats.received.Add(1)
+	r.stats.lastSeq.Store(r.seq)
+
+	r.input.Reset(m)
+	dead := false
+	for _, e := range r.subs {
+		if !e.all && !r.match(e) {
+			continue
+		}
+		r.stats.matched.Add(1)
+		e.out.CountMatch()
+		if !r.deliver(e, ev) {
+			dead = true
+		}
+	}
+	if dead {
+		r.sweep()
+	}
+}
+
+// match evaluates e's predicate on the current message; a panic in a predicate is recovered and
+// counted as a run-time failure of that predicate, so that it stops nothing else.
+func (r *Router) match(e *entry) (ok bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.log.Error("predicate panicked", "predicate", e.pred.String(), "panic", p, "stack", string(debug.Stack()))
+			e.out.CountEvalError()
+			r.stats.evalErrors.Add(1)
+			ok = false
+		}
+	}()
+	ok, err := e.pred.Match(&r.input)
+	if err != nil {
+		e.out.CountEvalError()
+		r.stats.evalErrors.Add(1)
+	}
+	return ok
+}
+
+// deliver offers ev to e without waiting. It reports false when e's output was ended for being
+// slow and must be removed from the table.
+func (r *Router) deliver(e *entry, ev *stream.Event) bool {
+	if e.missed > 0 && !r.offerGap(e) {
+		e.missed++
+		e.out.CountDrop(1)
+		r.stats.dropped.Add(1)
+		return true
+	}
+	if e.out.Offer(ev) {
+		r.stats.queued.Add(1)
+		return true
+	}
+	if e.out.Policy() == output.Drop {
+		e.missed++
+		e.out.CountDrop(1)
+		r.stats.dropped.Add(1)
+		r.gapsDue = true
+		return true
+	}
+	e.out.CountDrop(1)
+	r.stats.dropped.Add(1)
+	r.stats.slowKicked.Add(1)
+	e.out.Close(output.ErrSlowConsumer)
+	return false
+}
+
+// offerGap tries to queue the gap event for what e missed.
+func (r *Router) offerGap(e *entry) bool {
+	if !e.out.Offer(stream.NewGap(r.name, e.missed)) {
+		return false
+	}
+	e.missed = 0
+	return true
+}
+
+// flushGaps sends pending gap events even when no further message matches.
+func (r *Router) flushGaps() {
+	r.gapsDue = false
+	for _, e := range r.subs {
+		if e.missed > 0 && !r.offerGap(e) {
+			r.gapsDue = true
+		}
+	}
+}
+
+// sweep removes the entries whose output has ended.
+func (r *Router) sweep() {
+	for i := 0; i < len(r.subs); {
+		if r.subs[i].out.Err() != nil {
+			r.removeAt(i)
+			continue
+		}
+		i++
+	}
+}
+
+func (r *Router) removeAt(i int) {
+	e := r.subs[i]
+	last := len(r.subs) - 1
+	r.subs[i] = r.subs[last]
+	r.byID[r.subs[i].out.ID()] = i
+	r.subs[last] = nil
+	r.subs = r.subs[:last]
+	delete(r.byID, e.out.ID())
+	r.stats.subs.Store(int64(len(r.subs)))
+}
+
+// do runs f on the router goroutine and waits for it.
+func (r *Router) do(ctx context.Context, f func()) error {
+	ran := make(chan struct{})
+	g := func() { f(); close(ran) }
+	select {
+	case r.ctl <- g:
+	case <-r.done:
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	<-ran // the router runs g right after taking it
+	return nil
+}
+
+// Resume says where a new subscription starts.
+type Resume struct {
+	// After is the sequence number of the last message the client has; the subscription
+	// starts with the history after it.
+	After uint64
+	// Set is false for a subscription that starts live, with no history.
+	Set bool
+}
+
+// Backlog is the part of the history a new subscription must be sent before live events.
+type Backlog struct {
+	// Events are the messages after the resume point still in the history, oldest first, not
+	// yet filtered by the predicate.
+	Events []*stream.Event
+	// Missed counts the messages after the resume point that the history no longer holds.
+	Missed uint64
+	// Unknown is set when the resume point is ahead of this router: the id came from an
+	// earlier process, and the whole history is in Events.
+	Unknown bool
+}
+
+// Add registers a subscription. Live events start right after the backlog it returns, with no
+// message missing or repeated between the two, because both are decided on the router goroutine.
+func (r *Router) Add(ctx context.Context, out *output.Output, p *predicate.Predicate, from Resume) (Backlog, error) {
+	var b Backlog
+	err := r.do(ctx, func() {
+		if _, ok := r.byID[out.ID()]; ok {
+			return
+		}
+		if from.Set {
+			b = r.hist.after(from.After, r.seq)
+		}
+		r.byID[out.ID()] = len(r.subs)
+		r.subs = append(r.subs, &entry{out: out, pred: p, all: p == nil || p.MatchesAll()})
+		r.stats.subs.Store(int64(len(r.subs)))
+	})
+	return b, err
+}
+
+// Remove forgets the subscription id. When it returns, the router holds no reference to it.
+func (r *Router) Remove(ctx context.Context, id uint64) error {
+	err := r.do(ctx, func() {
+		if i, ok := r.byID[id]; ok {
+			r.removeAt(i)
+		}
+	})
+	if errors.Is(err, ErrStopped) {
+		return nil // a stopped router holds nothing
+	}
+	return err
+}
+
+// Len is the number of subscriptions in the table.
+func (r *Router) Len() int { return int(r.stats.subs.Load()) }
+
+// History returns the messages in the history, oldest first.
+func (r *Router) History(ctx context.Context) ([]*stream.Event, error) {
+	var evs []*stream.Event
+	err := r.do(ctx, func() { evs = r.hist.after(0, r.seq).Events })
+	return evs, err
+}
+
+// Notify tells every subscription of this source that the source changed state. It is the
+// source.Runner's notify function for this router's source.
+func (r *Router) Notify(s source.State, err error) {
+	text := ""
+	if err != nil {
+		text = err.Error()
+	}
+	ev := stream.NewStatus(r.name, string(s), text)
+	// Status changes are rare and must not be lost to a busy router, so wait for it; a
+	// stopped router has no one to tell.
+	_ = r.do(context.Background(), func() {
+		for _, e := range r.subs {
+			e.out.Offer(ev) // a full queue will see the consequences of the state soon enough
+		}
+	})
+}

@@ -1,0 +1,108 @@
+package supervisor
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/router"
+	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/stream"
+)
+
+// SourceInfo is what GET /v1/sources shows of one source.
+type SourceInfo struct {
+	Name      string          `json:"name"`
+	Type      string          `json:"type"`
+	State     source.State    `json:"state"`
+	Required  bool            `json:"required"`
+	LastError string          `json:"last_error,omitempty"`
+	Since     time.Time       `json:"since"`
+	Reconnect uint64          `json:"reconnects"`
+	Counters  router.Counters `json:"counters"`
+	Extra     any             `json:"adapter,omitempty"`
+}
+
+// Sources describes every source, sorted by name.
+func (s *Supervisor) Sources() []SourceInfo {
+	out := make([]SourceInfo, 0, len(s.names))
+	for _, n := range s.names {
+		out = append(out, s.sourceInfo(n))
+	}
+	return out
+}
+
+func (s *Supervisor) sourceInfo(n string) SourceInfo {
+	in := s.runners[n].Info()
+	si := SourceInfo{
+		Name: n, Type: in.Type, State: in.State, Required: in.Required, LastError: in.LastError,
+		Since: in.Since, Reconnect: in.Reconnects, Counters: s.routers[n].Counters(),
+	}
+	if f := s.extra[n]; f != nil {
+		si.Extra = f()
+	}
+	return si
+}
+
+// Ready reports whether every required source is up, and names the ones that are not.
+func (s *Supervisor) Ready() (bool, []string) {
+	var down []string
+	for _, n := range s.names {
+		in := s.runners[n].Info()
+		if in.Required && in.State != source.Up {
+			down = append(down, n)
+		}
+	}
+	return len(down) == 0, down
+}
+
+// SubscriptionInfo is what GET /v1/subscriptions shows of one subscription.
+type SubscriptionInfo struct {
+	ID        uint64          `json:"id"`
+	Predicate string          `json:"predicate"`
+	Sources   []string        `json:"sources"`
+	Transport string          `json:"transport"`
+	Remote    string          `json:"remote"`
+	Policy    string          `json:"policy"`
+	Started   time.Time       `json:"started"`
+	Counters  output.Counters `json:"counters"`
+}
+
+// Subscriptions describes every live subscription, oldest first.
+func (s *Supervisor) Subscriptions() []SubscriptionInfo {
+	s.mu.Lock()
+	subs := make([]*Subscription, 0, len(s.subs))
+	for _, sub := range s.subs {
+		subs = append(subs, sub)
+	}
+	s.mu.Unlock()
+	sort.Slice(subs, func(i, j int) bool { return subs[i].Out.ID() < subs[j].Out.ID() })
+	out := make([]SubscriptionInfo, 0, len(subs))
+	for _, sub := range subs {
+		out = append(out, SubscriptionInfo{
+			ID: sub.Out.ID(), Predicate: predicateText(sub.Predicate), Sources: sub.Sources,
+			Transport: sub.Transport, Remote: sub.Remote, Policy: sub.Out.Policy().String(),
+			Started: sub.Started, Counters: sub.Out.Counters(),
+		})
+	}
+	return out
+}
+
+// History returns the messages that source name still holds, oldest first.
+func (s *Supervisor) History(ctx context.Context, name string) ([]*stream.Event, error) {
+	r, ok := s.routers[name]
+	if !ok {
+		return nil, ErrUnknownSource
+	}
+	return r.History(ctx)
+}
+
+// TableSizes returns each router's subscriber-table size, for tests and metrics.
+func (s *Supervisor) TableSizes() map[string]int {
+	m := make(map[string]int, len(s.names))
+	for _, n := range s.names {
+		m[n] = s.routers[n].Len()
+	}
+	return m
+}

@@ -1,0 +1,300 @@
+// Package supervisor owns the routers and their sources, creates an output for each client
+// stream, registers it with every router the client reads, and removes it from all of them when
+// it ends.
+//
+// Concurrency: Run starts one goroutine per router and one per source and waits for them all.
+// Subscribe, the Subscription methods and the listing methods are safe from any goroutine; the
+// registry of live subscriptions is guarded by a mutex that is taken on subscribe and
+// unsubscribe only, never per message.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/router"
+	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/stream"
+)
+
+// ErrUnknownSource is returned by Subscribe for a source that is not configured.
+var ErrUnknownSource = errors.New("unknown source")
+
+// ErrClosed is returned by Subscribe once Shutdown has begun.
+var ErrClosed = errors.New("shutting down")
+
+// Source is one configured source: its adapter and how to run it.
+type Source struct {
+	Name     string
+	Type     string
+	Adapter  source.Source
+	Backoff  source.Backoff
+	Required bool
+	// Extra, if set, returns adapter-specific counters for GET /v1/sources.
+	Extra func() any
+}
+
+// Options configure a Supervisor. Zero values take the defaults.
+type Options struct {
+	// History is the number of messages each router keeps. Defaults to router.DefaultHistory.
+	History int
+	// Queue bounds each subscription's queue.
+	Queue output.Limits
+	Log   *slog.Logger
+}
+
+// Supervisor runs the sources and routers and keeps the live subscriptions.
+type Supervisor struct {
+	opt     Options
+	log     *slog.Logger
+	names   []string // sorted
+	routers map[string]*router.Router
+	runners map[string]*source.Runner
+	extra   map[string]func() any
+
+	mu     sync.Mutex
+	subs   map[uint64]*Subscription
+	nextID uint64
+	closed bool
+	idle   chan struct{} // closed when closed && len(subs) == 0
+}
+
+// New returns a supervisor for the sources; names must be unique.
+func New(sources []Source, opt Options) (*Supervisor, error) {
+	if opt.Log == nil {
+		opt.Log = slog.Default()
+	}
+	s := &Supervisor{
+		opt: opt, log: opt.Log,
+		routers: make(map[string]*router.Router), runners: make(map[string]*source.Runner),
+		extra: make(map[string]func() any), subs: make(map[uint64]*Subscription), idle: make(chan struct{}),
+	}
+	for _, src := range sources {
+		if _, dup := s.routers[src.Name]; dup {
+			return nil, fmt.Errorf("supervisor: source %q configured twice", src.Name)
+		}
+		s.names = append(s.names, src.Name)
+		s.routers[src.Name] = router.New(src.Name, opt.History, opt.Log)
+		s.runners[src.Name] = source.NewRunner(src.Name, src.Type, src.Adapter, src.Backoff, src.Required, opt.Log)
+		if src.Extra != nil {
+			s.extra[src.Name] = src.Extra
+		}
+	}
+	sort.Strings(s.names)
+	return s, nil
+}
+
+// Run runs every router and source until ctx is done, then waits for them to stop.
+func (s *Supervisor) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	srcCtx, stopSources := context.WithCancel(ctx)
+	defer stopSources()
+	var sources sync.WaitGroup
+	for _, name := range s.names {
+		r, run := s.routers[name], s.runners[name]
+		// Each router is waited for by g; each source by sources, so that sources stop
+		// before their routers do.
+		g.Go(func() error { r.Run(ctx); return nil })
+		sources.Add(1)
+		go func() {
+			defer sources.Done()
+			run.Run(srcCtx, r.Emit, r.Notify)
+		}()
+	}
+	<-ctx.Done()
+	stopSources()
+	sources.Wait()
+	return g.Wait()
+}
+
+// Names returns the configured source names, sorted.
+func (s *Supervisor) Names() []string { return s.names }
+
+// Has reports whether name is a configured source.
+func (s *Supervisor) Has(name string) bool { _, ok := s.routers[name]; return ok }
+
+// Request describes a new subscription.
+type Request struct {
+	// Sources to read; every one must exist. Empty means all.
+	Sources   []string
+	Predicate *predicate.Predicate
+	Policy    output.Policy
+	// From holds, per source, the sequence number the client last saw; sources not in it
+	// start live.
+	From      map[string]uint64
+	Transport string
+	Remote    string
+	// Queue overrides the supervisor's queue limits where non-zero.
+	Queue output.Limits
+}
+
+// Subscription is a live client stream. Its creator owns it and must call Close.
+type Subscription struct {
+	Out       *output.Output
+	Backlog   []*stream.Event // history to send before live events, filtered, gaps first
+	Sources   []string
+	Predicate *predicate.Predicate
+	Transport string
+	Remote    string
+	Started   time.Time
+
+	sup  *Supervisor
+	once sync.Once
+}
+
+// Subscribe creates the output and registers it with every router the client reads.
+func (s *Supervisor) Subscribe(ctx context.Context, req Request) (*Subscription, error) {
+	names := req.Sources
+	if len(names) == 0 {
+		names = s.names
+	}
+	for _, n := range names {
+		if !s.Has(n) {
+			return nil, fmt.Errorf("%w %q", ErrUnknownSource, n)
+		}
+	}
+	names = dedupe(names)
+	q := req.Queue
+	if q.Events == 0 {
+		q.Events = s.opt.Queue.Events
+	}
+	if q.Bytes == 0 {
+		q.Bytes = s.opt.Queue.Bytes
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
+	s.nextID++
+	sub := &Subscription{
+		Out: output.New(s.nextID, req.Policy, q), Sources: names, Predicate: req.Predicate,
+		Transport: req.Transport, Remote: req.Remote, Started: time.Now(), sup: s,
+	}
+	s.subs[sub.Out.ID()] = sub
+	s.mu.Unlock()
+
+	var in predicate.Input
+	for _, n := range names {
+		from, ok := req.From[n]
+		b, err := s.routers[n].Add(ctx, sub.Out, req.Predicate, router.Resume{After: from, Set: ok})
+		if err != nil {
+			sub.Close()
+			if errors.Is(err, router.ErrStopped) {
+				return nil, ErrClosed
+			}
+			return nil, fmt.Errorf("subscribe to %q: %w", n, err)
+		}
+		if b.Missed > 0 || b.Unknown {
+			sub.Backlog = append(sub.Backlog, stream.NewGap(n, b.Missed))
+		}
+		for _, ev := range b.Events {
+			if matches(req.Predicate, &in, ev.Msg) {
+				sub.Backlog = append(sub.Backlog, ev)
+			}
+		}
+	}
+	s.log.Info("subscription opened", "id", sub.Out.ID(), "remote", sub.Remote, "transport", sub.Transport,
+		"sources", names, "predicate", predicateText(req.Predicate), "policy", req.Policy.String(), "backlog", len(sub.Backlog))
+	return sub, nil
+}
+
+func matches(p *predicate.Predicate, in *predicate.Input, m *stream.Message) bool {
+	if p == nil || p.MatchesAll() {
+		return true
+	}
+	in.Reset(m)
+	ok, _ := p.Match(in)
+	return ok
+}
+
+// Close ends the subscription, if it has not ended, and removes it from every router and from
+// the registry. When it returns, nothing in the server refers to it. Safe to call many times.
+func (sub *Subscription) Close() {
+	sub.once.Do(func() {
+		sub.Out.Close(output.ErrClientGone)
+		s := sub.sup
+		for _, n := range sub.Sources {
+			// Removal from a stopped router is a no-op; it holds nothing.
+			_ = s.routers[n].Remove(context.Background(), sub.Out.ID())
+		}
+		s.mu.Lock()
+		delete(s.subs, sub.Out.ID())
+		if s.closed && len(s.subs) == 0 {
+			close(s.idle)
+		}
+		s.mu.Unlock()
+		c := sub.Out.Counters()
+		s.log.Info("subscription closed", "id", sub.Out.ID(), "remote", sub.Remote, "reason", sub.Out.Err(),
+			"delivered", c.Delivered, "dropped", c.Dropped, "predicate_errors", c.EvalErrors)
+	})
+}
+
+// Kick ends the subscription id; it reports false when there is none.
+func (s *Supervisor) Kick(id uint64) bool {
+	s.mu.Lock()
+	sub, ok := s.subs[id]
+	s.mu.Unlock()
+	if ok {
+		sub.Out.Close(output.ErrKicked)
+	}
+	return ok
+}
+
+// Shutdown refuses new subscriptions, ends every live one with output.ErrShutdown and waits,
+// until ctx is done, for their owners to close them.
+func (s *Supervisor) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		if len(s.subs) == 0 {
+			close(s.idle)
+		}
+	}
+	for _, sub := range s.subs {
+		sub.Out.Close(output.ErrShutdown)
+	}
+	s.mu.Unlock()
+	select {
+	case <-s.idle:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("supervisor: %d subscriptions still open: %w", s.Count(), ctx.Err())
+	}
+}
+
+// Count is the number of live subscriptions.
+func (s *Supervisor) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs)
+}
+
+func dedupe(names []string) []string {
+	seen := make(map[string]bool, len(names))
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func predicateText(p *predicate.Predicate) string {
+	if p == nil {
+		return ""
+	}
+	return p.String()
+}

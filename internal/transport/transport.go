@@ -1,0 +1,38 @@
+// Package transport holds what the three client transports (ws, sse, ndjson) share: their
+// options. Each transport serves one subscription's output on the HTTP request goroutine, which
+// is the output's only writer.
+package transport
+
+import "time"
+
+// Options tune a transport. Zero values take the defaults.
+type Options struct {
+	// WriteTimeout cuts a client that does not take a write within it (a stalled TCP peer).
+	// Defaults to 10s.
+	WriteTimeout time.Duration
+	// Heartbeat is the interval of SSE comment lines and WebSocket pings on a quiet stream.
+	// Defaults to 15s.
+	Heartbeat time.Duration
+	// MaxBatch is the most events joined into one write. Defaults to 256.
+	MaxBatch int
+	// MaxClientFrame is the largest frame a WebSocket client may send; a larger one closes the
+	// connection with 1009. Defaults to 64 KiB.
+	MaxClientFrame int64
+}
+
+// WithDefaults returns o with zero fields set to their defaults.
+func (o Options) WithDefaults() Options {
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 256
+	}
+	if o.MaxClientFrame <= 0 {
+		o.MaxClientFrame = 64 << 10
+	}
+	return o
+}
