@@ -1,0 +1,283 @@
+package amqp
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+)
+
+// The acknowledgement modes of Config.Ack.
+const (
+	// AckAuto acknowledges each message as it is received, before routing (in batches, so the
+	// broker is not sent one frame per message). A stop or crash may lose what was received and
+	// not yet routed; a dropped connection may bring the last unacknowledged batch again.
+	AckAuto = "auto"
+	// AckAfterRoute acknowledges a message once the router has taken it (Emit returned nil); on
+	// shutdown, what the router did not take is rejected with requeue. Nothing is lost, a
+	// dropped connection may bring some messages twice (amqp_redelivered is "true" then). It
+	// needs a named queue: a server-named queue dies with its connection.
+	AckAfterRoute = "after_route"
+)
+
+// Defaults.
+const (
+	DefaultExchangeType   = "topic"
+	DefaultPrefetch       = 256
+	DefaultHeartbeat      = 10 * time.Second
+	DefaultConnectionName = "streamux"
+)
+
+// Config configures one RabbitMQ source. Its YAML field names are part of the configuration
+// contract; the config package decodes them strictly. URL, and Exchange or Queue, are required;
+// every other field has a working default.
+type Config struct {
+	// URL is the broker: amqp://user:password@host:port/vhost, or amqps://… for TLS.
+	URL string `yaml:"url"`
+	// Exchange is the exchange to bind the queue to. It is declared if absent (unless Passive),
+	// and used as it is if it exists. Empty: consume Queue as it is, with no binding.
+	Exchange string `yaml:"exchange"`
+	// ExchangeType is the type of the exchange when streamux declares it: topic, direct, fanout,
+	// headers, or a plugin's x-… type. Defaults to topic.
+	ExchangeType string `yaml:"exchange_type"`
+	// Passive only checks that the exchange exists and never declares it. A missing exchange
+	// puts the source in state failed, retried at the longest backoff.
+	Passive bool `yaml:"passive"`
+	// Bindings are the routing-key patterns the queue is bound with, one binding each.
+	// Defaults to ["#"] (everything) for a topic exchange and [""] for fanout and headers
+	// exchanges; required for direct and x-… exchanges.
+	Bindings []string `yaml:"bindings"`
+	// BindingArguments go with every binding; for a headers exchange, x-match and the headers
+	// to match.
+	BindingArguments map[string]any `yaml:"binding_arguments"`
+	// Queue is the queue to consume. Defaults to "": a server-named, exclusive, auto-delete
+	// queue that lives as long as the connection, so nothing piles up while streamux is not
+	// running. A name means a named queue: declared (durable unless Durable is false) if absent,
+	// used as it is if it exists, and keeping messages while streamux is away.
+	Queue string `yaml:"queue"`
+	// QueueArguments are the x-arguments of a queue streamux declares: x-queue-type,
+	// x-max-length, x-message-ttl, …
+	QueueArguments map[string]any `yaml:"queue_arguments"`
+	// Durable makes what streamux declares (the exchange, a named queue) survive a broker
+	// restart. Defaults to true. A server-named queue is never durable.
+	Durable *bool `yaml:"durable"`
+	// Prefetch is how many unacknowledged messages the broker may have in flight to the source
+	// (basic.qos), 1 to 65535. It bounds the client's buffer. Defaults to 256.
+	Prefetch int `yaml:"prefetch"`
+	// Ack is when messages are acknowledged: auto (on receipt) or after_route (once the router
+	// took them). Defaults to auto.
+	Ack string `yaml:"ack"`
+	// Heartbeat is the AMQP heartbeat interval, which detects a dead broker or network within
+	// three intervals. Defaults to 10s.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// ConnectionName is the name RabbitMQ shows for the connection (management UI,
+	// rabbitmqctl list_connections). Defaults to "streamux".
+	ConnectionName string `yaml:"connection_name"`
+	// TLS adds to what an amqps:// URL implies (the system's roots, the URL's host name).
+	TLS TLS `yaml:"tls"`
+}
+
+// TLS is the TLS configuration of an amqps:// connection. The zero value verifies the broker
+// against the system's roots.
+type TLS struct {
+	// CAFile is a PEM file of the certificate authorities to trust instead of the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for brokers that require
+	// one (and for the EXTERNAL mechanism). Both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the host name the broker's certificate is checked against.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any certificate. For tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+func (t TLS) isZero() bool { return t == TLS{} }
+
+// withDefaults returns c with every default filled in.
+func (c Config) withDefaults() Config {
+	if c.ExchangeType == "" {
+		c.ExchangeType = DefaultExchangeType
+	}
+	if len(c.Bindings) == 0 && c.Exchange != "" {
+		switch c.ExchangeType {
+		case "topic":
+			c.Bindings = []string{"#"}
+		case "fanout", "headers":
+			c.Bindings = []string{""}
+		}
+	}
+	if c.Durable == nil {
+		t := true
+		c.Durable = &t
+	}
+	if c.Prefetch == 0 {
+		c.Prefetch = DefaultPrefetch
+	}
+	if c.Ack == "" {
+		c.Ack = AckAuto
+	}
+	if c.Heartbeat == 0 {
+		c.Heartbeat = DefaultHeartbeat
+	}
+	if c.ConnectionName == "" {
+		c.ConnectionName = DefaultConnectionName
+	}
+	return c
+}
+
+// Validate reports every problem of c at once, each naming its field. Defaults are applied
+// first, so a zero field is never a problem unless it is required.
+func (c *Config) Validate() []error {
+	d := c.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	scheme := ""
+	if d.URL == "" {
+		bad("url is required (amqp://user:password@host:5672/vhost)")
+	} else if u, err := amqp091.ParseURI(d.URL); err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // url.Error repeats the URL, password included
+		}
+		bad("url: %v", err)
+	} else {
+		scheme = u.Scheme
+	}
+
+	if d.Exchange == "" && d.Queue == "" {
+		bad("exchange is required (or queue, to consume an existing queue without binding)")
+	}
+	if d.Exchange == "" && len(d.Bindings) > 0 {
+		bad("bindings need an exchange")
+	}
+	switch t := d.ExchangeType; {
+	case t == "topic", t == "direct", t == "fanout", t == "headers":
+	case strings.HasPrefix(t, "x-"):
+		if d.Exchange != "" && len(d.Bindings) == 0 {
+			bad("bindings are required for an exchange of type %q", t)
+		}
+	default:
+		bad("exchange_type %q: want topic, direct, fanout, headers or a plugin's x-… type", t)
+	}
+	if d.ExchangeType == "direct" && d.Exchange != "" && len(d.Bindings) == 0 {
+		bad("bindings are required for a direct exchange (the routing keys to receive)")
+	}
+	if d.Passive && d.Exchange == "" {
+		bad("passive needs an exchange to check")
+	}
+	if strings.HasPrefix(d.Queue, "amq.") {
+		bad("queue %q: names starting with amq. are reserved by the broker", d.Queue)
+	}
+	if _, err := table(d.QueueArguments); err != nil {
+		bad("queue_arguments: %v", err)
+	}
+	if _, err := table(d.BindingArguments); err != nil {
+		bad("binding_arguments: %v", err)
+	}
+	if d.Prefetch < 0 || d.Prefetch > 65535 {
+		bad("prefetch %d: want 1 to 65535", d.Prefetch)
+	}
+	switch d.Ack {
+	case AckAuto:
+	case AckAfterRoute:
+		if d.Queue == "" {
+			bad("ack after_route needs a named queue: a server-named queue is deleted with its connection, and what it held with it")
+		}
+	default:
+		bad("ack %q: want auto or after_route", d.Ack)
+	}
+	if d.Heartbeat < 0 {
+		bad("heartbeat %v: must not be negative", d.Heartbeat)
+	}
+	if !d.TLS.isZero() {
+		if scheme == "amqp" {
+			bad("tls is set but the url is amqp://: use amqps://")
+		}
+		if (d.TLS.CertFile == "") != (d.TLS.KeyFile == "") {
+			bad("tls: cert_file and key_file go together")
+		}
+		if _, err := d.TLS.config(); err != nil {
+			bad("%v", err)
+		}
+	}
+	return errs
+}
+
+// config builds the tls.Config, or nil when t is zero (amqp091 then uses its own default for
+// amqps:// URLs: the system's roots and the URL's host name).
+func (t TLS) config() (*tls.Config, error) {
+	if t.isZero() {
+		return nil, nil
+	}
+	c := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // opt-in, documented as for tests
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls: ca_file %s: no PEM certificate in it", t.CAFile)
+		}
+	}
+	if t.CertFile != "" && t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: cert_file/key_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
+
+// table converts a YAML-decoded map into an amqp091.Table (nested maps become Tables too) and
+// checks that every value has an AMQP type.
+func table(m map[string]any) (amqp091.Table, error) {
+	if len(m) == 0 {
+		return nil, nil
+	}
+	t := convert(m).(amqp091.Table)
+	if err := t.Validate(); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func convert(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		t := make(amqp091.Table, len(v))
+		for k, e := range v {
+			t[k] = convert(e)
+		}
+		return t
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = convert(e)
+		}
+		return out
+	case uint:
+		if v <= math.MaxInt64 {
+			return int64(v)
+		}
+	case uint64:
+		if v <= math.MaxInt64 {
+			return int64(v)
+		}
+	}
+	return v
+}

@@ -1,0 +1,19 @@
+// Package sourcetest is the conformance suite that every source adapter runs against its real
+// server (RabbitMQ, an upstream WebSocket server, and later NATS, Kafka, MQTT, Redis), and the
+// helpers that the adapters' own tests share:
+//
+//   - Run(t, harness): the suite. A Harness tells it how to make a Source reading a fresh,
+//     private stream and how to publish into that stream, drop the connection from the server
+//     side and read the server's backlog.
+//   - Collector: an Emit that stands in for the router and keeps what it is given.
+//   - Start: runs a Source through source.Runner, records its state changes, and stops it when
+//     the test ends.
+//   - RequireAMQP, RequireServer, RequireCommand: find a server or a tool, or skip the test with
+//     a clear message (fail instead when CI=true).
+//
+// Concurrency: a Collector and a Running are safe for concurrent use; the runner's goroutine
+// calls Emit while the test goroutine reads. Every goroutine Start starts is waited for by Stop,
+// which the test's cleanup calls, so goleak in TestMain sees none left.
+//
+// Waiting is always polling with a deadline (Eventually), never a bare sleep.
+package sourcetest

@@ -1,0 +1,441 @@
+package sourcetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/stream"
+)
+
+// Harness adapts one source type to the suite.
+type Harness struct {
+	// New makes a fixture: a fresh, private stream on the real server (a new exchange, subject,
+	// topic or upstream) that no other test touches. It registers its own cleanup with t.Cleanup.
+	New func(t *testing.T, o Options) Fixture
+	// Headers says that the adapter carries message headers through. Without it the suite
+	// publishes no headers and checks none.
+	Headers bool
+	// AtLeastOnce says that New honours Options.AtLeastOnce: messages are acknowledged only once
+	// the router took them, so none is lost when the connection drops or the source stops.
+	AtLeastOnce bool
+	// Timeout bounds each wait of the suite. Defaults to 60s.
+	Timeout time.Duration
+}
+
+// Options asks New for a particular kind of fixture.
+type Options struct {
+	// AtLeastOnce asks for the adapter's acknowledge-after-routing mode over a stream that keeps
+	// what was not acknowledged across a disconnect (for AMQP: ack after_route, a named queue).
+	AtLeastOnce bool
+}
+
+// Msg is one message to publish.
+type Msg struct {
+	Key     string
+	Headers map[string]string
+	Body    []byte
+}
+
+// Fixture is one private stream on the real server.
+type Fixture interface {
+	// Source returns a new Source that reads the fixture's stream. A second source made after
+	// the first stopped resumes where it left off, for streams that keep messages.
+	Source(t *testing.T) source.Source
+	// Publish sends msgs, in order, and returns once the server has them. Sources whose key
+	// comes from the payload find it in the body: every body the suite publishes as JSON is an
+	// object whose "key" field is the message's Key.
+	Publish(ctx context.Context, msgs ...Msg) error
+	// Kill drops every connection of the fixture's sources from the server side, the server
+	// staying (or coming back) up. errors.ErrUnsupported skips the tests that need it.
+	Kill(ctx context.Context) error
+	// Depth is the server's backlog for the source: the messages waiting for it (queue depth,
+	// consumer lag). errors.ErrUnsupported skips the tests that need it.
+	Depth(ctx context.Context) (int, error)
+}
+
+// ProbeKey is the key of the probe messages the suite publishes until one arrives, to know that
+// a subscription is in place on the server (an upstream WebSocket server reads the on_connect
+// frames after the client considers itself connected). Checks ignore probes.
+const ProbeKey = "sourcetest.probe"
+
+// Run runs the conformance suite against h. Its tests run in parallel with each other.
+func Run(t *testing.T, h Harness) {
+	if h.Timeout <= 0 {
+		h.Timeout = 60 * time.Second
+	}
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Harness)
+	}{
+		{"InOrderNoLoss", testInOrder},
+		{"BodiesAsReceived", testBodies},
+		{"DrainedWithoutClients", testDrain},
+		{"ReconnectAfterServerDrop", testReconnect},
+		{"AtLeastOnceAcrossDrop", testAtLeastOnceDrop},
+		{"AtLeastOnceAcrossStop", testAtLeastOnceStop},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.fn(t, h)
+		})
+	}
+}
+
+var testKeys = []string{"eu.order.created", "us.order.created", "eu.order.paid", "ap.refund"}
+
+// Numbered returns n messages numbered from first: JSON bodies {"key":K,"i":N,...}, keys
+// rotating over a few dotted routing keys, and, if withHeaders, headers "i" and "tenant".
+func Numbered(first, n int, withHeaders bool) []Msg {
+	msgs := make([]Msg, n)
+	for j := range msgs {
+		i := first + j
+		key := testKeys[i%len(testKeys)]
+		m := Msg{Key: key, Body: fmt.Appendf(nil, `{"key":%q,"i":%d,"amount":%d.5,"tags":["a","b"]}`, key, i, i%1000)}
+		if withHeaders {
+			m.Headers = map[string]string{"i": strconv.Itoa(i), "tenant": "acme"}
+		}
+		msgs[j] = m
+	}
+	return msgs
+}
+
+// Number returns the "i" of a message made by Numbered, or -1.
+func Number(m *stream.Message) int {
+	b := m.Body
+	at := bytes.Index(b, []byte(`"i":`))
+	if at < 0 {
+		return -1
+	}
+	b = b[at+4:]
+	end := bytes.IndexByte(b, ',')
+	if end < 0 {
+		return -1
+	}
+	i, err := strconv.Atoi(string(b[:end]))
+	if err != nil {
+		return -1
+	}
+	return i
+}
+
+// WithoutProbes returns msgs without the suite's probe messages.
+func WithoutProbes(msgs []*stream.Message) []*stream.Message {
+	out := msgs[:0:0]
+	for _, m := range msgs {
+		if m.Key != ProbeKey && !bytes.Contains(m.Body, []byte(ProbeKey)) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// WaitFlowing publishes probe messages until one reaches c, so that what is published next is
+// known to have a subscriber on the server. Publish errors are ignored while probing.
+func WaitFlowing(t testing.TB, fx Fixture, c *Collector, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	seen := func() bool {
+		msgs := c.Messages()
+		for i := len(msgs) - 1; i >= 0; i-- {
+			if msgs[i].Key == ProbeKey || bytes.Contains(msgs[i].Body, []byte(ProbeKey)) {
+				return true
+			}
+		}
+		return false
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for n := 0; ; n++ {
+		probe := Msg{Key: ProbeKey, Body: fmt.Appendf(nil, `{"key":%q,"probe":%d}`, ProbeKey, n)}
+		_ = fx.Publish(ctx, probe)
+		select {
+		case <-ctx.Done():
+			t.Fatalf("sourcetest: no probe message arrived within %v: the source is not receiving", timeout)
+		case <-tick.C:
+		}
+		if seen() {
+			return
+		}
+	}
+}
+
+// CheckSequence checks that got (probes removed) is exactly want, in order: same key, same body,
+// every wanted header with its value (sources may add their own headers), Source and Seq left
+// for the router, and a receive time set.
+func CheckSequence(t testing.TB, got []*stream.Message, want []Msg) {
+	t.Helper()
+	got = WithoutProbes(got)
+	if len(got) != len(want) {
+		t.Errorf("got %d messages, want %d", len(got), len(want))
+	}
+	bad := 0
+	for i := 0; i < min(len(got), len(want)); i++ {
+		if err := checkMessage(got[i], want[i]); err != nil {
+			t.Errorf("message %d: %v", i, err)
+			if bad++; bad >= 5 {
+				t.Fatalf("too many wrong messages")
+			}
+		}
+	}
+}
+
+func checkMessage(m *stream.Message, w Msg) error {
+	var errs []error
+	if m.Key != w.Key {
+		errs = append(errs, fmt.Errorf("key %q, want %q", m.Key, w.Key))
+	}
+	if !bytes.Equal(m.Body, w.Body) {
+		errs = append(errs, fmt.Errorf("body %q, want %q", trim(m.Body), trim(w.Body)))
+	}
+	for k, v := range w.Headers {
+		if got, ok := m.Headers[k]; !ok || got != v {
+			errs = append(errs, fmt.Errorf("header %q = %q (present %v), want %q", k, got, ok, v))
+		}
+	}
+	if m.Source != "" || m.Seq != 0 {
+		errs = append(errs, fmt.Errorf("the adapter set Source %q / Seq %d, which belong to the router", m.Source, m.Seq))
+	}
+	if m.Time.IsZero() || time.Since(m.Time) > time.Hour {
+		errs = append(errs, fmt.Errorf("time %v is not the time of receipt", m.Time))
+	}
+	return errors.Join(errs...)
+}
+
+func trim(b []byte) string {
+	if len(b) > 80 {
+		return string(b[:80]) + "…"
+	}
+	return string(b)
+}
+
+func publish(t testing.TB, fx Fixture, msgs []Msg, timeout time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for len(msgs) > 0 {
+		n := min(len(msgs), 1000)
+		if err := fx.Publish(ctx, msgs[:n]...); err != nil {
+			t.Fatalf("publish: %v", err)
+		}
+		msgs = msgs[n:]
+	}
+}
+
+func startUp(t *testing.T, h Harness, fx Fixture, c *Collector) *Running {
+	t.Helper()
+	r := Start(t, fx.Source(t), c.Emit)
+	r.WaitState(t, 0, source.Up, h.Timeout)
+	WaitFlowing(t, fx, c, h.Timeout)
+	return r
+}
+
+// testInOrder: 10,000 messages in, the same 10,000 out, in order, with key, headers and body.
+func testInOrder(t *testing.T, h Harness) {
+	fx := h.New(t, Options{})
+	c := NewCollector()
+	startUp(t, h, fx, c)
+	base := c.Len()
+	want := Numbered(0, 10_000, h.Headers)
+	publish(t, fx, want, h.Timeout)
+	c.WaitLen(t, base+len(want), h.Timeout)
+	CheckSequence(t, c.Messages(), want)
+}
+
+// testBodies: payloads that are JSON, text, binary, empty and large arrive byte for byte.
+func testBodies(t *testing.T, h Harness) {
+	fx := h.New(t, Options{})
+	c := NewCollector()
+	startUp(t, h, fx, c)
+	base := c.Len()
+	bodies := [][]byte{
+		[]byte(`{"key":"k","nested":{"a":[1,2.5,"x",null,true]}}`),
+		[]byte(`"a JSON string"`),
+		[]byte("plain text, not JSON: ünïcödé ✓"),
+		{0xff, 0x00, 0xfe, 0x80, 'b', 'i', 'n'},
+		{},
+		[]byte(`{"key":"k","big":"` + strings.Repeat("x", 64<<10) + `"}`),
+		[]byte("  {\"key\":\"k\", \"spaced\" : true}\n"),
+	}
+	var want []Msg
+	for _, b := range bodies {
+		m := Msg{Key: "k", Body: b}
+		if h.Headers {
+			m.Headers = map[string]string{"kind": "body"}
+		}
+		want = append(want, m)
+	}
+	publish(t, fx, want, h.Timeout)
+	c.WaitLen(t, base+len(want), h.Timeout)
+	got := WithoutProbes(c.Messages())
+	if len(got) != len(want) {
+		t.Fatalf("got %d messages, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i].Body, want[i].Body) {
+			t.Errorf("body %d: got %q, want %q", i, trim(got[i].Body), trim(want[i].Body))
+		}
+	}
+}
+
+// testDrain: with no client at all the source keeps taking messages, so the server's backlog
+// stays near zero while 10,000 are published.
+func testDrain(t *testing.T, h Harness) {
+	fx := h.New(t, Options{})
+	c := NewCollector()
+	startUp(t, h, fx, c)
+	depth := func() (int, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
+		defer cancel()
+		return fx.Depth(ctx)
+	}
+	if _, err := depth(); errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("the fixture cannot read the server's backlog")
+	} else if err != nil {
+		t.Fatalf("depth: %v", err)
+	}
+	base := c.Len()
+	const total, chunk, slack = 10_000, 2000, 1000
+	maxDepth := 0
+	for i := 0; i < total; i += chunk {
+		publish(t, fx, Numbered(i, chunk, h.Headers), h.Timeout)
+		d, err := depth()
+		if err != nil {
+			t.Fatalf("depth: %v", err)
+		}
+		maxDepth = max(maxDepth, d)
+	}
+	c.WaitLen(t, base+total, h.Timeout)
+	Eventually(t, h.Timeout, func() bool {
+		d, err := depth()
+		return err == nil && d == 0
+	}, "the backlog to reach 0")
+	t.Logf("largest backlog seen after publishing each %d of %d messages: %d", chunk, total, maxDepth)
+	if maxDepth > slack {
+		t.Errorf("backlog reached %d while publishing: the source is not draining", maxDepth)
+	}
+}
+
+// testReconnect: the server drops the connection; the runner reports reconnecting then up, and
+// messages published after that flow again (topology or subscription restored).
+func testReconnect(t *testing.T, h Harness) {
+	fx := h.New(t, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
+	defer cancel()
+	c := NewCollector()
+	r := startUp(t, h, fx, c)
+	before := Numbered(0, 100, h.Headers)
+	publish(t, fx, before, h.Timeout)
+	Eventually(t, h.Timeout, func() bool { return len(WithoutProbes(c.Messages())) >= len(before) },
+		"the first %d messages", len(before))
+
+	from := len(r.Changes())
+	if err := fx.Kill(ctx); errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("the fixture cannot drop connections")
+	} else if err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	i := r.WaitState(t, from, source.Reconnecting, h.Timeout)
+	if err := r.Changes()[i].Err; err == nil {
+		t.Errorf("state reconnecting came without the error that caused it")
+	} else {
+		t.Logf("reconnecting after: %v", err)
+	}
+	r.WaitState(t, i, source.Up, h.Timeout)
+	WaitFlowing(t, fx, c, h.Timeout)
+
+	after := Numbered(len(before), 100, h.Headers)
+	publish(t, fx, after, h.Timeout)
+	Eventually(t, h.Timeout, func() bool {
+		return len(WithoutProbes(c.Messages())) >= len(before)+len(after)
+	}, "the messages published after the reconnect")
+	CheckSequence(t, c.Messages(), append(before, after...))
+	if n := r.Runner.Info().Reconnects; n < 1 {
+		t.Errorf("Info().Reconnects = %d, want ≥ 1", n)
+	}
+}
+
+// testAtLeastOnceDrop: with acknowledgement after routing, the connection dropped while the
+// router holds the source back loses nothing: what was not acknowledged comes again.
+func testAtLeastOnceDrop(t *testing.T, h Harness) {
+	if !h.AtLeastOnce {
+		t.Skip("the adapter has no at-least-once mode")
+	}
+	fx := h.New(t, Options{AtLeastOnce: true})
+	ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
+	defer cancel()
+	const total, hold = 3000, 1000
+	c := NewCollector()
+	c.SetLimit(hold)
+	r := Start(t, fx.Source(t), c.Emit)
+	r.WaitState(t, 0, source.Up, h.Timeout)
+	publish(t, fx, Numbered(0, total, h.Headers), h.Timeout)
+	c.WaitLen(t, hold, h.Timeout)
+
+	from := len(r.Changes())
+	if err := fx.Kill(ctx); errors.Is(err, errors.ErrUnsupported) {
+		t.Skip("the fixture cannot drop connections")
+	} else if err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	c.SetLimit(-1)
+	i := r.WaitState(t, from, source.Reconnecting, h.Timeout)
+	r.WaitState(t, i, source.Up, h.Timeout)
+	missing := func() int { return total - len(numbersSeen(c.Messages())) }
+	Eventually(t, h.Timeout, func() bool { return missing() == 0 }, "every message (%d missing)", missing)
+	t.Logf("%d deliveries for %d messages across the drop", c.Len(), total)
+}
+
+// testAtLeastOnceStop: a source stopped while the router holds it back gives back what the
+// router did not take, and the next source on the same stream receives it.
+func testAtLeastOnceStop(t *testing.T, h Harness) {
+	if !h.AtLeastOnce {
+		t.Skip("the adapter has no at-least-once mode")
+	}
+	fx := h.New(t, Options{AtLeastOnce: true})
+	const total, hold = 3000, 1000
+	first := NewCollector()
+	first.SetLimit(hold)
+	r := Start(t, fx.Source(t), first.Emit)
+	r.WaitState(t, 0, source.Up, h.Timeout)
+	publish(t, fx, Numbered(0, total, h.Headers), h.Timeout)
+	first.WaitLen(t, hold, h.Timeout)
+	r.Stop()
+
+	second := NewCollector()
+	r2 := Start(t, fx.Source(t), second.Emit)
+	r2.WaitState(t, 0, source.Up, h.Timeout)
+	missing := func() int {
+		seen := numbersSeen(first.Messages())
+		maps.Copy(seen, numbersSeen(second.Messages()))
+		return total - len(seen)
+	}
+	Eventually(t, h.Timeout, func() bool { return missing() == 0 }, "every message (%d missing)", missing)
+	dup := 0
+	a := numbersSeen(first.Messages())
+	for i := range numbersSeen(second.Messages()) {
+		if _, ok := a[i]; ok {
+			dup++
+		}
+	}
+	t.Logf("first source took %d, second %d, %d of them twice", first.Len(), second.Len(), dup)
+}
+
+func numbersSeen(msgs []*stream.Message) map[int]struct{} {
+	seen := make(map[int]struct{}, len(msgs))
+	for _, m := range WithoutProbes(msgs) {
+		if i := Number(m); i >= 0 {
+			seen[i] = struct{}{}
+		}
+	}
+	return seen
+}
