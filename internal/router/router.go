@@ -313,11 +313,16 @@ func (r *Router) Add(ctx context.Context, out *output.Output, p *predicate.Predi
 		if from.Set {
 			b = r.hist.after(from.After, r.seq)
 		}
-		r.byID[out.ID()] = len(r.subs)
-		r.subs = append(r.subs, &entry{out: out, pred: p, all: p == nil || p.MatchesAll()})
-		r.stats.subs.Store(int64(len(r.subs)))
+		r.add(out, p)
 	})
 	return b, err
+}
+
+// add puts a subscription in the table; the caller is the router goroutine.
+func (r *Router) add(out *output.Output, p *predicate.Predicate) {
+	r.byID[out.ID()] = len(r.subs)
+	r.subs = append(r.subs, &entry{out: out, pred: p, all: p == nil || p.MatchesAll()})
+	r.stats.subs.Store(int64(len(r.subs)))
 }
 
 // Remove forgets the subscription id. When it returns, the router holds no reference to it.

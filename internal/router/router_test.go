@@ -1,0 +1,233 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/stream"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func mustCompile(tb testing.TB, src string) *predicate.Predicate {
+	tb.Helper()
+	p, err := predicate.Compile(src, predicate.Limits{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+func message(key string, n int) *stream.Message {
+	return &stream.Message{Key: key, Body: fmt.Appendf(nil, `{"n":%d,"amount":%d.5,"tier":"gold"}`, n, n%200), Time: time.Now()}
+}
+
+// start runs a router for the test and stops it at the end.
+func start(t *testing.T, history int) *Router {
+	r := New("src", history, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return r
+}
+
+func drain(out *output.Output) []*stream.Event {
+	var evs []*stream.Event
+	for out.Depth() > 0 {
+		evs = append(evs, recv(out))
+	}
+	return evs
+}
+
+// recv takes one event from the output's queue, as a transport's pump would.
+func recv(out *output.Output) *stream.Event {
+	var got *stream.Event
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	_ = out.Pump(ctx, writerFunc(func(evs []*stream.Event) error {
+		got = evs[0]
+		cancel()
+		return errStop
+	}), nil, output.PumpOptions{MaxBatch: 1})
+	return got
+}
+
+type writerFunc func([]*stream.Event) error
+
+func (f writerFunc) Write(evs []*stream.Event) error { return f(evs) }
+func (f writerFunc) Heartbeat() error                { return nil }
+
+var errStop = fmt.Errorf("stop")
+
+func TestRouteMatchesAndNumbers(t *testing.T) {
+	r := start(t, 100)
+	ctx := context.Background()
+	even := output.New(1, output.Disconnect, output.Limits{})
+	all := output.New(2, output.Disconnect, output.Limits{})
+	if _, err := r.Add(ctx, even, mustCompile(t, `key == "even" && body.n > 2`), Resume{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Add(ctx, all, mustCompile(t, ``), Resume{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 10; i++ {
+		key := "odd"
+		if i%2 == 0 {
+			key = "even"
+		}
+		if err := r.Emit(ctx, message(key, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.History(ctx); err != nil { // a round trip: everything emitted is routed
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, ev := range drain(even) {
+		got = append(got, ev.Seq())
+	}
+	if fmt.Sprint(got) != "[4 6 8 10]" {
+		t.Fatalf("even got %v", got)
+	}
+	evs := drain(all)
+	if len(evs) != 10 || evs[0].Msg.Source != "src" || evs[9].Seq() != 10 {
+		t.Fatalf("all got %d events", len(evs))
+	}
+	// The same encoded bytes are shared by both outputs.
+	if &evs[3].JSON()[0] != &r.hist.buf[4%100].JSON()[0] {
+		t.Fatal("events are not shared")
+	}
+}
+
+func TestResumeBacklog(t *testing.T) {
+	r := start(t, 5)
+	ctx := context.Background()
+	for i := 1; i <= 8; i++ {
+		_ = r.Emit(ctx, message("k", i))
+	}
+	cases := []struct {
+		after   uint64
+		want    string
+		missed  uint64
+		unknown bool
+	}{
+		{after: 8, want: "[]"},
+		{after: 6, want: "[7 8]"},
+		{after: 3, want: "[4 5 6 7 8]"},
+		{after: 1, want: "[4 5 6 7 8]", missed: 2},
+		{after: 0, want: "[4 5 6 7 8]", missed: 3},
+		{after: 99, want: "[4 5 6 7 8]", missed: 3, unknown: true},
+	}
+	for i, c := range cases {
+		out := output.New(uint64(10+i), output.Disconnect, output.Limits{})
+		b, err := r.Add(ctx, out, nil, Resume{After: c.after, Set: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []uint64
+		for _, ev := range b.Events {
+			seqs = append(seqs, ev.Seq())
+		}
+		if fmt.Sprint(seqs) != c.want && !(len(seqs) == 0 && c.want == "[]") || b.Missed != c.missed || b.Unknown != c.unknown {
+			t.Errorf("after %d: got %v missed %d unknown %v; want %s missed %d unknown %v", c.after, seqs, b.Missed, b.Unknown, c.want, c.missed, c.unknown)
+		}
+	}
+}
+
+// Subscribers come and go from many goroutines while messages flow; run under -race.
+func TestConcurrentSubscribeUnsubscribePublish(t *testing.T) {
+	r := start(t, 1000)
+	ctx := context.Background()
+	preds := []*predicate.Predicate{mustCompile(t, `key == "a"`), mustCompile(t, `body.n % 2 == 0`), mustCompile(t, ``)}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the publisher; waited for by wg
+		defer wg.Done()
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_ = r.Emit(ctx, message([]string{"a", "b"}[i%2], i))
+		}
+	}()
+	var id sync.Mutex
+	next := uint64(0)
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func() { // a subscriber churner; waited for by wg
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				id.Lock()
+				next++
+				n := next
+				id.Unlock()
+				out := output.New(n, output.Policy(i%2), output.Limits{Events: 8})
+				if _, err := r.Add(ctx, out, preds[i%3], Resume{After: uint64(rand.IntN(50)), Set: i%4 == 0}); err != nil {
+					t.Error(err)
+					return
+				}
+				drain(out)
+				out.Close(output.ErrClientGone)
+				if err := r.Remove(ctx, n); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	time.Sleep(50 * time.Millisecond)
+	for r.Len() > 0 && r.Counters().Received < 1000 {
+		time.Sleep(time.Millisecond)
+	}
+	// Let the churners finish first, then the publisher.
+	waitChurn := make(chan struct{})
+	go func() { // waits for the churners' end; the test waits for it just below
+		for r.Counters().Subscriptions != 0 {
+			time.Sleep(time.Millisecond)
+		}
+		close(waitChurn)
+	}()
+	<-waitChurn
+	close(stop)
+	wg.Wait()
+	if n := r.Len(); n != 0 {
+		t.Fatalf("table has %d entries after every subscriber left", n)
+	}
+}
+
+func TestSlowConsumerPolicies(t *testing.T) {
+	r := New("src", 10, nil)
+	disc := output.New(1, output.Disconnect, output.Limits{Events: 2})
+	drop := output.New(2, output.Drop, output.Limits{Events: 2})
+	r.add(disc, nil)
+	r.add(drop, nil)
+	for i := 1; i <= 5; i++ {
+		r.route(message("k", i))
+	}
+	if disc.Err() != output.ErrSlowConsumer || r.Len() != 1 {
+		t.Fatalf("disconnect policy: err %v, table %d", disc.Err(), r.Len())
+	}
+	if got := drain(drop); len(got) != 2 || got[1].Seq() != 2 {
+		t.Fatalf("drop policy kept %d events", len(got))
+	}
+	r.route(message("k", 6)) // the gap goes first, then the message
+	got := drain(drop)
+	if len(got) != 2 || got[0].Kind != stream.KindGap || string(got[0].JSON()) != `{"type":"gap","source":"src","missed":3}` || got[1].Seq() != 6 {
+		t.Fatalf("after the drops: %d events: %s", len(got), got[0].JSON())
+	}
+	if c := drop.Counters(); c.Dropped != 3 || c.Matched != 6 {
+		t.Fatalf("counters %+v", c)
+	}
+}
