@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,38 +94,71 @@ func Parse(raw []byte) (*Config, error) {
 		return nil, err
 	}
 	var c Config
+	var errs []error
 	dec := yaml.NewDecoder(bytes.NewReader(expanded))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("decode: %w", err)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, fmt.Errorf("decode: %w", err)
+		}
+		// A type error (an unknown field, a wrong kind of value) leaves the rest decoded, so
+		// report it together with whatever Validate finds.
+		for _, m := range te.Errors {
+			errs = append(errs, errors.New(unknownField.ReplaceAllString(m, `${1}unknown field "${2}"`)))
+		}
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
-		return nil, err
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return &c, nil
 }
 
-var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+// unknownField matches yaml's message for an unknown field, which names a Go type the user
+// never wrote.
+var unknownField = regexp.MustCompile(`^(line \d+: )?field (.+) not found in type .*$`)
+
+// envRef matches "$${" (the escape) first, so that the "${" inside it is not taken for a reference.
+var envRef = regexp.MustCompile(`\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
 // Expand replaces ${NAME} with the variable's value and ${NAME:-default} with the value or the
-// default. A variable that is not set and has no default is an error that names it; "$$"
-// stays as is so that a literal "${" can be written as "$${".
+// default. A variable that is not set and has no default is an error that names it. A literal
+// "${" is written "$${"; any other "$$" stays as is. A default cannot itself hold a "${".
 func Expand(raw []byte, lookup func(string) (string, bool)) ([]byte, error) {
-	var missing []string
+	var missing, nested []string
 	out := envRef.ReplaceAllFunc(raw, func(ref []byte) []byte {
 		m := envRef.FindSubmatch(ref)
+		if m[1] == nil {
+			return []byte("${")
+		}
+		if bytes.Contains(m[3], []byte("${")) {
+			nested = append(nested, string(m[1]))
+			return ref
+		}
 		if v, ok := lookup(string(m[1])); ok {
 			return []byte(v)
 		}
 		if m[2] != nil {
 			return m[3]
 		}
-		missing = append(missing, string(m[1]))
+		if !slices.Contains(missing, string(m[1])) {
+			missing = append(missing, string(m[1]))
+		}
 		return ref
 	})
+	var errs []error
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("environment variables not set: %s", strings.Join(missing, ", "))
+		errs = append(errs, fmt.Errorf("environment variables not set: %s", strings.Join(missing, ", ")))
+	}
+	for _, n := range nested {
+		errs = append(errs, fmt.Errorf("${%s:-...}: a default cannot contain \"${\"", n))
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return out, nil
 }
@@ -169,6 +203,9 @@ func (c *Config) Validate() error {
 			add("%s: name %q is used twice", where, s.Name)
 		}
 		seen[s.Name] = true
+		for _, p := range s.problems {
+			add("%s: %s", where, p)
+		}
 		if s.Backoff.Initial < 0 || s.Backoff.Max < 0 {
 			add("%s: backoff durations must be positive", where)
 		}

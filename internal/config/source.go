@@ -2,7 +2,9 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -22,6 +24,9 @@ type Source struct {
 	Backoff  Backoff `yaml:"backoff"`
 	// Spec is the type's configuration: *demo.Config, *ingest.Config, … (see Types).
 	Spec any `yaml:"-"`
+	// problems are what decoding found; Validate reports them under the source's index, so that
+	// one bad source does not hide the problems of the others.
+	problems []string
 }
 
 // Backoff is the reconnect delay: exponential with jitter.
@@ -75,24 +80,30 @@ func decodeAs[T any](raw []byte) (common, any, error) {
 }
 
 // UnmarshalYAML decodes a source by its type, strictly.
+// A problem is kept in the Source for Validate rather than returned, because yaml stops at the
+// first error an unmarshaler returns and drops the element, which would shift the indexes.
 func (s *Source) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.MappingNode {
+		*s = Source{problems: []string{fmt.Sprintf("line %d: a source is a mapping with a name and a type", n.Line)}}
+		return nil
+	}
 	var head struct {
 		Name string `yaml:"name"`
 		Type string `yaml:"type"`
 	}
 	if err := n.Decode(&head); err != nil {
-		return err
+		*s = Source{Name: head.Name, Type: head.Type, problems: readable(n, err)}
+		return nil
 	}
-	where := fmt.Sprintf("line %d: source", n.Line)
-	if head.Name != "" {
-		where += fmt.Sprintf(" %q", head.Name)
-	}
+	*s = Source{Name: head.Name, Type: head.Type}
 	dec, ok := decoders[head.Type]
 	if !ok {
 		if head.Type == "" {
-			return fmt.Errorf("%s: type is required (one of %s)", where, strings.Join(Types(), ", "))
+			s.problems = []string{fmt.Sprintf("line %d: type is required (one of %s)", n.Line, strings.Join(Types(), ", "))}
+		} else {
+			s.problems = []string{fmt.Sprintf("line %d: unknown type %q (one of %s)", n.Line, head.Type, strings.Join(Types(), ", "))}
 		}
-		return fmt.Errorf("%s: unknown type %q (one of %s)", where, head.Type, strings.Join(Types(), ", "))
+		return nil
 	}
 	// A node's Decode is never strict, so decode the node's own text with a strict decoder.
 	raw, err := yaml.Marshal(n)
@@ -101,8 +112,37 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 	}
 	c, spec, err := dec(raw)
 	if err != nil {
-		return fmt.Errorf("%s: %s", where, strings.TrimPrefix(err.Error(), "yaml: "))
+		s.problems = readable(n, err)
+		return nil
 	}
 	*s = Source{Name: c.Name, Type: c.Type, Required: c.Required, Backoff: c.Backoff, Spec: spec}
 	return nil
 }
+
+// readable turns a decoding error of source n into messages that name fields, not Go types, at
+// the file's lines: the strict decoder read n's re-encoded text, whose lines start at 1.
+func readable(n *yaml.Node, err error) []string {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return []string{fmt.Sprintf("line %d: %s", n.Line, strings.TrimPrefix(err.Error(), "yaml: "))}
+	}
+	out := make([]string, 0, len(te.Errors))
+	for _, m := range te.Errors {
+		m = relLine.ReplaceAllString(m, "")
+		if f := unknownField.FindStringSubmatch(m); f != nil {
+			line := n.Line
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == f[2] {
+					line = n.Content[i].Line
+					break
+				}
+			}
+			out = append(out, fmt.Sprintf("line %d: unknown field %q", line, f[2]))
+			continue
+		}
+		out = append(out, fmt.Sprintf("line %d: %s", n.Line, m))
+	}
+	return out
+}
+
+var relLine = regexp.MustCompile(`^line \d+: `)
