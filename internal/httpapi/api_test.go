@@ -1,0 +1,309 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/streamux/streamux/internal/transport"
+)
+
+// 1,000 clients over the three transports connect and leave; nothing of them stays behind.
+func TestChurnLeavesNothingBehind(t *testing.T) {
+	e := newEnv(t, envOptions{demoRate: 500})
+	base := runtime.NumGoroutine()
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 50)
+	for i := 0; i < 1000; i++ {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() { // one client's life; waited for by wg
+			defer wg.Done()
+			defer func() { <-sem }()
+			q := url.Values{"where": {fmt.Sprintf(`body.n %% %d == 0`, i%7+1)}}
+			var c client
+			switch i % 3 {
+			case 0:
+				c = e.ws(q)
+			case 1:
+				c = e.sse(q, "")
+			default:
+				c = e.ndjson(q)
+			}
+			if i%2 == 0 {
+				c.next(t) // some leave after reading, some at once
+			}
+			c.close()
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "every subscription to end", func() bool { return e.sup.Count() == 0 })
+	for name, n := range e.sup.TableSizes() {
+		if n != 0 {
+			t.Errorf("router %s still has %d entries", name, n)
+		}
+	}
+	var subs []any
+	if e.getJSON("/v1/subscriptions", &subs); len(subs) != 0 {
+		t.Errorf("/v1/subscriptions lists %d", len(subs))
+	}
+	e.client.CloseIdleConnections()
+	waitFor(t, "goroutines back to the baseline", func() bool { return runtime.NumGoroutine() <= base+2 })
+}
+
+func TestIngest(t *testing.T) {
+	e := newEnv(t, envOptions{demoRate: 1})
+	c := e.ndjson(url.Values{"source": {"in"}})
+	defer c.close()
+	post := func(path, ct, body string) (int, apiErr, string) {
+		resp, err := e.client.Post(e.srv.URL+path, ct, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var ae apiErr
+		_ = json.Unmarshal(b, &ae)
+		return resp.StatusCode, ae, string(b)
+	}
+	if st, _, b := post("/v1/sources/in/messages?key=one", "application/json", `{"a":1}`); st != 200 || !strings.Contains(b, `"accepted":1`) {
+		t.Fatalf("single: %d %s", st, b)
+	}
+	if st, _, b := post("/v1/sources/in/messages?key=many&header.region=eu", "application/x-ndjson", "{\"a\":2}\n\n{\"a\":3}\nplain text\n"); st != 200 || !strings.Contains(b, `"accepted":3`) {
+		t.Fatalf("ndjson: %d %s", st, b)
+	}
+	env := `{"key":"k1","headers":{"h":"1"},"body":{"a":5}}` + "\n" + `{"key":"k2","body":"text"}` + "\n" + `{"body":"/wA=","body_encoding":"base64"}`
+	if st, _, b := post("/v1/sources/in/messages?envelope=true&key=dflt", "application/x-ndjson", env); st != 200 || !strings.Contains(b, `"accepted":3`) {
+		t.Fatalf("envelope: %d %s", st, b)
+	}
+	want := []string{
+		`one {} {"a":1}`,
+		`many {"region":"eu"} {"a":2}`, `many {"region":"eu"} {"a":3}`, `many {"region":"eu"} "plain text"`,
+		`k1 {"h":"1"} {"a":5}`, `k2 {} "text"`, `dflt {} "/wA="`,
+	}
+	for i, w := range want {
+		ev := c.next(t)
+		h, _ := json.Marshal(ev.Headers)
+		if got := fmt.Sprintf("%s %s %s", ev.Key, h, ev.Body); got != w || ev.Seq != uint64(i+1) {
+			t.Fatalf("message %d: got %q (seq %d), want %q", i+1, got, ev.Seq, w)
+		}
+	}
+
+	bad := []struct {
+		name, path, ct, body string
+		status               int
+		code                 string
+	}{
+		{"bad envelope line", "/v1/sources/in/messages?envelope=true", "application/x-ndjson", "{\"key\":\"a\",\"body\":1}\n{\"nope\":1}", 400, "invalid_message"},
+		{"bad envelope flag", "/v1/sources/in/messages?envelope=maybe", "application/json", "{}", 400, "invalid_message"},
+		{"oversize", "/v1/sources/in/messages", "application/json", strings.Repeat("x", 1<<20+1), 413, "body_too_large"},
+		{"unknown source", "/v1/sources/nope/messages", "application/json", "{}", 404, "unknown_source"},
+		{"not an http source", "/v1/sources/demo/messages", "application/json", "{}", 405, "not_ingestible"},
+	}
+	for _, b := range bad {
+		st, ae, raw := post(b.path, b.ct, b.body)
+		if st != b.status || ae.Error.Code != b.code {
+			t.Errorf("%s: got %d %s, want %d %s", b.name, st, raw, b.status, b.code)
+		}
+	}
+	// A wrong method.
+	resp, err := e.client.Get(e.srv.URL + "/v1/sources/in/messages")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
+		t.Errorf("GET on ingest: %d Allow=%q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	// Nothing of the bad requests was published: the next message is number 8.
+	e.publish("in", msg{Key: "last", Body: json.RawMessage(`1`)})
+	if ev := c.next(t); ev.Seq != 8 || ev.Key != "last" {
+		t.Fatalf("after the bad requests: %+v", ev)
+	}
+}
+
+func TestCheck(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.publish("in", numbered(10, keyEvenOdd)...)
+	e.publish("other", numbered(4, keyEvenOdd)...)
+	check := func(body string) (int, map[string]any) {
+		resp, err := e.client.Post(e.srv.URL+"/v1/check", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, v
+	}
+	st, v := check(`{"where":"key == \"even\" && body.n > 2","source":["in"]}`)
+	if st != 200 || v["valid"] != true || v["matched"] != 4.0 || v["of"] != 10.0 || v["cost"] == nil {
+		t.Fatalf("valid: %d %v", st, v)
+	}
+	if _, v = check(`{"where":"key == \"even\""}`); v["matched"] != 7.0 || v["of"] != 14.0 {
+		t.Fatalf("all sources: %v", v)
+	}
+	st, v = check(`{"where":"key == ","source":"in"}`)
+	errObj, _ := v["error"].(map[string]any)
+	if st != 200 || v["valid"] != false || errObj["code"] != "invalid_predicate" || errObj["position"] != 7.0 {
+		t.Fatalf("invalid: %d %v", st, v)
+	}
+	if _, v = check(`{"where":"body.a.all(x, body.b.all(y, body.c.all(z, x + y + z == \"x\")))"}`); v["valid"] != false {
+		t.Fatalf("too costly: %v", v)
+	}
+	if st, _ = check(`{"where":1}`); st != 400 {
+		t.Fatalf("malformed: %d", st)
+	}
+	if st, _ = check(`{"where":"true","source":["nope"]}`); st != 404 {
+		t.Fatalf("unknown source: %d", st)
+	}
+}
+
+func TestSourcesSubscriptionsKick(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	var sources []struct {
+		Name, Type, State string
+		Counters          map[string]uint64
+	}
+	if st := e.getJSON("/v1/sources", &sources); st != 200 || len(sources) != 2 || sources[0].Name != "in" || sources[0].Type != "http" || sources[0].State != "up" {
+		t.Fatalf("/v1/sources: %d %+v", st, sources)
+	}
+	w := e.ws(url.Values{"where": {`key == "x"`}, "source": {"in"}})
+	defer w.close()
+	s := e.sse(url.Values{}, "")
+	defer s.close()
+	var subs []struct {
+		ID                   uint64
+		Predicate, Transport string
+		Sources              []string
+	}
+	e.getJSON("/v1/subscriptions", &subs)
+	if len(subs) != 2 || subs[0].Predicate != `key == "x"` || subs[0].Transport != "websocket" || subs[1].Transport != "sse" || len(subs[1].Sources) != 2 {
+		t.Fatalf("/v1/subscriptions: %+v", subs)
+	}
+	del := func(id string) int {
+		req, _ := http.NewRequest(http.MethodDelete, e.srv.URL+"/v1/subscriptions/"+id, nil)
+		resp, err := e.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := del(fmt.Sprint(subs[0].ID)); st != 204 {
+		t.Fatalf("delete: %d", st)
+	}
+	_ = w.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, _, err := w.conn.ReadMessage()
+	if !websocket.IsCloseError(err, websocket.ClosePolicyViolation) {
+		t.Fatalf("kicked client got %v", err)
+	}
+	if st := del("999"); st != 404 {
+		t.Fatalf("delete unknown: %d", st)
+	}
+	if st := del("abc"); st != 400 {
+		t.Fatalf("delete bad id: %d", st)
+	}
+}
+
+func TestHealthReadyMetrics(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	var v map[string]any
+	if st := e.getJSON("/healthz", &v); st != 200 {
+		t.Fatalf("healthz %d", st)
+	}
+	if st := e.getJSON("/readyz", &v); st != 200 || v["ready"] != true {
+		t.Fatalf("readyz %d %v", st, v)
+	}
+	c := e.ndjson(url.Values{"where": {`body.n > 1`}})
+	defer c.close()
+	e.publish("in", numbered(3, keyEvenOdd)...)
+	c.next(t)
+	c.next(t)
+	resp, err := e.client.Get(e.srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		t.Fatalf("metrics do not parse: %v", err)
+	}
+	value := func(name, label string) float64 {
+		for _, m := range fams[name].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == label {
+					if m.Counter != nil {
+						return m.Counter.GetValue()
+					}
+					return m.Gauge.GetValue()
+				}
+			}
+		}
+		t.Fatalf("no %s{%s}", name, label)
+		return 0
+	}
+	if value("streamux_source_received_total", "in") != 3 || value("streamux_source_matched_total", "in") != 2 ||
+		value("streamux_source_delivered_total", "in") != 2 || value("streamux_connections", "ndjson") != 1 {
+		var b bytes.Buffer
+		for n := range fams {
+			b.WriteString(n + " ")
+		}
+		t.Fatalf("counters did not move as expected; families: %s", b.String())
+	}
+	e.api.Drain()
+	if st := e.getJSON("/readyz", &v); st != 503 {
+		t.Fatalf("readyz while draining: %d", st)
+	}
+}
+
+// SSE sends comment heartbeats; WebSocket sends pings and cuts a peer that stops answering.
+func TestHeartbeats(t *testing.T) {
+	e := newEnv(t, envOptions{transport: transport.Options{Heartbeat: 50 * time.Millisecond, WriteTimeout: 200 * time.Millisecond}})
+	s := e.sse(url.Values{}, "").(*sseClient)
+	defer s.close()
+	e.publish("in", numbered(1, keyEvenOdd)...)
+	go func() { // publishes later, so that heartbeats come first; ends by itself
+		time.Sleep(300 * time.Millisecond)
+		e.publish("in", numbered(1, keyEvenOdd)...)
+	}()
+	s.next(t)
+	s.next(t)
+	if s.heartbeats < 3 {
+		t.Fatalf("%d heartbeat comments in 300ms at a 50ms interval", s.heartbeats)
+	}
+
+	w := e.ws(url.Values{})
+	defer w.close()
+	pings := 0
+	w.conn.SetPingHandler(func(string) error { pings++; return nil }) // read, never answered
+	_ = w.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	for {
+		if _, _, err := w.conn.ReadMessage(); err != nil {
+			break
+		}
+	}
+	if pings < 2 {
+		t.Fatalf("%d pings before the server cut the silent peer", pings)
+	}
+	if time.Since(start) > 4*time.Second {
+		t.Fatalf("a silent peer was cut after %v", time.Since(start))
+	}
+	waitFor(t, "the silent peer's subscription to end", func() bool { return e.sup.Count() == 1 })
+}
