@@ -174,7 +174,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		err = ws.Serve(conn, br, sub.Out, sub.Backlog, topt)
 		sub.Out.Close(causeOf(err))
 	case 1:
-		sub.Out.Close(causeOf(sse.Serve(w, r, sub.Out, sub.Backlog, topt)))
+		sub.Out.Close(causeOf(sse.Serve(w, r, sub.Out, sub.Backlog, sub.Positions, topt)))
 	default:
 		sub.Out.Close(causeOf(ndjson.Serve(w, r, sub.Out, sub.Backlog, topt)))
 	}

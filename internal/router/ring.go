@@ -1,6 +1,10 @@
 package router
 
-import "github.com/streamux/streamux/internal/stream"
+import (
+	"time"
+
+	"github.com/streamux/streamux/internal/stream"
+)
 
 // ring is the history: the last len(buf) message events, indexed by sequence number.
 type ring struct {
@@ -36,6 +40,30 @@ func (h *ring) after(seq, last uint64) Backlog {
 	b.Events = make([]*stream.Event, 0, last-start+1)
 	for s := start; s <= last; s++ {
 		b.Events = append(b.Events, h.buf[s%uint64(len(h.buf))])
+	}
+	return b
+}
+
+// at returns the event with sequence number seq, or nil when the history does not hold it.
+func (h *ring) at(seq, last uint64) *stream.Event {
+	if seq == 0 || seq > last || seq <= last-uint64(h.n) {
+		return nil
+	}
+	return h.buf[seq%uint64(len(h.buf))]
+}
+
+// since returns the events received after t.
+func (h *ring) since(t time.Time, last uint64) Backlog {
+	var b Backlog
+	first := last - uint64(h.n) + 1
+	for s := first; s <= last; s++ {
+		if ev := h.buf[s%uint64(len(h.buf))]; ev.Msg.Time.After(t) {
+			b.Events = make([]*stream.Event, 0, last-s+1)
+			for ; s <= last; s++ {
+				b.Events = append(b.Events, h.buf[s%uint64(len(h.buf))])
+			}
+			break
+		}
 	}
 	return b
 }

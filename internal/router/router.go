@@ -286,8 +286,12 @@ type Resume struct {
 	// After is the sequence number of the last message the client has; the subscription
 	// starts with the history after it.
 	After uint64
-	// Set is false for a subscription that starts live, with no history.
+	// Set is false for a subscription that does not resume by sequence number.
 	Set bool
+	// Since, when Set is false and Since is not zero, starts the subscription with the
+	// history received after this time: how a source that a multi-source client has seen no
+	// event of resumes, from the time of the events it has seen of the others.
+	Since time.Time
 }
 
 // Backlog is the part of the history a new subscription must be sent before live events.
@@ -300,6 +304,11 @@ type Backlog struct {
 	// Unknown is set when the resume point is ahead of this router: the id came from an
 	// earlier process, and the whole history is in Events.
 	Unknown bool
+	// Last is the newest sequence number when the subscription began: the stream's position
+	// in this source until an event of it is delivered.
+	Last uint64
+	// ResumeTime is when the message at Resume.After was received, if the history holds it.
+	ResumeTime time.Time
 }
 
 // Add registers a subscription. Live events start right after the backlog it returns, with no
@@ -310,9 +319,16 @@ func (r *Router) Add(ctx context.Context, out *output.Output, p *predicate.Predi
 		if _, ok := r.byID[out.ID()]; ok {
 			return
 		}
-		if from.Set {
+		switch {
+		case from.Set:
 			b = r.hist.after(from.After, r.seq)
+			if ev := r.hist.at(from.After, r.seq); ev != nil {
+				b.ResumeTime = ev.Msg.Time
+			}
+		case !from.Since.IsZero():
+			b = r.hist.since(from.Since, r.seq)
 		}
+		b.Last = r.seq
 		r.add(out, p)
 	})
 	return b, err

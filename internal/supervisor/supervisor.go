@@ -141,6 +141,9 @@ type Request struct {
 type Subscription struct {
 	Out       *output.Output
 	Backlog   []*stream.Event // history to send before live events, filtered, gaps first
+	// Positions holds, per source, the newest sequence number when the stream began: where
+	// the stream stands in a source until it delivers an event of it.
+	Positions map[string]uint64
 	Sources   []string
 	Predicate *predicate.Predicate
 	Transport string
@@ -184,17 +187,47 @@ func (s *Supervisor) Subscribe(ctx context.Context, req Request) (*Subscription,
 	s.subs[sub.Out.ID()] = sub
 	s.mu.Unlock()
 
-	var in predicate.Input
-	for _, n := range names {
-		from, ok := req.From[n]
-		b, err := s.routers[n].Add(ctx, sub.Out, req.Predicate, router.Resume{After: from, Set: ok})
+	// Sources named in From resume from their ids; when some are named, the others resume
+	// from the time of the earliest named message (the client saw no event of them), so a
+	// multi-source stream loses nothing even when the client knows only some positions.
+	var since time.Time
+	backlogs := make([]router.Backlog, len(names))
+	sub.Positions = make(map[string]uint64, len(names))
+	add := func(i int, from router.Resume) error {
+		n := names[i]
+		b, err := s.routers[n].Add(ctx, sub.Out, req.Predicate, from)
 		if err != nil {
-			sub.Close()
 			if errors.Is(err, router.ErrStopped) {
-				return nil, ErrClosed
+				return ErrClosed
 			}
-			return nil, fmt.Errorf("subscribe to %q: %w", n, err)
+			return fmt.Errorf("subscribe to %q: %w", n, err)
 		}
+		backlogs[i] = b
+		sub.Positions[n] = b.Last
+		return nil
+	}
+	for i, n := range names {
+		if from, ok := req.From[n]; ok {
+			if err := add(i, router.Resume{After: from, Set: true}); err != nil {
+				sub.Close()
+				return nil, err
+			}
+			if t := backlogs[i].ResumeTime; !t.IsZero() && (since.IsZero() || t.Before(since)) {
+				since = t
+			}
+		}
+	}
+	for i, n := range names {
+		if _, ok := req.From[n]; !ok {
+			if err := add(i, router.Resume{Since: since}); err != nil {
+				sub.Close()
+				return nil, err
+			}
+		}
+	}
+	var in predicate.Input
+	for i, n := range names {
+		b := backlogs[i]
 		if b.Missed > 0 || b.Unknown {
 			sub.Backlog = append(sub.Backlog, stream.NewGap(n, b.Missed))
 		}

@@ -1,10 +1,16 @@
 // Package sse serves a subscription as Server-Sent Events: "id:" is the event id, "event:" the
 // type, "data:" the JSON, and a comment line is sent as a heartbeat. The HTTP request goroutine is
 // the only writer.
+//
+// A stream that reads several sources gives each message the id of its own source first,
+// followed by the stream's position in every other source ("orders:17,demo:42"): the browser
+// sends the whole id back as Last-Event-ID when it reconnects, so every source resumes where it
+// stood and the reconnect loses nothing in any of them.
 package sse
 
 import (
 	"net/http"
+	"sort"
 	"strconv"
 	"time"
 
@@ -18,7 +24,9 @@ const ContentType = "text/event-stream"
 
 // Serve streams out to w until the output ends, the client goes away or a write fails, and
 // returns why.
-func Serve(w http.ResponseWriter, r *http.Request, out *output.Output, backlog []*stream.Event, opt transport.Options) error {
+// positions holds the stream's position in each source it reads (see the package doc); with one
+// source, or none given, ids are plain event ids.
+func Serve(w http.ResponseWriter, r *http.Request, out *output.Output, backlog []*stream.Event, positions map[string]uint64, opt transport.Options) error {
 	opt = opt.WithDefaults()
 	h := w.Header()
 	h.Set("Content-Type", ContentType)
@@ -26,6 +34,16 @@ func Serve(w http.ResponseWriter, r *http.Request, out *output.Output, backlog [
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	sw := &writer{w: w, rc: http.NewResponseController(w), timeout: opt.WriteTimeout}
+	if len(positions) > 1 {
+		for name := range positions {
+			sw.names = append(sw.names, name)
+		}
+		sort.Strings(sw.names)
+		sw.seqs = make([]uint64, len(sw.names))
+		for i, name := range sw.names {
+			sw.seqs[i] = positions[name]
+		}
+	}
 	// The first comment flushes the headers, so that EventSource fires "open" at once, and
 	// tells the browser how soon to reconnect.
 	if _, err := w.Write([]byte(": streamux\nretry: 2000\n\n")); err != nil {
@@ -42,6 +60,34 @@ type writer struct {
 	rc      *http.ResponseController
 	timeout time.Duration
 	buf     []byte
+	// names and seqs are the stream's position per source, sorted by name; empty for a
+	// stream of one source.
+	names []string
+	seqs  []uint64
+}
+
+// appendID appends ev's id and, for a stream of several sources, the position in the others.
+func (s *writer) appendID(b []byte, ev *stream.Event) []byte {
+	b = append(b, ev.Source...)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, ev.Seq(), 10)
+	if len(s.names) == 0 {
+		return b
+	}
+	for i, name := range s.names {
+		if name == ev.Source {
+			s.seqs[i] = ev.Seq()
+		}
+	}
+	for i, name := range s.names {
+		if name != ev.Source {
+			b = append(b, ',')
+			b = append(b, name...)
+			b = append(b, ':')
+			b = strconv.AppendUint(b, s.seqs[i], 10)
+		}
+	}
+	return b
 }
 
 func (s *writer) Write(evs []*stream.Event) error {
@@ -50,9 +96,7 @@ func (s *writer) Write(evs []*stream.Event) error {
 		b := s.buf[:0]
 		if ev.Kind == stream.KindMessage {
 			b = append(b, "id: "...)
-			b = append(b, ev.Source...)
-			b = append(b, ':')
-			b = strconv.AppendUint(b, ev.Seq(), 10)
+			b = s.appendID(b, ev)
 			b = append(b, '\n')
 		}
 		b = append(b, "event: "...)
