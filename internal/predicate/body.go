@@ -2,6 +2,7 @@ package predicate
 
 import (
 	"encoding/base64"
+	"fmt"
 	"math"
 	"strconv"
 
@@ -12,8 +13,11 @@ import (
 	"github.com/streamux/streamux/internal/stream"
 )
 
-// errTooDeep is the evaluation error for a JSON body nested deeper than the parser goes.
-var errTooDeep = types.NewErr("body: JSON nested deeper than %d levels", fastjson.MaxDepth)
+// tooDeep says why a JSON body nested deeper than the parser goes cannot be read.
+var tooDeep = fmt.Sprintf("body: JSON nested deeper than %d levels", fastjson.MaxDepth)
+
+// errTooDeep is tooDeep as a CEL value: reading such a body is an evaluation error.
+var errTooDeep = types.NewErr("%s", tooDeep)
 
 // classify decides, once per message, how the body appears in its event, exactly as
 // stream.ClassifyBody does, and parses it when it is JSON.

@@ -45,6 +45,17 @@
 // not. Predicates with comprehensions are also held to the limit at run time, so a body larger
 // than the hints cannot make them run away; the others are linear in the message's size.
 //
+// # Evaluation
+//
+// Predicates in the common subset (&&, ||, !, comparisons, in over a list of constants,
+// startsWith, endsWith, contains and has over source, key, seq, time, headers.name and body
+// paths) are compiled from the checked CEL tree into Go closures that read body paths straight
+// from the parsed JSON and allocate nothing. The rest are evaluated by cel-go, with OptOptimize;
+// they convert the body to CEL values, once per message however many predicates need it. Both
+// give the same results, errors included; a differential fuzz test holds them to it.
+//
+// Atoms lists the equality and membership tests that every match requires, for an index.
+//
 // # Concurrency
 //
 // A *Predicate is immutable and safe for concurrent use by many goroutines. An Input belongs to

@@ -113,6 +113,7 @@ type body struct {
 	kind   bodyKind
 	root   *fastjson.Value // for bodyJSON; valid until the next reset
 	b64    []byte          // for bodyBase64: the encoding, reused across messages
+	num    [64]byte        // room for a number's text while it is parsed
 	parser fastjson.Parser // reused, so that parsing allocates nothing once warm
 }
 

@@ -16,6 +16,10 @@ func (p *Predicate) Match(in *Input) (bool, error) {
 	if in == nil || in.msg == nil {
 		return false, errNoMessage
 	}
+	if p.fast != nil {
+		ok, err := p.fast(in)
+		return ok && err == nil, err
+	}
 	out, _, err := p.prg.Eval((*activation)(in))
 	if err != nil {
 		return false, err

@@ -76,12 +76,12 @@ func (e *Error) Error() string {
 // Predicate is a compiled predicate. It is immutable and safe for concurrent use by many
 // goroutines, each with its own Input.
 type Predicate struct {
-	src      string
-	all      bool // matches every message without evaluation
-	prg      cel.Program
-	costMin  uint64
-	costMax  uint64
-	readBody bool // the expression mentions the body variable
+	src     string
+	all     bool // matches every message without evaluation
+	prg     cel.Program
+	costMin uint64
+	costMax uint64
+	fast    boolFn // the closure for a predicate in the fast subset; nil for the rest
 }
 
 // String returns the source text.
@@ -176,13 +176,8 @@ func Compile(src string, lim Limits) (*Predicate, error) {
 	}
 	comprehension := false
 	celast.PreOrderVisit(native.Expr(), celast.NewExprVisitor(func(e celast.Expr) {
-		switch e.Kind() {
-		case celast.ComprehensionKind:
+		if e.Kind() == celast.ComprehensionKind {
 			comprehension = true
-		case celast.IdentKind:
-			if e.AsIdent() == varBody {
-				p.readBody = true
-			}
 		}
 	}))
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
@@ -198,6 +193,7 @@ func Compile(src string, lim Limits) (*Predicate, error) {
 		return nil, &Error{Code: CodeInvalid, Message: err.Error(), Position: -1}
 	}
 	p.prg = prg
+	p.fast = compileFast(native)
 	return p, nil
 }
 
