@@ -82,6 +82,7 @@ type Predicate struct {
 	costMin uint64
 	costMax uint64
 	fast    boolFn // the closure for a predicate in the fast subset; nil for the rest
+	atoms   []Atom
 }
 
 // String returns the source text.
@@ -194,6 +195,7 @@ func Compile(src string, lim Limits) (*Predicate, error) {
 	}
 	p.prg = prg
 	p.fast = compileFast(native)
+	p.atoms = findAtoms(native.Expr())
 	return p, nil
 }
 
