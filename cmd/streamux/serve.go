@@ -15,6 +15,7 @@ import (
 	"github.com/streamux/streamux/internal/httpapi"
 	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/router"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
@@ -70,7 +71,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 		return err
 	}
 	sup, err := supervisor.New(srcs, supervisor.Options{
-		History: cfg.History.Size,
+		History: router.History{Size: cfg.History.Size, MaxAge: cfg.History.MaxAge},
 		Queue:   output.Limits{Events: cfg.Limits.QueueEvents, Bytes: cfg.Limits.QueueBytes},
 		Log:     log,
 	})

@@ -52,6 +52,8 @@ type Limits struct {
 type History struct {
 	// Size is the number of messages kept per source. Defaults to 10000.
 	Size int `yaml:"size"`
+	// MaxAge, if set, also forgets messages older than this.
+	MaxAge time.Duration `yaml:"max_age"`
 }
 
 // Stream tunes the client streams.
@@ -221,6 +223,9 @@ func (c *Config) Validate() error {
 	}
 	if c.History.Size < 0 {
 		add("history.size must be positive")
+	}
+	if c.History.MaxAge < 0 {
+		add("history.max_age must be positive")
 	}
 	if c.Stream.Heartbeat < 0 || c.Stream.WriteTimeout < 0 || c.Stream.MaxBatch < 0 {
 		add("stream: values must be positive")

@@ -22,6 +22,7 @@ import (
 
 	"github.com/streamux/streamux/internal/httpapi"
 	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/router"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
 	"github.com/streamux/streamux/internal/supervisor"
@@ -74,7 +75,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.demoRate > 0 {
 		srcs = append(srcs, supervisor.Source{Name: "demo", Type: "demo", Adapter: demo.New(demo.Config{Rate: o.demoRate})})
 	}
-	sup, err := supervisor.New(srcs, supervisor.Options{Queue: o.queue, History: o.history, Log: quietLog})
+	sup, err := supervisor.New(srcs, supervisor.Options{Queue: o.queue, History: router.History{Size: o.history}, Log: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}

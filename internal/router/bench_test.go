@@ -12,7 +12,7 @@ import (
 // table fills a router, owned by the calling goroutine, with n subscriptions whose predicates
 // come from pred(i); their queues are large enough for every benchmark round.
 func table(tb testing.TB, n int, pred func(i int) string) (*Router, []*output.Output) {
-	r := New("src", 1024, nil)
+	r := New("src", History{Size: 1024}, nil)
 	outs := make([]*output.Output, n)
 	cache := map[string]*predicate.Predicate{}
 	for i := range outs {

@@ -8,14 +8,35 @@ import (
 
 // ring is the history: the last len(buf) message events, indexed by sequence number.
 type ring struct {
-	buf []*stream.Event
-	n   int // how many are held
+	buf    []*stream.Event
+	n      int           // how many are held
+	maxAge time.Duration // 0: no limit
+	last   uint64        // the newest sequence number pushed
 }
 
-func newRing(size int) ring { return ring{buf: make([]*stream.Event, size)} }
+func newRing(size int, maxAge time.Duration) ring {
+	return ring{buf: make([]*stream.Event, size), maxAge: maxAge}
+}
+
+// trim forgets the messages older than maxAge.
+func (h *ring) trim(now time.Time) {
+	if h.maxAge <= 0 {
+		return
+	}
+	cutoff := now.Add(-h.maxAge)
+	for h.n > 0 {
+		i := (h.last - uint64(h.n) + 1) % uint64(len(h.buf))
+		if !h.buf[i].Msg.Time.Before(cutoff) {
+			return
+		}
+		h.buf[i] = nil
+		h.n--
+	}
+}
 
 func (h *ring) push(ev *stream.Event) {
 	h.buf[ev.Seq()%uint64(len(h.buf))] = ev
+	h.last = ev.Seq()
 	if h.n < len(h.buf) {
 		h.n++
 	}

@@ -79,10 +79,18 @@ type Counters struct {
 	LastSeq       uint64 `json:"last_seq"`
 }
 
-// New returns a router for the source name that keeps history messages (DefaultHistory if ≤ 0).
-func New(name string, history int, log *slog.Logger) *Router {
-	if history <= 0 {
-		history = DefaultHistory
+// History bounds what a router keeps for resume and /v1/check.
+type History struct {
+	// Size is the most messages kept. Defaults to DefaultHistory.
+	Size int
+	// MaxAge, if set, forgets messages received longer ago than this.
+	MaxAge time.Duration
+}
+
+// New returns a router for the source name.
+func New(name string, h History, log *slog.Logger) *Router {
+	if h.Size <= 0 {
+		h.Size = DefaultHistory
 	}
 	if log == nil {
 		log = slog.Default()
@@ -94,7 +102,7 @@ func New(name string, history int, log *slog.Logger) *Router {
 		ctl:  make(chan func()),
 		done: make(chan struct{}),
 		byID: make(map[uint64]int),
-		hist: newRing(history),
+		hist: newRing(h.Size, h.MaxAge),
 	}
 }
 
@@ -123,7 +131,8 @@ func (r *Router) Run(ctx context.Context) {
 			r.route(m)
 		case f := <-r.ctl:
 			f()
-		case <-tick.C:
+		case now := <-tick.C:
+			r.hist.trim(now)
 			if r.gapsDue {
 				r.flushGaps()
 			}

@@ -32,7 +32,7 @@ func message(key string, n int) *stream.Message {
 
 // start runs a router for the test and stops it at the end.
 func start(t *testing.T, history int) *Router {
-	r := New("src", history, nil)
+	r := New("src", History{Size: history}, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); r.Run(ctx) }()
@@ -208,7 +208,7 @@ func TestConcurrentSubscribeUnsubscribePublish(t *testing.T) {
 }
 
 func TestSlowConsumerPolicies(t *testing.T) {
-	r := New("src", 10, nil)
+	r := New("src", History{Size: 10}, nil)
 	disc := output.New(1, output.Disconnect, output.Limits{Events: 2})
 	drop := output.New(2, output.Drop, output.Limits{Events: 2})
 	r.add(disc, nil)
@@ -229,5 +229,25 @@ func TestSlowConsumerPolicies(t *testing.T) {
 	}
 	if c := drop.Counters(); c.Dropped != 3 || c.Matched != 6 {
 		t.Fatalf("counters %+v", c)
+	}
+}
+
+func TestHistoryMaxAge(t *testing.T) {
+	h := newRing(10, time.Minute)
+	now := time.Now()
+	for i := 1; i <= 6; i++ {
+		m := message("k", i)
+		m.Seq = uint64(i)
+		m.Time = now.Add(time.Duration(i-6) * 20 * time.Second) // 100s, 80s, … 0s ago
+		h.push(stream.NewMessage(m))
+	}
+	h.trim(now)
+	b := h.after(0, 6)
+	if len(b.Events) != 4 || b.Events[0].Seq() != 3 || b.Missed != 2 { // exactly a minute old is kept
+		t.Fatalf("kept %d events from %d, missed %d; want 4 from seq 3", len(b.Events), b.Events[0].Seq(), b.Missed)
+	}
+	h.trim(now.Add(time.Hour))
+	if b := h.after(0, 6); len(b.Events) != 0 || b.Missed != 6 {
+		t.Fatalf("after an hour: %d events, missed %d", len(b.Events), b.Missed)
 	}
 }

@@ -45,8 +45,8 @@ type Source struct {
 
 // Options configure a Supervisor. Zero values take the defaults.
 type Options struct {
-	// History is the number of messages each router keeps. Defaults to router.DefaultHistory.
-	History int
+	// History bounds what each router keeps.
+	History router.History
 	// Queue bounds each subscription's queue.
 	Queue output.Limits
 	Log   *slog.Logger
@@ -139,8 +139,8 @@ type Request struct {
 
 // Subscription is a live client stream. Its creator owns it and must call Close.
 type Subscription struct {
-	Out       *output.Output
-	Backlog   []*stream.Event // history to send before live events, filtered, gaps first
+	Out     *output.Output
+	Backlog []*stream.Event // history to send before live events, filtered, gaps first
 	// Positions holds, per source, the newest sequence number when the stream began: where
 	// the stream stands in a source until it delivers an event of it.
 	Positions map[string]uint64
