@@ -75,6 +75,12 @@ func Serve(conn net.Conn, br *bufio.Reader, out *output.Output, backlog []*strea
 	readerDone := make(chan struct{})
 	go func() { // the reader; Serve waits for it below
 		defer close(readerDone)
+		defer func() {
+			// A bug in the reader ends this connection, not the process.
+			if p := recover(); p != nil {
+				c.fail(fmt.Errorf("panic: %v", p))
+			}
+		}()
 		c.read(rd)
 	}()
 
