@@ -78,13 +78,14 @@ export function errorOf(body) {
 }
 
 // streamParams are the query parameters of GET /v1/stream for a subscription: where, each
-// source, policy, the resume point and the token (EventSource and WebSocket cannot set headers).
+// source, policy, the resume points (one event id per source) and the token (EventSource and
+// WebSocket cannot set headers).
 export function streamParams({ where, sources, policy, from }) {
   const q = new URLSearchParams();
   if (where) q.set("where", where);
   for (const s of sources ?? []) q.append("source", s);
   if (policy) q.set("policy", policy);
-  if (from) q.set("from", from);
+  for (const id of from ?? []) q.append("from", id);
   const token = getToken();
   if (token) q.set("token", token);
   return q;

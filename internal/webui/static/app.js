@@ -365,6 +365,7 @@ async function start() {
     return;
   }
   stream?.stop();
+  clear(); // the table shows one stream: what this predicate matches
   const s = new Stream(
     { where, sources, policy: el.policy.value },
     el.transport.value,
@@ -388,6 +389,8 @@ function stop() {
   if (!s) return;
   s.stop("Stopped.");
   running(false);
+  meter.reset();
+  updateMeters();
 }
 
 function running(on) {
@@ -426,12 +429,14 @@ el.pause.addEventListener("click", () => {
   updateMeters();
 });
 
-el.clear.addEventListener("click", () => {
+function clear() {
   table.clear();
   received = 0;
   missed = 0;
+  meter.reset();
   updateMeters();
-});
+}
+el.clear.addEventListener("click", clear);
 
 function updateMeters() {
   el.rate.textContent = count(Math.round(meter.rate() * 10) / 10);

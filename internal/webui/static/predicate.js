@@ -18,7 +18,12 @@ export class Editor {
     this.seq = 0;
     this.errorAt = -1; // UTF-16 index of the error, -1 when none
     textarea.addEventListener("input", () => {
-      this.clearMark(); // the old position no longer points at the right character
+      // Whatever was shown or asked is about other text now: drop it, say so, ask again soon.
+      this.ctl?.abort();
+      this.seq++;
+      this.clearMark();
+      this.error.classList.add("stale");
+      this.setStatus("checking", "Checking…");
       this.schedule();
     });
     textarea.addEventListener("scroll", () => this.syncScroll());
@@ -100,6 +105,7 @@ export class Editor {
   }
 
   setStatus(state, text) {
+    if (state !== "checking") this.error.classList.remove("stale");
     this.status.dataset.state = state;
     this.status.textContent = text;
   }

@@ -1,6 +1,9 @@
 // One subscription's connection: Server-Sent Events (EventSource) or WebSocket, reconnected
-// after a failure and resumed from the last event id, so that the server sends what was missed
-// (or a gap event) rather than nothing.
+// after a failure and resumed from the last event id of each source ("from", repeated), so that
+// the server sends what was missed (or a gap event) rather than nothing.
+//
+// SSE reconnects are done here too, not by EventSource: its own retry sends only the one last
+// event id (Last-Event-ID), which cannot resume a stream that reads several sources.
 
 import { streamURL, diagnose } from "./api.js";
 
@@ -16,7 +19,7 @@ export class Stream {
     this.transport = transport === "ws" ? "ws" : "sse";
     this.onEvent = onEvent;
     this.onState = onState;
-    this.lastId = "";
+    this.lastIds = new Map(); // source → id of the last message received from it
     this.conn = null;
     this.timer = 0;
     this.delay = retryMin;
@@ -52,7 +55,7 @@ export class Stream {
 
   open() {
     if (this.closed) return;
-    const sub = { ...this.sub, from: this.lastId };
+    const sub = { ...this.sub, from: [...this.lastIds.values()] };
     if (this.transport === "ws") this.openWS(sub);
     else this.openSSE(sub);
   }
@@ -66,25 +69,22 @@ export class Stream {
       this.delay = retryMin;
       this.onState("live", "live (Server-Sent Events)");
     };
-    const handler = (e) => {
-      if (e.lastEventId) this.lastId = e.lastEventId;
-      this.deliver(e.data, e.type);
-    };
+    const handler = (e) => this.deliver(e.data, e.type);
     // "event: message" arrives as a plain message event; the other types by name.
     es.addEventListener("message", handler);
     es.addEventListener("gap", handler);
     es.addEventListener("status", handler);
     es.onerror = () => {
       if (this.conn !== es) return;
-      if (es.readyState === EventSource.CONNECTING) {
-        // The browser reconnects by itself and sends Last-Event-ID.
-        this.onState("retrying", "disconnected, retrying…");
-        return;
-      }
-      // CLOSED: the server refused the request (not 200, or not an event stream). Ask why.
       this.conn = null;
       es.close();
-      this.failed(sub, opened);
+      if (opened) {
+        // The stream broke after it had worked: try again, resuming.
+        this.retry("disconnected, retrying…");
+        return;
+      }
+      // It never opened: the server refused it (not 200) or could not be reached. Ask why.
+      this.failed(sub);
     };
   }
 
@@ -111,7 +111,7 @@ export class Stream {
       if (this.conn !== ws) return;
       this.conn = null;
       if (!opened) {
-        this.failed(sub, false); // the handshake failed: a WebSocket cannot tell why
+        this.failed(sub); // the handshake failed: a WebSocket cannot tell why
         return;
       }
       let why = `disconnected (${e.code}${e.reason ? " " + e.reason : ""})`;
@@ -130,15 +130,16 @@ export class Stream {
     }
     if (!ev || typeof ev !== "object") return;
     if (!ev.type) ev.type = type || "message";
-    if (ev.type === "message" && typeof ev.id === "string" && ev.id) this.lastId = ev.id;
+    if (ev.type === "message" && typeof ev.id === "string" && ev.id && typeof ev.source === "string") {
+      this.lastIds.set(ev.source, ev.id);
+    }
     this.onEvent(ev);
   }
 
   // failed asks the server why the stream closed or would not open: a 4xx is final (bad
   // predicate, unknown source, no token, a limit), anything else is tried again later.
-  async failed(sub, wasOpen) {
+  async failed(sub) {
     if (this.closed) return;
-    this.onState("retrying", wasOpen ? "disconnected, retrying…" : "connecting…");
     const err = await diagnose(sub, "text/event-stream");
     if (this.closed) return;
     if (err && err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429) {
