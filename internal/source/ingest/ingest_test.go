@@ -1,0 +1,70 @@
+package ingest
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+)
+
+func parse(t testing.TB, ct, query string, body []byte) ([]*streamMessage, error) {
+	s := New(Config{MaxBodyBytes: 1 << 16})
+	r, err := http.NewRequest(http.MethodPost, "http://x/v1/sources/x/messages"+query, bytes.NewReader(body))
+	if err != nil {
+		t.Skip("not a request a client could send:", err)
+	}
+	r.Header.Set("Content-Type", ct)
+	msgs, err := s.parse(r, httptest.NewRecorder())
+	out := make([]*streamMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = &streamMessage{Key: m.Key, Headers: m.Headers, Body: string(m.Body)}
+	}
+	return out, err
+}
+
+type streamMessage struct {
+	Key     string
+	Headers map[string]string
+	Body    string
+}
+
+func TestParse(t *testing.T) {
+	msgs, err := parse(t, "application/x-ndjson; charset=utf-8", "?key=k&header.A=1", []byte("1\r\n\n  2  \n"))
+	if err != nil || len(msgs) != 2 || msgs[1].Body != "2" || msgs[0].Key != "k" || msgs[0].Headers["a"] != "1" {
+		t.Fatalf("%v %+v", err, msgs)
+	}
+	msgs, err = parse(t, "application/json", "?envelope=1", []byte(`{"key":"x","body":{"a":1},"headers":{"h":"v"}}`))
+	if err != nil || len(msgs) != 1 || msgs[0].Key != "x" || msgs[0].Body != `{"a":1}` || msgs[0].Headers["h"] != "v" {
+		t.Fatalf("%v %+v", err, msgs)
+	}
+	for _, bad := range []string{`{"key":1}`, `{"body":"!!","body_encoding":"base64"}`, `{"body":1,"body_encoding":"hex"}`, `{} {}`, `[]`} {
+		if _, err := parse(t, "application/json", "?envelope=true", []byte(bad)); err == nil {
+			t.Errorf("%s: accepted", bad)
+		}
+	}
+	if _, err := parse(t, "text/plain", "", bytes.Repeat([]byte("x"), 1<<16+1)); err == nil || err.(*Error).Status != 413 {
+		t.Fatalf("oversize: %v", err)
+	}
+}
+
+// No request body, however malformed, panics or loses its error.
+func FuzzParse(f *testing.F) {
+	f.Add("application/x-ndjson", "?envelope=true", []byte(`{"key":"a","body":1}`+"\n"+`{"body":"/w==","body_encoding":"base64"}`))
+	f.Add("application/json", "", []byte(`{"a":1}`))
+	f.Add("application/x-ndjson", "?key=%ff", []byte("\xff\n\n{"))
+	f.Fuzz(func(t *testing.T, ct, query string, body []byte) {
+		if len(query) > 0 && query[0] != '?' {
+			query = "?" + query
+		}
+		msgs, err := parse(t, ct, query, body)
+		if err != nil {
+			if e, ok := err.(*Error); !ok || e.Status < 400 || e.Message == "" {
+				t.Fatalf("error %#v", err)
+			}
+			return
+		}
+		if len(body) > 0 && len(msgs) == 0 && !bytes.Equal(bytes.TrimSpace(body), nil) && ct == "" {
+			t.Fatal("a non-empty body published nothing")
+		}
+	})
+}
