@@ -24,7 +24,8 @@ func benchMessage() *stream.Message {
 
 // BenchmarkMatch measures one predicate on one new message: Reset, then Match, so a predicate
 // that reads the body pays for decoding it. The "warm" cases share one decoded message, as the
-// second and later predicates on a message do.
+// second and later predicates on a message do. The "cel-go" cases evaluate the same predicate
+// with cel-go instead of the fast closure, for comparison.
 func BenchmarkMatch(b *testing.B) {
 	for _, c := range []struct{ name, src string }{
 		{"key", `key == "eu.order.created"`},
@@ -37,25 +38,60 @@ func BenchmarkMatch(b *testing.B) {
 			b.Fatal(err)
 		}
 		m := benchMessage()
-		b.Run(c.name, func(b *testing.B) {
-			var in Input
-			b.ReportAllocs()
-			for b.Loop() {
+		run := func(name string, p *Predicate) {
+			b.Run(name, func(b *testing.B) {
+				var in Input
+				b.ReportAllocs()
+				for b.Loop() {
+					in.Reset(m)
+					if ok, err := p.Match(&in); !ok || err != nil {
+						b.Fatal(ok, err)
+					}
+				}
+			})
+			b.Run(name+"/warm", func(b *testing.B) {
+				var in Input
 				in.Reset(m)
-				if ok, err := p.Match(&in); !ok || err != nil {
-					b.Fatal(ok, err)
+				b.ReportAllocs()
+				for b.Loop() {
+					if ok, err := p.Match(&in); !ok || err != nil {
+						b.Fatal(ok, err)
+					}
 				}
-			}
-		})
-		b.Run(c.name+"/warm", func(b *testing.B) {
-			var in Input
-			in.Reset(m)
-			b.ReportAllocs()
-			for b.Loop() {
-				if ok, err := p.Match(&in); !ok || err != nil {
-					b.Fatal(ok, err)
-				}
-			}
-		})
+			})
+		}
+		run(c.name, p)
+		if p.fast != nil {
+			slow := *p
+			slow.fast = nil
+			run(c.name+"/cel-go", &slow)
+		}
 	}
+}
+
+// BenchmarkDecode measures the per-message body work that predicates share: parsing and
+// validating the JSON (what the fast evaluator needs), and converting it to CEL values (what
+// cel-go needs in addition).
+func BenchmarkDecode(b *testing.B) {
+	m := benchMessage()
+	b.Run("parse", func(b *testing.B) {
+		var in Input
+		b.ReportAllocs()
+		b.SetBytes(int64(len(m.Body)))
+		for b.Loop() {
+			in.Reset(m)
+			if in.body.classify() != bodyJSON {
+				b.Fatal("not JSON")
+			}
+		}
+	})
+	b.Run("parse+cel", func(b *testing.B) {
+		var in Input
+		b.ReportAllocs()
+		b.SetBytes(int64(len(m.Body)))
+		for b.Loop() {
+			in.Reset(m)
+			in.body.cel()
+		}
+	})
 }

@@ -42,6 +42,7 @@ func TestCompileErrors(t *testing.T) {
 		// Length, in bytes; the position is in runes.
 		{src: strings.Repeat("a", 4097), code: CodeTooLong, pos: 4096, message: []string{"4097", "4096"}},
 		{src: strings.Repeat("é", 2049), code: CodeTooLong, pos: 2048, message: []string{"4098", "4096"}},
+		{src: "ééé", lim: Limits{MaxBytes: 5}, code: CodeTooLong, pos: 2, message: []string{"6 bytes", "5 bytes"}},
 		{src: `key == "abcdef"`, lim: Limits{MaxBytes: 10}, code: CodeTooLong, pos: 10, message: []string{"length limit is 10"}},
 		// Cost.
 		{src: `body.items.exists(a, body.items.exists(b, a == b))`, code: CodeTooCostly, pos: -1, message: []string{"cost limit is 100000"}},

@@ -117,7 +117,15 @@ type body struct {
 	parser fastjson.Parser // reused, so that parsing allocates nothing once warm
 }
 
+// keepBytes is the largest body whose parsing memory an Input keeps for the next message; after
+// a larger one it starts afresh, so that one huge message does not pin its size for good.
+const keepBytes = 256 << 10
+
 func (b *body) reset(raw []byte) {
+	if b.kind != bodyUnknown && len(b.raw) > keepBytes {
+		b.parser = fastjson.Parser{}
+		b.b64 = nil
+	}
 	b.raw = raw
 	b.kind = bodyUnknown
 	b.root = nil

@@ -128,10 +128,15 @@ var celEnv = sync.OnceValues(func() (*cel.Env, error) {
 func Compile(src string, lim Limits) (*Predicate, error) {
 	lim = lim.withDefaults()
 	if len(src) > lim.MaxBytes {
+		// The position is the first character that does not fit whole.
+		end := lim.MaxBytes
+		for end > 0 && !utf8.RuneStart(src[end]) {
+			end--
+		}
 		return nil, &Error{
 			Code:     CodeTooLong,
 			Message:  fmt.Sprintf("predicate is %d bytes long; the length limit is %d bytes", len(src), lim.MaxBytes),
-			Position: utf8.RuneCountInString(src[:lim.MaxBytes]),
+			Position: utf8.RuneCountInString(src[:end]),
 		}
 	}
 	if strings.TrimFunc(src, unicode.IsSpace) == "" {

@@ -2,9 +2,12 @@ package predicate
 
 import (
 	"encoding/base64"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/valyala/fastjson"
 
 	"github.com/streamux/streamux/internal/stream"
 )
@@ -321,6 +324,27 @@ func TestRuntimeCostLimit(t *testing.T) {
 	ok, err := p.Match(&in)
 	if ok || err == nil || !strings.Contains(err.Error(), "cost") {
 		t.Errorf("big body: %v, %v; want the cost limit", ok, err)
+	}
+}
+
+// After a huge body, an Input lets go of the memory it parsed it with.
+func TestInputReleasesBigBody(t *testing.T) {
+	t.Parallel()
+	p, err := Compile(`body.n == 1`, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in Input
+	in.Reset(withBody(`{"n":1,"pad":"` + strings.Repeat("x", keepBytes) + `"}`))
+	if ok, err := p.Match(&in); !ok || err != nil {
+		t.Fatalf("big body: %v, %v", ok, err)
+	}
+	in.Reset(withBody(`{"n":1}`))
+	if !reflect.DeepEqual(in.body.parser, fastjson.Parser{}) {
+		t.Error("the parser still holds the big body")
+	}
+	if ok, err := p.Match(&in); !ok || err != nil {
+		t.Fatalf("small body: %v, %v", ok, err)
 	}
 }
 
