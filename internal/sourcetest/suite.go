@@ -291,8 +291,6 @@ func testBodies(t *testing.T, h Harness) {
 // stays near zero while 10,000 are published.
 func testDrain(t *testing.T, h Harness) {
 	fx := h.New(t, Options{})
-	c := NewCollector()
-	startUp(t, h, fx, c)
 	depth := func() (int, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), h.Timeout)
 		defer cancel()
@@ -300,9 +298,9 @@ func testDrain(t *testing.T, h Harness) {
 	}
 	if _, err := depth(); errors.Is(err, errors.ErrUnsupported) {
 		t.Skip("the fixture cannot read the server's backlog")
-	} else if err != nil {
-		t.Fatalf("depth: %v", err)
 	}
+	c := NewCollector()
+	startUp(t, h, fx, c)
 	base := c.Len()
 	const total, chunk, slack = 10_000, 2000, 1000
 	maxDepth := 0

@@ -1,0 +1,208 @@
+package wsdial
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults.
+const (
+	DefaultPingInterval     = 30 * time.Second
+	DefaultPongTimeout      = 10 * time.Second
+	DefaultReadLimit        = 1 << 20 // 1 MiB
+	DefaultHandshakeTimeout = 10 * time.Second
+)
+
+// Config configures one upstream WebSocket source. Its YAML field names are part of the
+// configuration contract; the config package decodes them strictly. URL is required; every
+// other field has a working default.
+type Config struct {
+	// URL is the upstream: ws://… or wss://… (TLS). An HTTP(S)_PROXY in the environment is used.
+	URL string `yaml:"url"`
+	// Headers are sent with the opening handshake, for authentication (Authorization, a token,
+	// Origin, Cookie…). The handshake's own headers (Upgrade, Connection, Sec-WebSocket-*) may
+	// not be set here; use Subprotocols for Sec-WebSocket-Protocol.
+	Headers map[string]string `yaml:"headers"`
+	// Subprotocols are offered in Sec-WebSocket-Protocol, in order of preference.
+	Subprotocols []string `yaml:"subprotocols"`
+	// OnConnect are text frames sent, in order, after each connect and before the source is
+	// up: a subscribe or login request, as upstream feeds need.
+	OnConnect []string `yaml:"on_connect"`
+	// Key is a dotted JSON path (see Path) in each message whose value becomes the message's
+	// key: "channel", "data.symbol". Empty: the key is "". A message that is not JSON gets the
+	// key "" and is counted in Stats.DecodeErrors; it is passed on all the same.
+	Key string `yaml:"key"`
+	// PingInterval is how often the source pings the upstream. Defaults to 30s.
+	PingInterval time.Duration `yaml:"ping_interval"`
+	// PongTimeout is how long past a ping a silent upstream is given (no pong, no message)
+	// before the connection is given up as dead. Defaults to 10s.
+	PongTimeout time.Duration `yaml:"pong_timeout"`
+	// ReadLimit is the largest message accepted, in bytes (after decompression). A larger one
+	// is discarded and counted in Stats.Oversize, and the connection kept. Defaults to 1 MiB.
+	ReadLimit int64 `yaml:"read_limit"`
+	// HandshakeTimeout bounds connecting: TCP, TLS and the HTTP upgrade. Defaults to 10s.
+	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`
+	// Compression offers permessage-deflate (RFC 7692); it is used if the upstream accepts.
+	Compression bool `yaml:"compression"`
+	// TLS adds to what a wss:// URL implies (the system's roots, the URL's host name).
+	TLS TLS `yaml:"tls"`
+}
+
+// TLS is the TLS configuration of a wss:// connection. The zero value verifies the upstream
+// against the system's roots.
+type TLS struct {
+	// CAFile is a PEM file of the certificate authorities to trust instead of the system's.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key. Both or neither.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// ServerName overrides the host name the upstream's certificate is checked against.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any certificate. For tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+func (t TLS) isZero() bool { return t == TLS{} }
+
+// reserved are the handshake headers gorilla/websocket sets itself.
+var reserved = map[string]bool{
+	"Upgrade": true, "Connection": true, "Sec-Websocket-Key": true, "Sec-Websocket-Version": true,
+	"Sec-Websocket-Extensions": true, "Sec-Websocket-Protocol": true,
+}
+
+func (c Config) withDefaults() Config {
+	if c.PingInterval == 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.PongTimeout == 0 {
+		c.PongTimeout = DefaultPongTimeout
+	}
+	if c.ReadLimit == 0 {
+		c.ReadLimit = DefaultReadLimit
+	}
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	return c
+}
+
+// Validate reports every problem of c at once, each naming its field. Defaults are applied
+// first, so a zero field is never a problem unless it is required.
+func (c *Config) Validate() []error {
+	d := c.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	scheme := ""
+	if d.URL == "" {
+		bad("url is required (ws://host/path or wss://host/path)")
+	} else if u, err := url.Parse(d.URL); err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // url.Error repeats the URL, which may hold a token
+		}
+		bad("url: %v", err)
+	} else if u.Scheme != "ws" && u.Scheme != "wss" {
+		bad("url: the scheme must be ws or wss, not %q", u.Scheme)
+	} else if u.Host == "" {
+		bad("url: no host")
+	} else {
+		scheme = u.Scheme
+	}
+	for name, v := range d.Headers {
+		canon := http.CanonicalHeaderKey(name)
+		switch {
+		case !validHeaderName(name):
+			bad("headers: %q is not a valid header name", name)
+		case reserved[canon]:
+			bad("headers: %s is set by the WebSocket handshake itself", canon)
+		case strings.ContainsAny(v, "\r\n\x00"):
+			bad("headers: the value of %s contains a line break", canon)
+		}
+	}
+	for _, p := range d.Subprotocols {
+		if p == "" || !validHeaderName(p) {
+			bad("subprotocols: %q is not a valid subprotocol token", p)
+		}
+	}
+	if d.Key != "" {
+		if _, err := ParsePath(d.Key); err != nil {
+			bad("key: %v", err)
+		}
+	}
+	if d.PingInterval < 0 {
+		bad("ping_interval %v: must not be negative", d.PingInterval)
+	}
+	if d.PongTimeout < 0 {
+		bad("pong_timeout %v: must not be negative", d.PongTimeout)
+	}
+	if d.ReadLimit < 0 {
+		bad("read_limit %d: must not be negative", d.ReadLimit)
+	}
+	if d.HandshakeTimeout < 0 {
+		bad("handshake_timeout %v: must not be negative", d.HandshakeTimeout)
+	}
+	if !d.TLS.isZero() {
+		if scheme == "ws" {
+			bad("tls is set but the url is ws://: use wss://")
+		}
+		if (d.TLS.CertFile == "") != (d.TLS.KeyFile == "") {
+			bad("tls: cert_file and key_file go together")
+		}
+		if _, err := d.TLS.config(); err != nil {
+			bad("%v", err)
+		}
+	}
+	return errs
+}
+
+// validHeaderName reports whether s is an HTTP token (RFC 9110).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// config builds the tls.Config, or nil when t is zero (the dialer's default then applies).
+func (t TLS) config() (*tls.Config, error) {
+	if t.isZero() {
+		return nil, nil
+	}
+	c := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // opt-in, documented as for tests
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: ca_file: %w", err)
+		}
+		c.RootCAs = x509.NewCertPool()
+		if !c.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tls: ca_file %s: no PEM certificate in it", t.CAFile)
+		}
+	}
+	if t.CertFile != "" && t.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: cert_file/key_file: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return c, nil
+}
