@@ -114,7 +114,10 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	}
 
 	log.Info("shutting down", "grace", cfg.ShutdownGrace)
-	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	// The streams get the grace less a margin: a client that does not read can hold its write
+	// (and the close frame) for the whole write timeout, and cutting it at the very end of the
+	// grace made the process exit just after it, when docker stop's 10 s have run out.
+	grace, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace-min(cfg.ShutdownGrace/4, time.Second))
 	defer cancel()
 	api.Drain()
 	shutDone := make(chan error, 1)

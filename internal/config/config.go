@@ -28,7 +28,8 @@ type Config struct {
 	Limits  Limits   `yaml:"limits"`
 	History History  `yaml:"history"`
 	Stream  Stream   `yaml:"stream"`
-	// ShutdownGrace is how long SIGTERM waits for streams to close. Defaults to 10s.
+	// ShutdownGrace bounds the shutdown, from SIGTERM to exit: streams that have not closed
+	// shortly before it ends are cut. Defaults to 10s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
 }
 
