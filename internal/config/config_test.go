@@ -193,6 +193,15 @@ func TestSourceType(t *testing.T) {
 	msg = parseErr(t, "sources:\n  - name: q\n")
 	wantAll(t, msg, "type is required", "demo", "http", "(q)")
 
+	// A key given twice: the file's lines, and the name still known.
+	msg = parseErr(t, "sources:\n  - name: d\n    type: demo\n    rate: 1\n    rate: 2\n")
+	wantAll(t, msg, "sources[0] (d)", `line 5: mapping key "rate" already defined at line 4`)
+	if strings.Contains(msg, "name is required") {
+		t.Errorf("a source with a name is said to have none:\n%s", msg)
+	}
+	msg = parseErr(t, "sources:\n  - name: [d]\n    type: demo\n")
+	wantAll(t, msg, "sources[0]", "line 2")
+
 	// A source that is not a mapping at all.
 	msg = parseErr(t, "sources:\n  - demo\n")
 	wantAll(t, msg, "sources[0]", "line 2")

@@ -92,7 +92,13 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 		Type string `yaml:"type"`
 	}
 	if err := n.Decode(&head); err != nil {
-		*s = Source{Name: head.Name, Type: head.Type, problems: readable(n, err)}
+		// n's lines are the file's, so yaml's messages are right as they are.
+		var te *yaml.TypeError
+		msgs := []string{fmt.Sprintf("line %d: %s", n.Line, strings.TrimPrefix(err.Error(), "yaml: "))}
+		if errors.As(err, &te) {
+			msgs = te.Errors
+		}
+		*s = Source{Name: scalar(n, "name"), Type: scalar(n, "type"), problems: msgs}
 		return nil
 	}
 	*s = Source{Name: head.Name, Type: head.Type}
@@ -143,6 +149,16 @@ func readable(n *yaml.Node, err error) []string {
 		out = append(out, fmt.Sprintf("line %d: %s", n.Line, m))
 	}
 	return out
+}
+
+// scalar is the value of mapping n's key, when it is a scalar.
+func scalar(n *yaml.Node, key string) string {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key && n.Content[i+1].Kind == yaml.ScalarNode {
+			return n.Content[i+1].Value
+		}
+	}
+	return ""
 }
 
 var relLine = regexp.MustCompile(`^line \d+: `)
