@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/gorilla/websocket"
 )
 
@@ -26,6 +27,8 @@ import (
 // fakeAPI serves Handler() and a scripted /v1: two sources, a check endpoint that knows a few
 // predicates, and a stream of one status event, one gap event and then messages "alpha:N"
 // (key "even" or "odd", body {"n":N}) every 20 ms, only the even ones for `key == "even"`.
+// The first stream for the predicate "flaky" ends after 5 messages; a stream with
+// from=alpha:N starts at N+1.
 type fakeAPI struct {
 	token      string // when set, every /v1 call needs it (Bearer or ?token=)
 	subsStatus int    // the status of GET /v1/subscriptions
@@ -34,6 +37,7 @@ type fakeAPI struct {
 	checks  []http.Header
 	streams []*http.Request
 	open    atomic.Int32 // streams open now
+	flaky   atomic.Bool  // a "flaky" stream has been cut once
 }
 
 func (f *fakeAPI) server(t *testing.T) *httptest.Server {
@@ -189,9 +193,17 @@ func (f *fakeAPI) stream(w http.ResponseWriter, r *http.Request) {
 		send("gap", "", []byte(`{"type":"gap","source":"alpha","missed":17}`)) != nil {
 		return
 	}
+	start, cut := 1, 0
+	if id := r.URL.Query().Get("from"); strings.HasPrefix(id, "alpha:") {
+		_, _ = fmt.Sscanf(id, "alpha:%d", &start)
+		start++
+	}
+	if where == "flaky" && f.flaky.CompareAndSwap(false, true) {
+		cut = 5
+	}
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	for n := 1; ; n++ {
+	for n := start; cut == 0 || n <= cut; n++ {
 		select {
 		case <-ctx.Done():
 			return
@@ -401,6 +413,21 @@ func TestBrowserPage(t *testing.T) {
 		if got := eval[string](t, ctx, `document.getElementById("pause").getAttribute("aria-pressed")`); got != "true" {
 			t.Errorf("#pause aria-pressed = %q while paused", got)
 		}
+
+		// The rows are one tab stop: Tab from Clear lands on the newest row, the arrows move.
+		do(t, ctx, "tab into the table", chromedp.Focus(css("#clear")), chromedp.KeyEvent(kb.Tab))
+		first := `document.querySelector("#events tbody tr.ev-message")`
+		if !eval[bool](t, ctx, `document.activeElement === `+first+`.querySelector("button.toggle")`) {
+			t.Fatalf("Tab from #clear focused %s, want the newest row's button", eval[string](t, ctx, `document.activeElement.outerHTML.slice(0, 120)`))
+		}
+		do(t, ctx, "arrow down", chromedp.KeyEvent(kb.ArrowDown))
+		if got := eval[string](t, ctx, `document.activeElement.closest("tr")?.dataset.id ?? ""`); got == "" || got == eval[string](t, ctx, first+`.dataset.id`) {
+			t.Errorf("ArrowDown moved focus to row %q, want the next row", got)
+		}
+		do(t, ctx, "enter expands", chromedp.KeyEvent("\r"), waitFor(`document.activeElement.closest("tr").nextElementSibling?.classList.contains("detail")`))
+		if got := eval[string](t, ctx, `document.activeElement.getAttribute("aria-expanded")`); got != "true" {
+			t.Errorf("aria-expanded = %q after Enter", got)
+		}
 		do(t, ctx, "resume", chromedp.Click(css("#pause")), waitFor(fmt.Sprintf("%s > %d", messageRows, rows)))
 	})
 
@@ -449,6 +476,29 @@ func TestBrowserPage(t *testing.T) {
 			t.Error("the last stream was not a WebSocket")
 		}
 		do(t, ctx, "stop", chromedp.Click(css("#stop")), chromedp.WaitVisible(css(`#stream-status[data-state="stopped"]`)))
+	})
+
+	t.Run("a broken stream is resumed where it broke", func(t *testing.T) {
+		do(t, ctx, "start", selectTransport("sse"), setPredicate("flaky"), chromedp.WaitVisible(css(`#check-status[data-state="valid"]`)),
+			chromedp.Click(css("#start")),
+			waitFor(`[...document.querySelectorAll("#events tbody tr.ev-local")].some(r => r.textContent.includes("reconnected, resuming after alpha:5"))`),
+			waitFor(`document.querySelector('#events tbody tr[data-id="alpha:6"]') !== null`),
+			chromedp.WaitVisible(css(`#stream-status[data-state="live"]`)))
+		f.mu.Lock()
+		q := f.streams[len(f.streams)-1].URL.Query()
+		f.mu.Unlock()
+		if q.Get("from") != "alpha:5" {
+			t.Errorf("the reconnect asked from=%q, want alpha:5", q.Get("from"))
+		}
+		ids := eval[[]string](t, ctx, `[...document.querySelectorAll("#events tbody tr.ev-message")].map(r => r.dataset.id)`)
+		seen := map[string]bool{}
+		for _, id := range ids {
+			if seen[id] {
+				t.Errorf("event %s shown twice", id)
+			}
+			seen[id] = true
+		}
+		do(t, ctx, "stop", chromedp.Click(css("#stop")))
 	})
 }
 

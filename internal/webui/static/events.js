@@ -8,6 +8,8 @@
 //     table in the same frame is never rendered at all (and a background tab, where animation
 //     frames stop, holds no more than that).
 // Every value from the server is set with textContent: nothing it sends is parsed as HTML.
+// Keyboard: the rows' ▸ buttons form one tab stop (a roving tabindex); the arrow keys, Home and
+// End move between them, so that 300 rows do not put 300 stops between Clear and the panels.
 
 import { clockTime, compactJSON, count } from "./format.js";
 
@@ -26,7 +28,12 @@ export class EventTable {
     this.frame = 0; // a requestAnimationFrame or setTimeout is pending
     this.last = 0; // when the table was last updated
     this.events = new WeakMap(); // row → event, for expanding
+    this.tabStop = null; // the one ▸ button reachable with Tab
     this.tbody.addEventListener("click", (e) => this.click(e));
+    this.tbody.addEventListener("keydown", (e) => this.key(e));
+    this.tbody.addEventListener("focusin", (e) => {
+      if (e.target.matches("button.toggle")) this.setTabStop(e.target);
+    });
   }
 
   // push queues one event for the next frame.
@@ -54,6 +61,7 @@ export class EventTable {
   }
 
   clear() {
+    this.tabStop = null;
     this.queue = [];
     this.pausedCount = 0;
     this.tbody.replaceChildren();
@@ -74,7 +82,45 @@ export class EventTable {
     this.tbody.prepend(frag);
     this.rows += batch.length;
     this.trim();
+    // Tab enters the table at the newest row, unless the user is moving about in it.
+    if (!this.tabStop?.isConnected || !this.tbody.contains(document.activeElement)) {
+      this.setTabStop(this.tbody.querySelector("button.toggle"));
+    }
     this.updateEmpty();
+  }
+
+  setTabStop(btn) {
+    if (this.tabStop === btn) return;
+    if (this.tabStop) this.tabStop.tabIndex = -1;
+    this.tabStop = btn;
+    if (btn) btn.tabIndex = 0;
+  }
+
+  key(e) {
+    const btn = e.target.closest("button.toggle");
+    if (!btn) return;
+    const rows = () => [...this.tbody.querySelectorAll("tr.ev-message")];
+    const tr = btn.closest("tr");
+    let next = null;
+    switch (e.key) {
+      case "ArrowDown":
+        for (let r = tr.nextElementSibling; r && !next; r = r.nextElementSibling) if (r.matches("tr.ev-message")) next = r;
+        break;
+      case "ArrowUp":
+        for (let r = tr.previousElementSibling; r && !next; r = r.previousElementSibling) if (r.matches("tr.ev-message")) next = r;
+        break;
+      case "Home":
+        next = rows()[0];
+        break;
+      case "End":
+        next = rows().at(-1);
+        break;
+      default:
+        return;
+    }
+    e.preventDefault();
+    const target = next?.querySelector("button.toggle");
+    if (target) target.focus();
   }
 
   // trim removes the oldest rows (at the bottom), with their detail rows, beyond maxRows.
@@ -99,7 +145,7 @@ export class EventTable {
     const tr = document.createElement("tr");
     tr.setAttribute("role", "row");
     const type = ev.type || "message";
-    tr.className = `ev ev-${type === "message" || type === "gap" || type === "status" ? type : "other"}`;
+    tr.className = `ev ev-${["message", "gap", "status", "local"].includes(type) ? type : "other"}`;
     this.events.set(tr, ev);
     if (type === "message") {
       tr.dataset.id = ev.id ?? "";
@@ -109,6 +155,7 @@ export class EventTable {
       const toggle = document.createElement("button");
       toggle.type = "button";
       toggle.className = "toggle";
+      toggle.tabIndex = -1;
       toggle.setAttribute("aria-expanded", "false");
       toggle.setAttribute("aria-label", `Full JSON of ${ev.id ?? "this event"}`);
       toggle.textContent = "▸";
@@ -124,7 +171,7 @@ export class EventTable {
       );
     } else {
       const time = cell("time", clockTime(at));
-      time.title = "received by this page";
+      time.title = ev.type === "local" ? "this page's connection" : "received by this page";
       tr.append(time, cell("source", ev.source), cell("note", describe(ev)));
       tr.lastChild.colSpan = 3;
     }
@@ -196,6 +243,8 @@ export function describe(ev) {
       return `gap: ${count(ev.missed)} matching message${ev.missed === 1 ? "" : "s"} not delivered`;
     case "status":
       return `source is ${ev.state ?? "?"}${ev.error ? ": " + ev.error : ""}`;
+    case "local":
+      return `— ${ev.text} —`;
     default:
       return compactJSON(ev, 200);
   }

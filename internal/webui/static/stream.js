@@ -11,7 +11,8 @@ const retryMin = 1000;
 const retryMax = 15000;
 
 // Stream reports through two callbacks:
-//   onEvent(ev)            each event, parsed: {type: "message"|"gap"|"status", ...}
+//   onEvent(ev)            each event, parsed: {type: "message"|"gap"|"status", ...}, and
+//                          {type: "local", text} when the connection breaks or comes back
 //   onState(state, text)   state is "connecting", "live", "retrying", "error" or "stopped"
 export class Stream {
   constructor(sub, transport, { onEvent, onState }) {
@@ -24,6 +25,7 @@ export class Stream {
     this.timer = 0;
     this.delay = retryMin;
     this.closed = false;
+    this.interrupted = false; // a live connection broke and has not been reopened yet
   }
 
   start() {
@@ -66,8 +68,7 @@ export class Stream {
     let opened = false;
     es.onopen = () => {
       opened = true;
-      this.delay = retryMin;
-      this.onState("live", "live (Server-Sent Events)");
+      this.opened("live (Server-Sent Events)");
     };
     const handler = (e) => this.deliver(e.data, e.type);
     // "event: message" arrives as a plain message event; the other types by name.
@@ -80,7 +81,7 @@ export class Stream {
       es.close();
       if (opened) {
         // The stream broke after it had worked: try again, resuming.
-        this.retry("disconnected, retrying…");
+        this.broke("disconnected");
         return;
       }
       // It never opened: the server refused it (not 200) or could not be reached. Ask why.
@@ -101,8 +102,7 @@ export class Stream {
     let opened = false;
     ws.onopen = () => {
       opened = true;
-      this.delay = retryMin;
-      this.onState("live", "live (WebSocket)");
+      this.opened("live (WebSocket)");
     };
     ws.onmessage = (e) => {
       if (typeof e.data === "string") this.deliver(e.data, null);
@@ -117,8 +117,26 @@ export class Stream {
       let why = `disconnected (${e.code}${e.reason ? " " + e.reason : ""})`;
       if (e.code === 4008) why = "closed by the server: this page read too slowly (slow consumer)";
       else if (e.code === 1001) why = "the server is going away";
-      this.retry(`${why}, retrying…`);
+      this.broke(why);
     };
+  }
+
+  // opened: the stream is live; the events table is told when this ends an interruption.
+  opened(text) {
+    this.delay = retryMin;
+    if (this.interrupted) {
+      this.interrupted = false;
+      const from = [...this.lastIds.values()].join(", ");
+      this.onEvent({ type: "local", text: from ? `reconnected, resuming after ${from}` : "reconnected" });
+    }
+    this.onState("live", text);
+  }
+
+  // broke: a live stream ended without being asked to. Say so in the table, and try again.
+  broke(why) {
+    this.interrupted = true;
+    this.onEvent({ type: "local", text: why });
+    this.retry(`${why}, retrying…`);
   }
 
   deliver(data, type) {
