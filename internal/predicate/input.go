@@ -109,12 +109,16 @@ const (
 
 // body is a message body, decoded on first use.
 type body struct {
-	raw    []byte
-	kind   bodyKind
-	root   *fastjson.Value // for bodyJSON; valid until the next reset
-	b64    []byte          // for bodyBase64: the encoding, reused across messages
-	num    [64]byte        // room for a number's text while it is parsed
-	parser fastjson.Parser // reused, so that parsing allocates nothing once warm
+	raw  []byte
+	kind bodyKind
+	root *fastjson.Value // for bodyJSON; valid until the next reset
+	b64  []byte          // for bodyBase64: the encoding, reused across messages
+	num  [64]byte        // room for a number's text while it is parsed
+
+	// Comprehension iterations over the body in the current evaluation; see maxIterations.
+	iterations int
+	overBudget bool
+	parser     fastjson.Parser // reused, so that parsing allocates nothing once warm
 }
 
 // keepBytes is the largest body whose parsing memory an Input keeps for the next message; after

@@ -20,7 +20,11 @@ func (p *Predicate) Match(in *Input) (bool, error) {
 		ok, err := p.fast(in)
 		return ok && err == nil, err
 	}
+	in.body.iterations, in.body.overBudget = 0, false
 	out, _, err := p.prg.Eval((*activation)(in))
+	if in.body.overBudget {
+		return false, errIterations
+	}
 	if err != nil {
 		return false, err
 	}

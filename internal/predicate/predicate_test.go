@@ -310,16 +310,17 @@ func TestMatchWithoutMessage(t *testing.T) {
 // A comprehension is held to MaxCost at run time when the body is bigger than the hints.
 func TestRuntimeCostLimit(t *testing.T) {
 	t.Parallel()
-	p, err := Compile(`body.items.exists(i, i == "needle")`, Limits{MaxCost: 20_000})
+	p, err := Compile(`body.items.exists(i, i.contains("needle"))`, Limits{MaxCost: 30_000})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var in Input
-	in.Reset(withBody(`{"items":["hay","needle"]}`))
+	in.Reset(withBody(`{"items":["hay","a needle"]}`))
 	if ok, err := p.Match(&in); !ok || err != nil {
 		t.Fatalf("small body: %v, %v", ok, err)
 	}
-	big := `{"items":[` + strings.Repeat(`"hay",`, 50_000) + `"needle"]}`
+	// 100 strings of 10,000 characters: few iterations, but each costs 1,000.
+	big := `{"items":[` + strings.Repeat(`"`+strings.Repeat("hay", 3333)+`",`, 100) + `"a needle"]}`
 	in.Reset(withBody(big))
 	ok, err := p.Match(&in)
 	if ok || err == nil || !strings.Contains(err.Error(), "cost") {
@@ -345,6 +346,46 @@ func TestInputReleasesBigBody(t *testing.T) {
 	}
 	if ok, err := p.Match(&in); !ok || err != nil {
 		t.Fatalf("small body: %v, %v", ok, err)
+	}
+}
+
+// Comprehensions over the body stop at maxIterations per evaluation, whatever the cost limit.
+func TestIterationLimit(t *testing.T) {
+	t.Parallel()
+	p, err := Compile(`body.items.exists(i, i == "needle") || body.more.all(m, m > 0)`, Limits{MaxCost: 1 << 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	list := func(n int, elem string) string { return "[" + strings.Repeat(elem+",", n-1) + elem + "]" }
+	var in Input
+	for _, c := range []struct {
+		items, more int
+		wantErr     bool
+	}{
+		{maxIterations - 1, 1, false},
+		{maxIterations / 2, maxIterations / 2, false},
+		{maxIterations, 1, true},
+		{maxIterations / 2, maxIterations/2 + 1, true}, // the count is per evaluation, not per list
+		{10, 10, false},
+	} {
+		in.Reset(withBody(`{"items":` + list(c.items, `"hay"`) + `,"more":` + list(max(c.more, 1), "1") + `}`))
+		ok, err := p.Match(&in)
+		if c.wantErr != (err != nil) || ok != !c.wantErr {
+			t.Errorf("%d and %d elements: %v, %v", c.items, c.more, ok, err)
+		}
+		// The count starts afresh for each evaluation.
+		if ok2, err2 := p.Match(&in); ok2 != ok || (err2 != nil) != (err != nil) {
+			t.Errorf("%d and %d elements, again: %v, %v", c.items, c.more, ok2, err2)
+		}
+	}
+	// Without a comprehension, a long list is no problem.
+	q, err := Compile(`size(body.items) > 5 && "needle" in body.items && body.items[5000] == "hay"`, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Reset(withBody(`{"items":` + list(10*maxIterations, `"hay"`)[:len(list(10*maxIterations, `"hay"`))-1] + `,"needle"]}`))
+	if ok, err := q.Match(&in); !ok || err != nil {
+		t.Errorf("no comprehension over a long list: %v, %v", ok, err)
 	}
 }
 
