@@ -346,6 +346,7 @@ const meter = new RateMeter(5000);
 let stream = null;
 let received = 0;
 let missed = 0;
+let statusRefresh = 0;
 
 function setStreamStatus(state, text) {
   el.streamStatus.dataset.state = state;
@@ -355,12 +356,17 @@ function setStreamStatus(state, text) {
 async function start() {
   const where = el.predicate.value;
   const sources = selectedSources();
+  const running = stream && !stream.closed;
   el.start.disabled = true;
-  setStreamStatus("connecting", "Checking the predicate…");
+  if (!running) setStreamStatus("connecting", "Checking the predicate…");
   const verdict = await editor.check();
   el.start.disabled = false;
   if (verdict.valid === false) {
-    setStreamStatus("error", "Not started: the predicate is invalid (see above).");
+    if (running) {
+      setStreamStatus(el.streamStatus.dataset.state, "Not restarted: the predicate is invalid (see above); the stream goes on as it was.");
+    } else {
+      setStreamStatus("error", "Not started: the predicate is invalid (see above).");
+    }
     editor.focusError();
     return;
   }
@@ -374,13 +380,13 @@ async function start() {
       onState: (state, text, err) => {
         if (stream !== s) return;
         setStreamStatus(state, cap(text));
-        if (state === "error" || state === "stopped") running(false);
+        if (state === "error" || state === "stopped") setRunning(false);
         if (err?.auth) setAuthNeeded(true);
       },
     },
   );
   stream = s;
-  running(true);
+  setRunning(true);
   s.start();
 }
 
@@ -388,12 +394,12 @@ function stop() {
   const s = stream;
   if (!s) return;
   s.stop("Stopped.");
-  running(false);
+  setRunning(false);
   meter.reset();
   updateMeters();
 }
 
-function running(on) {
+function setRunning(on) {
   el.stop.disabled = !on;
   el.start.textContent = on ? "Restart" : "Start";
 }
@@ -412,7 +418,13 @@ function onEvent(ev) {
       if (typeof ev.missed === "number") missed += ev.missed;
       break;
     case "status":
-      refreshSources(); // the panel catches up at once
+      // The panel catches up at once, but a flapping source does not flood the server.
+      if (!statusRefresh) {
+        statusRefresh = setTimeout(() => {
+          statusRefresh = 0;
+          refreshSources();
+        }, 300);
+      }
       break;
   }
   table.push(ev);

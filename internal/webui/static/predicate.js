@@ -83,21 +83,19 @@ export class Editor {
       return { valid: null };
     }
     this.onAuth?.(false);
-    if (status === 404 || status === 405 || status === 501) {
-      if (!errorOf(body) || errorOf(body).code === "not_found") {
-        this.showUnknown("This server cannot check predicates; Start will tell.");
-        return { valid: null };
-      }
-    }
     const err = errorOf(body);
+    if (status === 405 || status === 501 || (status === 404 && (!err || err.code === "not_found"))) {
+      this.showUnknown("This server cannot check predicates; Start will tell.");
+      return { valid: null };
+    }
+    if (status === 429 || status >= 500) {
+      this.showUnknown(`Cannot check now: ${err?.message ?? "HTTP " + status}.`);
+      return { valid: null };
+    }
     const valid = body && typeof body.valid === "boolean" ? body.valid : status >= 200 && status < 300 && !err;
     if (!valid) {
       const e = err ?? { message: status >= 400 ? `HTTP ${status}` : "invalid predicate" };
-      if (status >= 500 || status === 0) {
-        this.showUnknown(`Cannot check: ${e.message}`);
-        return { valid: null };
-      }
-      this.showInvalid(e, where);
+      this.showInvalid(e, where, status === 200 || /predicate/.test(e.code ?? ""));
       return { valid: false, error: e };
     }
     this.showValid(body ?? {}, where);
@@ -118,9 +116,11 @@ export class Editor {
     this.clearMark();
   }
 
-  showInvalid(e, where) {
+  // showInvalid shows why the server refused: the predicate itself (isPredicate), or the
+  // request around it (an unknown source, say).
+  showInvalid(e, where, isPredicate) {
     const code = e.code ? ` (${e.code})` : "";
-    this.setStatus("invalid", `✗ Invalid predicate${code}`);
+    this.setStatus("invalid", `✗ ${isPredicate ? "Invalid predicate" : "Refused"}${code}`);
     this.details.hidden = true;
     this.atoms.hidden = true;
     const msg = e.message || "invalid predicate";
