@@ -133,6 +133,7 @@ func tailOnce(ctx context.Context, u, token, where string, raw bool, last map[st
 			Headers map[string]string `json:"headers"`
 			Body    json.RawMessage   `json:"body"`
 			Missed  uint64            `json:"missed"`
+			Reason  string            `json:"reason"`
 			State   string            `json:"state"`
 			Error   string            `json:"error"`
 		}
@@ -146,8 +147,10 @@ func tailOnce(ctx context.Context, u, token, where string, raw bool, last map[st
 			w.WriteByte('\n')
 		case ev.Type == "message":
 			fmt.Fprintf(w, "%s %s %s %s\n", ev.Time, ev.ID, quoteKey(ev.Key), ev.Body)
+		case ev.Type == "gap" && ev.Reason == "unknown_id":
+			fmt.Fprintf(w, "-- gap: %s restarted or does not know the resume id; what it sent after it is lost, and %d more messages are no longer held\n", ev.Source, ev.Missed)
 		case ev.Type == "gap":
-			fmt.Fprintf(w, "-- gap: %d matching messages of %s were not delivered\n", ev.Missed, ev.Source)
+			fmt.Fprintf(w, "-- gap: %d matching messages of %s were not delivered (%s)\n", ev.Missed, ev.Source, ev.Reason)
 		case ev.Type == "status":
 			fmt.Fprintf(w, "-- %s is %s %s\n", ev.Source, ev.State, ev.Error)
 		}

@@ -74,7 +74,7 @@ func TestResumeBeyondHistory(t *testing.T) {
 	e := newEnv(t, envOptions{history: 5})
 	e.publish("in", numbered(12, keyEvenOdd)...)
 	c := e.ndjson(url.Values{"source": {"in"}, "from": {"in:3"}})
-	if ev := c.next(t); ev.Type != "gap" || ev.Missed != 4 || ev.Source != "in" {
+	if ev := c.next(t); ev.Type != "gap" || ev.Missed != 4 || ev.Source != "in" || ev.Reason != "history" {
 		t.Fatalf("want a gap of 4 (4..7), got %+v", ev)
 	}
 	for seq := uint64(8); seq <= 12; seq++ {
@@ -85,7 +85,7 @@ func TestResumeBeyondHistory(t *testing.T) {
 	c.close()
 	c = e.ndjson(url.Values{"source": {"in"}, "from": {"in:999"}}) // an earlier process's id
 	defer c.close()
-	if ev := c.next(t); ev.Type != "gap" || ev.Missed != 7 {
+	if ev := c.next(t); ev.Type != "gap" || ev.Missed != 7 || ev.Reason != "unknown_id" {
 		t.Fatalf("want a gap for an unknown id, got %+v", ev)
 	}
 	if ev := c.next(t); ev.Seq != 8 {

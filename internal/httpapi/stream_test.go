@@ -229,7 +229,7 @@ func TestSlowConsumer(t *testing.T) {
 				}
 				switch {
 				case ev.Type == "gap":
-					if policy != "drop" || ev.Missed == 0 || ev.Source != "in" || sawGap {
+					if policy != "drop" || ev.Missed == 0 || ev.Source != "in" || ev.Reason != "dropped" || sawGap {
 						t.Fatalf("unexpected gap %+v", ev)
 					}
 					sawGap = true

@@ -236,7 +236,7 @@ func (r *Router) deliver(e *entry, ev *stream.Event) bool {
 
 // offerGap tries to queue the gap event for what e missed.
 func (r *Router) offerGap(e *entry) bool {
-	if !e.out.Offer(stream.NewGap(r.name, e.missed)) {
+	if !e.out.Offer(stream.NewGap(r.name, e.missed, stream.GapDropped)) {
 		return false
 	}
 	e.missed = 0

@@ -224,7 +224,7 @@ func TestSlowConsumerPolicies(t *testing.T) {
 	}
 	r.route(message("k", 6)) // the gap goes first, then the message
 	got := drain(drop)
-	if len(got) != 2 || got[0].Kind != stream.KindGap || string(got[0].JSON()) != `{"type":"gap","source":"src","missed":3}` || got[1].Seq() != 6 {
+	if len(got) != 2 || got[0].Kind != stream.KindGap || string(got[0].JSON()) != `{"type":"gap","source":"src","missed":3,"reason":"dropped"}` || got[1].Seq() != 6 {
 		t.Fatalf("after the drops: %d events: %s", len(got), got[0].JSON())
 	}
 	if c := drop.Counters(); c.Dropped != 3 || c.Matched != 6 {

@@ -81,13 +81,28 @@ func NewMessage(m *Message) *Event {
 	return finish(&Event{Kind: KindMessage, Source: m.Source, Msg: m}, b)
 }
 
-// NewGap encodes a "gap" event: missed messages of source matched but were not delivered.
-func NewGap(source string, missed uint64) *Event {
-	b := make([]byte, wsRoom, wsRoom+48+len(source))
+// Why a gap event was sent: its "reason" field.
+const (
+	// GapDropped: the subscription's queue was full under policy drop.
+	GapDropped = "dropped"
+	// GapHistory: the resume point is older than the history holds.
+	GapHistory = "history"
+	// GapUnknownID: the resume point is ahead of the source, so it comes from an earlier run
+	// of the server; what that run sent after it cannot be counted, and missed counts only
+	// what this run no longer holds.
+	GapUnknownID = "unknown_id"
+)
+
+// NewGap encodes a "gap" event: missed messages of source matched but were not delivered, for
+// the reason given (GapDropped, GapHistory or GapUnknownID).
+func NewGap(source string, missed uint64, reason string) *Event {
+	b := make([]byte, wsRoom, wsRoom+64+len(source)+len(reason))
 	b = append(b, `{"type":"gap","source":`...)
 	b = appendString(b, source)
 	b = append(b, `,"missed":`...)
 	b = strconv.AppendUint(b, missed, 10)
+	b = append(b, `,"reason":`...)
+	b = appendString(b, reason)
 	b = append(b, '}')
 	return finish(&Event{Kind: KindGap, Source: source}, b)
 }

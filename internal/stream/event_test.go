@@ -28,7 +28,7 @@ func TestNewMessage(t *testing.T) {
 }
 
 func TestGapAndStatus(t *testing.T) {
-	if got := string(NewGap("orders", 17).JSON()); got != `{"type":"gap","source":"orders","missed":17}` {
+	if got := string(NewGap("orders", 17, GapDropped).JSON()); got != `{"type":"gap","source":"orders","missed":17,"reason":"dropped"}` {
 		t.Fatal(got)
 	}
 	if got := string(NewStatus("orders", "reconnecting", `dial: "refused"`).JSON()); got != `{"type":"status","source":"orders","state":"reconnecting","error":"dial: \"refused\""}` {

@@ -228,8 +228,11 @@ func (s *Supervisor) Subscribe(ctx context.Context, req Request) (*Subscription,
 	var in predicate.Input
 	for i, n := range names {
 		b := backlogs[i]
-		if b.Missed > 0 || b.Unknown {
-			sub.Backlog = append(sub.Backlog, stream.NewGap(n, b.Missed))
+		switch {
+		case b.Unknown:
+			sub.Backlog = append(sub.Backlog, stream.NewGap(n, b.Missed, stream.GapUnknownID))
+		case b.Missed > 0:
+			sub.Backlog = append(sub.Backlog, stream.NewGap(n, b.Missed, stream.GapHistory))
 		}
 		for _, ev := range b.Events {
 			if matches(req.Predicate, &in, ev.Msg) {
