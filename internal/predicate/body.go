@@ -8,7 +8,6 @@ import (
 
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
-	"github.com/google/cel-go/common/types/traits"
 	"github.com/valyala/fastjson"
 
 	"github.com/streamux/streamux/internal/stream"
@@ -77,14 +76,14 @@ func (b *body) jsonToCEL(v *fastjson.Value, scratch []byte) ref.Val {
 		o.Visit(func(k []byte, v *fastjson.Value) {
 			m[types.String(k)] = b.jsonToCEL(v, scratch)
 		})
-		return countedMap{types.NewRefValMap(types.DefaultTypeAdapter, m), b}
+		return types.NewRefValMap(types.DefaultTypeAdapter, m)
 	case fastjson.TypeArray:
 		a, _ := v.Array()
 		l := make([]ref.Val, len(a))
 		for i, e := range a {
 			l[i] = b.jsonToCEL(e, scratch)
 		}
-		return countedList{types.NewRefValList(types.DefaultTypeAdapter, l), b}
+		return types.NewRefValList(types.DefaultTypeAdapter, l)
 	case fastjson.TypeString:
 		s, _ := v.StringBytes()
 		return types.String(s)
@@ -99,58 +98,6 @@ func (b *body) jsonToCEL(v *fastjson.Value, scratch []byte) ref.Val {
 		return types.False
 	}
 	return types.NullValue
-}
-
-// maxIterations bounds the iterations of comprehensions over the body's lists and maps in one
-// evaluation. cel-go's run-time cost tracking, which comprehensions need, takes time quadratic
-// in the iterations, so Limits.MaxCost alone would let a body with a long list stall a router
-// for seconds before the limit trips.
-const maxIterations = 1024
-
-// errIterations is the evaluation error when a predicate goes over maxIterations.
-var errIterations = fmt.Errorf("predicate: over %d iterations of comprehensions over the body", maxIterations)
-
-// countedList and countedMap are the body's lists and maps as CEL sees them: iterating over
-// them (in exists, all, map, filter, …) counts against maxIterations.
-type countedList struct {
-	traits.Lister
-	b *body
-}
-
-// Iterator implements traits.Iterable.
-func (l countedList) Iterator() traits.Iterator {
-	return &countedIterator{Iterator: l.Lister.Iterator(), b: l.b}
-}
-
-type countedMap struct {
-	traits.Mapper
-	b *body
-}
-
-// Iterator implements traits.Iterable.
-func (m countedMap) Iterator() traits.Iterator {
-	return &countedIterator{Iterator: m.Mapper.Iterator(), b: m.b}
-}
-
-type countedIterator struct {
-	traits.Iterator
-	b *body
-}
-
-// HasNext implements traits.Iterator: false once the evaluation has used up its iterations.
-func (it *countedIterator) HasNext() ref.Val {
-	more := it.Iterator.HasNext()
-	if more == types.True && it.b.iterations >= maxIterations {
-		it.b.overBudget = true
-		return types.False
-	}
-	return more
-}
-
-// Next implements traits.Iterator.
-func (it *countedIterator) Next() ref.Val {
-	it.b.iterations++
-	return it.Iterator.Next()
 }
 
 // numberText is the literal text of a JSON number, appended to scratch.

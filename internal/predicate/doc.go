@@ -43,10 +43,10 @@
 // 100,000, comparisons, string functions and a comprehension over a body list fit; a
 // comprehension nested in another over body lists, or strings built up by repeated replace, do
 // not. Predicates with comprehensions are also held to the limit at run time, so a body larger
-// than the hints cannot make them run away, and to 1,024 iterations over the body's lists and
-// maps per evaluation, because cel-go's run-time cost tracking takes time quadratic in the
-// iterations; over either, the message does not match and Match returns an error. Predicates
-// without comprehensions take time linear in the message's size.
+// than the hints cannot make them run away, and to 1,024 comprehension iterations per
+// evaluation, because cel-go's run-time cost tracking takes time quadratic in the iterations;
+// over either, the message does not match and Match returns an error. Predicates without
+// comprehensions take time linear in the message's size.
 //
 // # Evaluation
 //

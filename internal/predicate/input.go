@@ -89,6 +89,8 @@ func (a *activation) ResolveName(name string) (any, bool) {
 			in.time, in.have = types.Timestamp{Time: m.Time}, in.have|haveTime
 		}
 		return in.time, true
+	case inputName:
+		return in, true
 	}
 	return nil, false
 }

@@ -191,7 +191,7 @@ func Compile(src string, lim Limits) (*Predicate, error) {
 		// The static estimate assumes the size hints; a larger body must not make a
 		// comprehension run away, so it is also bounded at run time. The limit costs 4-5x per
 		// evaluation, which is why predicates without loops go without it.
-		opts = append(opts, cel.CostLimit(lim.MaxCost))
+		opts = append(opts, cel.CostLimit(lim.MaxCost), countRanges(native.Expr()))
 	}
 	prg, err := env.Program(checked, opts...)
 	if err != nil {

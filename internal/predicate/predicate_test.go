@@ -378,6 +378,19 @@ func TestIterationLimit(t *testing.T) {
 			t.Errorf("%d and %d elements, again: %v, %v", c.items, c.more, ok2, err2)
 		}
 	}
+	// Every range counts, not only the body's lists: a text body split into lines, too.
+	lines, err := Compile(`body.split("\n").exists(l, l.startsWith("ERROR"))`, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Reset(withBody(strings.Repeat("INFO ok\n", 10) + "ERROR disk full"))
+	if ok, err := lines.Match(&in); !ok || err != nil {
+		t.Errorf("11 lines: %v, %v", ok, err)
+	}
+	in.Reset(withBody(strings.Repeat("INFO ok\n", 2*maxIterations) + "ERROR disk full"))
+	if ok, err := lines.Match(&in); ok || err == nil {
+		t.Errorf("%d lines: %v, %v", 2*maxIterations+1, ok, err)
+	}
 	// Without a comprehension, a long list is no problem.
 	q, err := Compile(`size(body.items) > 5 && "needle" in body.items && body.items[5000] == "hay"`, Limits{})
 	if err != nil {
