@@ -287,6 +287,16 @@ func TestHealthReadyMetrics(t *testing.T) {
 		}
 		t.Fatalf("counters did not move as expected; families: %s", b.String())
 	}
+	if h := fams["streamux_delivery_latency_seconds"].GetMetric()[0].GetHistogram(); h.GetSampleCount() == 0 {
+		t.Fatal("no delivery latency observed")
+	}
+	if value("streamux_written_events_total", "ndjson") != 2 || value("streamux_source_state", "up") != 1 ||
+		value("streamux_source_received_bytes_total", "in") == 0 || value("streamux_streams_total", "ndjson") != 1 {
+		t.Fatal("transport and source metrics did not move as expected")
+	}
+	if _, ok := fams["go_goroutines"]; !ok {
+		t.Fatal("no Go runtime metrics")
+	}
 	e.api.Drain()
 	if st := e.getJSON("/readyz", &v); st != 503 {
 		t.Fatalf("readyz while draining: %d", st)

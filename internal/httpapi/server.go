@@ -17,7 +17,6 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/streamux/streamux/internal/predicate"
@@ -46,7 +45,7 @@ type Server struct {
 	opt      Options
 	log      *slog.Logger
 	mux      *http.ServeMux
-	metrics  *prometheus.Registry
+	metrics  *metrics
 	conns    [3]atomic.Int64 // live streams per transport: ws, sse, ndjson
 	draining atomic.Bool
 }
@@ -60,7 +59,7 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 		opt.Log = slog.Default()
 	}
 	s := &Server{sup: sup, opt: opt, log: opt.Log, mux: http.NewServeMux()}
-	s.metrics = newRegistry(s)
+	s.metrics = newMetrics(s)
 	s.mux.HandleFunc("/v1/stream", s.only("GET", s.stream))
 	s.mux.HandleFunc("/v1/check", s.only("POST", s.check))
 	s.mux.HandleFunc("/v1/sources", s.only("GET", s.sources))
@@ -69,7 +68,7 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 	s.mux.HandleFunc("/v1/subscriptions/{id}", s.only("DELETE", s.kick))
 	s.mux.HandleFunc("/healthz", s.only("GET", s.healthz))
 	s.mux.HandleFunc("/readyz", s.only("GET", s.readyz))
-	s.mux.Handle("/metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
+	s.mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path))
 	})
@@ -117,27 +116,27 @@ func (s *Server) checkSources(names []string) *apiError {
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	p, aerr := parseStreamParams(r.URL.Query(), r.Header.Get("Last-Event-ID"))
 	if aerr != nil {
-		writeError(w, aerr)
+		s.reject(w, aerr)
 		return
 	}
 	pred, aerr := s.compile(p.where)
 	if aerr != nil {
-		writeError(w, aerr)
+		s.reject(w, aerr)
 		return
 	}
 	if aerr := s.checkSources(p.sources); aerr != nil {
-		writeError(w, aerr)
+		s.reject(w, aerr)
 		return
 	}
 	for src := range p.from {
 		if len(p.sources) > 0 && !contains(p.sources, src) || !s.sup.Has(src) {
-			writeError(w, newError(http.StatusBadRequest, "invalid_parameter",
+			s.reject(w, newError(http.StatusBadRequest, "invalid_parameter",
 				fmt.Sprintf("from names source %q, which this stream does not read", src)))
 			return
 		}
 	}
 	if s.draining.Load() {
-		writeError(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
+		s.reject(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
 		return
 	}
 	kind := 2
@@ -153,9 +152,9 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		if errors.Is(err, supervisor.ErrClosed) {
-			writeError(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
+			s.reject(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
 		} else {
-			writeError(w, newError(http.StatusInternalServerError, "internal", err.Error()))
+			s.reject(w, newError(http.StatusInternalServerError, "internal", err.Error()))
 		}
 		return
 	}
@@ -164,6 +163,8 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	defer s.conns[kind].Add(-1)
 
 	topt := s.opt.Transport
+	topt.Written = s.metrics.transport[kind]
+	s.metrics.streams.WithLabelValues(transportNames[kind]).Inc()
 	switch kind {
 	case 0:
 		conn, br, err := ws.Upgrade(w, r, topt)
@@ -178,6 +179,12 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	default:
 		sub.Out.Close(causeOf(ndjson.Serve(w, r, sub.Out, sub.Backlog, topt)))
 	}
+}
+
+// reject answers a stream request that will not stream, and counts it.
+func (s *Server) reject(w http.ResponseWriter, e *apiError) {
+	s.metrics.rejected.WithLabelValues(e.Code).Inc()
+	writeError(w, e)
 }
 
 // causeOf is the reason recorded for a stream that ended with err: the output's own reason when

@@ -53,7 +53,7 @@ func newStallProxy(t *testing.T, target string) *stallProxy {
 			p.mu.Unlock()
 			p.wg.Add(2)
 			go func() { defer p.wg.Done(); _, _ = io.Copy(up, c) }() // client → server; close waits
-			go func() { // server → client until paused; close waits
+			go func() {                                              // server → client until paused; close waits
 				defer p.wg.Done()
 				buf := make([]byte, 4096)
 				for {

@@ -27,6 +27,10 @@ type PumpOptions struct {
 	// have a pong or a close frame written by the one goroutine that writes.
 	Wake   <-chan struct{}
 	OnWake func() error
+	// Written, if set, is told after each write how many events it carried and when the
+	// oldest message among them was received (zero if none was a message): for metrics, once
+	// per write rather than once per event.
+	Written func(events int, oldest time.Time)
 }
 
 // Pump writes the backlog, then every event queued, until the output ends (it returns Err), ctx
@@ -41,7 +45,7 @@ func (o *Output) Pump(ctx context.Context, w Writer, backlog []*stream.Event, op
 	}
 	for len(backlog) > 0 {
 		n := min(len(backlog), opt.MaxBatch)
-		if err := o.write(w, backlog[:n]); err != nil {
+		if err := o.write(w, backlog[:n], nil); err != nil {
 			return err
 		}
 		backlog = backlog[n:]
@@ -67,7 +71,7 @@ func (o *Output) Pump(ctx context.Context, w Writer, backlog []*stream.Event, op
 					break fill
 				}
 			}
-			err := o.write(w, batch)
+			err := o.write(w, batch, opt.Written)
 			clear(batch) // let the events be collected once the history forgets them
 			if err != nil {
 				return err
@@ -89,16 +93,23 @@ func (o *Output) Pump(ctx context.Context, w Writer, backlog []*stream.Event, op
 	}
 }
 
-func (o *Output) write(w Writer, evs []*stream.Event) error {
+func (o *Output) write(w Writer, evs []*stream.Event, written func(int, time.Time)) error {
 	if err := w.Write(evs); err != nil {
 		return err
 	}
 	var n uint64
+	var oldest time.Time
 	for _, ev := range evs {
 		if ev.Kind == stream.KindMessage {
+			if n == 0 || ev.Msg.Time.Before(oldest) {
+				oldest = ev.Msg.Time
+			}
 			n++
 		}
 	}
 	o.delivered.Add(n)
+	if written != nil {
+		written(len(evs), oldest)
+	}
 	return nil
 }

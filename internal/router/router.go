@@ -57,6 +57,8 @@ type entry struct {
 // Stats are a router's counters; read them with Snapshot.
 type Stats struct {
 	received   atomic.Uint64
+	bytes      atomic.Uint64
+	lastTime   atomic.Int64 // unix nanoseconds of the newest message
 	matched    atomic.Uint64
 	queued     atomic.Uint64
 	dropped    atomic.Uint64
@@ -69,6 +71,7 @@ type Stats struct {
 // Counters is a snapshot of a router's counters.
 type Counters struct {
 	Received uint64 `json:"received"`
+	Bytes    uint64 `json:"bytes"`
 	Matched  uint64 `json:"matched"`
 	// Delivered counts events handed to a subscription's queue, to be written.
 	Delivered     uint64 `json:"delivered"`
@@ -77,6 +80,8 @@ type Counters struct {
 	SlowConsumers uint64 `json:"slow_consumers"`
 	Subscriptions int64  `json:"subscriptions"`
 	LastSeq       uint64 `json:"last_seq"`
+	// LastMessage is when the newest message was received; zero before the first.
+	LastMessage time.Time `json:"last_message"`
 }
 
 // History bounds what a router keeps for resume and /v1/check.
@@ -113,10 +118,17 @@ func (r *Router) Name() string { return r.name }
 func (r *Router) Counters() Counters {
 	s := &r.stats
 	return Counters{
-		Received: s.received.Load(), Matched: s.matched.Load(), Delivered: s.queued.Load(), Dropped: s.dropped.Load(),
+		Received: s.received.Load(), Bytes: s.bytes.Load(), Matched: s.matched.Load(), Delivered: s.queued.Load(), Dropped: s.dropped.Load(),
 		EvalErrors: s.evalErrors.Load(), SlowConsumers: s.slowKicked.Load(),
-		Subscriptions: s.subs.Load(), LastSeq: s.lastSeq.Load(),
+		Subscriptions: s.subs.Load(), LastSeq: s.lastSeq.Load(), LastMessage: unixNano(s.lastTime.Load()),
 	}
+}
+
+func unixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // Run routes until ctx is done. When it returns, every output it still feeds is closed with
@@ -169,7 +181,9 @@ func (r *Router) route(m *stream.Message) {
 	ev := stream.NewMessage(m)
 	r.hist.push(ev)
 	r.stats.received.Add(1)
+	r.stats.bytes.Add(uint64(len(m.Body)))
 	r.stats.lastSeq.Store(r.seq)
+	r.stats.lastTime.Store(m.Time.UnixNano())
 
 	r.input.Reset(m)
 	dead := false

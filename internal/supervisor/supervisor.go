@@ -10,6 +10,8 @@ package supervisor
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -241,7 +243,7 @@ func (s *Supervisor) Subscribe(ctx context.Context, req Request) (*Subscription,
 		}
 	}
 	s.log.Info("subscription opened", "id", sub.Out.ID(), "remote", sub.Remote, "transport", sub.Transport,
-		"sources", names, "predicate", predicateText(req.Predicate), "policy", req.Policy.String(), "backlog", len(sub.Backlog))
+		"sources", names, "predicate_hash", predicateHash(req.Predicate), "policy", req.Policy.String(), "backlog", len(sub.Backlog))
 	return sub, nil
 }
 
@@ -271,7 +273,7 @@ func (sub *Subscription) Close() {
 		}
 		s.mu.Unlock()
 		c := sub.Out.Counters()
-		s.log.Info("subscription closed", "id", sub.Out.ID(), "remote", sub.Remote, "reason", sub.Out.Err(),
+		s.log.Info("subscription closed", "id", sub.Out.ID(), "remote", sub.Remote, "predicate_hash", predicateHash(sub.Predicate), "reason", sub.Out.Err(),
 			"delivered", c.Delivered, "dropped", c.Dropped, "predicate_errors", c.EvalErrors)
 	})
 }
@@ -326,6 +328,13 @@ func dedupe(names []string) []string {
 		}
 	}
 	return out
+}
+
+// predicateHash identifies a predicate in logs without writing it out: predicates may hold
+// values (customer ids, …) that do not belong in a log. /v1/subscriptions shows the text.
+func predicateHash(p *predicate.Predicate) string {
+	sum := sha256.Sum256([]byte(predicateText(p)))
+	return hex.EncodeToString(sum[:6])
 }
 
 func predicateText(p *predicate.Predicate) string {

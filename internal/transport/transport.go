@@ -7,6 +7,9 @@ import "time"
 
 // Options tune a transport. Zero values take the defaults.
 type Options struct {
+	// Written, if set, is told after each write how many events it carried and when the
+	// oldest message among them was received (for metrics).
+	Written func(events int, oldest time.Time)
 	// WriteTimeout cuts a client that does not take a write within it (a stalled TCP peer).
 	// Defaults to 10s.
 	WriteTimeout time.Duration

@@ -28,7 +28,7 @@ func Serve(w http.ResponseWriter, r *http.Request, out *output.Output, backlog [
 	if err := lw.flush(); err != nil {
 		return err
 	}
-	return out.Pump(r.Context(), lw, backlog, output.PumpOptions{Heartbeat: opt.Heartbeat, MaxBatch: opt.MaxBatch})
+	return out.Pump(r.Context(), lw, backlog, output.PumpOptions{Heartbeat: opt.Heartbeat, MaxBatch: opt.MaxBatch, Written: opt.Written})
 }
 
 type writer struct {

@@ -52,7 +52,7 @@ func Serve(w http.ResponseWriter, r *http.Request, out *output.Output, backlog [
 	if err := sw.rc.Flush(); err != nil {
 		return err
 	}
-	return out.Pump(r.Context(), sw, backlog, output.PumpOptions{Heartbeat: opt.Heartbeat, MaxBatch: opt.MaxBatch})
+	return out.Pump(r.Context(), sw, backlog, output.PumpOptions{Heartbeat: opt.Heartbeat, MaxBatch: opt.MaxBatch, Written: opt.Written})
 }
 
 type writer struct {
