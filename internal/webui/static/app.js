@@ -357,13 +357,14 @@ async function start() {
   const where = el.predicate.value;
   const sources = selectedSources();
   const running = stream && !stream.closed;
+  const before = el.streamStatus.dataset.state;
   el.start.disabled = true;
-  if (!running) setStreamStatus("connecting", "Checking the predicate…");
+  setStreamStatus("connecting", "Checking the predicate…");
   const verdict = await editor.check();
   el.start.disabled = false;
   if (verdict.valid === false) {
     if (running) {
-      setStreamStatus(el.streamStatus.dataset.state, "Not restarted: the predicate is invalid (see above); the stream goes on as it was.");
+      setStreamStatus(before, "Not restarted: the predicate is invalid (see above); the stream goes on as it was.");
     } else {
       setStreamStatus("error", "Not started: the predicate is invalid (see above).");
     }
