@@ -221,6 +221,11 @@ func differ(t *testing.T, src string, m *stream.Message) bool {
 	fastIn.Reset(m)
 	celIn.Reset(m)
 	fastOK, fastErr := p.fast(&fastIn)
+	// Again, now from the paths the first evaluation kept.
+	if ok, err := p.fast(&fastIn); ok != fastOK || (err != nil) != (fastErr != nil) {
+		t.Errorf("%s on body %q: %v, %v, then %v, %v", src, m.Body, fastOK, fastErr, ok, err)
+		return false
+	}
 	out, _, celErr := p.prg.Eval((*activation)(&celIn))
 	celOK := celErr == nil && out == types.True
 	celFailed := celErr != nil || (out != types.True && out != types.False)

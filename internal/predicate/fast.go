@@ -536,7 +536,7 @@ func pathOperand(root string, segs []segment) operand {
 	if len(segs) == 0 {
 		return op
 	}
-	op.get = func(in *Input) (val, error) {
+	walk := func(in *Input) (val, error) {
 		v, err := start(in)
 		if err != nil {
 			return val{}, err
@@ -553,6 +553,19 @@ func pathOperand(root string, segs []segment) operand {
 			}
 		}
 		return v, nil
+	}
+	op.get = walk
+	if id := internPath(root, segs); id >= 0 {
+		// Many predicates read the same body paths: the first to read one on a message keeps
+		// its value for the others.
+		op.get = func(in *Input) (val, error) {
+			if c := in.paths.get(id); c != nil {
+				return c.v, c.err
+			}
+			v, err := walk(in)
+			in.paths.put(id, v, err)
+			return v, err
+		}
 	}
 	return op
 }

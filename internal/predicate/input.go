@@ -27,7 +27,8 @@ type Input struct {
 	time    ref.Val
 	celBody ref.Val
 
-	body body
+	body  body
+	paths pathCache // the values of body paths that the fast evaluator read
 }
 
 const (
@@ -46,6 +47,7 @@ func (in *Input) Reset(m *stream.Message) {
 	in.have = 0
 	in.source, in.key, in.headers, in.seq, in.time, in.celBody = nil, nil, nil, nil, nil, nil
 	in.body.reset(m.Body)
+	in.paths.reset()
 }
 
 // activation is the Input as CEL's interpreter sees it: variables are converted to CEL values on

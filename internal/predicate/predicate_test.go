@@ -245,6 +245,42 @@ func TestInputShared(t *testing.T) {
 	}
 }
 
+// Predicates share the values of body paths on a message; paths that look alike stay apart.
+func TestPathCache(t *testing.T) {
+	t.Parallel()
+	srcs := map[string]bool{
+		`body.a.b == 1`:                     true,
+		`body["a.b"] == 2`:                  true,
+		`body["a\u0000.b"] == 3`:            true,
+		`body.a["b"] == 1 && body.a.c == 4`: true,
+		`body.l[0] == 5`:                    true,
+		`body.l[1] == 6`:                    true,
+		`body["l"][0] == 5`:                 true,
+		`body.a.b == 2`:                     false,
+		`body.nope == 1`:                    false,
+	}
+	body := `{"a":{"b":1,"c":4},"a.b":2,"a\u0000.b":3,"l":[5,6]}`
+	var in Input
+	for round := 0; round < 3; round++ {
+		in.Reset(withBody(body))
+		for src, want := range srcs { // in random order
+			p, err := Compile(src, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ok, _ := p.Match(&in); ok != want {
+				t.Errorf("round %d: %s: %v, want %v", round, src, ok, want)
+			}
+		}
+		// The next message does not see this one's values.
+		in.Reset(withBody(`{"a":{"b":7}}`))
+		p, _ := Compile(`body.a.b == 7`, Limits{})
+		if ok, err := p.Match(&in); !ok || err != nil {
+			t.Errorf("round %d, next message: %v, %v", round, ok, err)
+		}
+	}
+}
+
 // A predicate that reads no body leaves it alone.
 func TestBodyUntouched(t *testing.T) {
 	t.Parallel()
