@@ -9,9 +9,9 @@ import (
 	"github.com/google/cel-go/common/types"
 )
 
-// Atom is a test that every match of a predicate passes: Field == value, or Field in [values].
-// An index over atoms can find the predicates that could match a message without evaluating
-// the others.
+// Atom is a test that every match of a predicate passes: a field (Var and Path) == a value, or
+// in a list of values. An index over atoms can find the predicates that could match a message
+// without evaluating the others.
 type Atom struct {
 	// Var is the variable: "source", "key", "headers" or "body".
 	Var string

@@ -114,3 +114,16 @@ func ExamplePredicate_MatchesAll() {
 	// "true" true
 	// "key != \"\"" false
 }
+
+// Atoms are the equality and in tests that every match requires, for an index to find the
+// predicates a message could match.
+func ExamplePredicate_Atoms() {
+	p, _ := predicate.Compile(`source == "orders" && headers.region in ["eu", "us"] && body.customer.tier == "gold" && body.amount > 100`, predicate.Limits{})
+	for _, a := range p.Atoms() {
+		fmt.Printf("%s (%s %q %v)\n", a, a.Var, a.Path, a.Values)
+	}
+	// Output:
+	// source == "orders" (source [] [orders])
+	// headers.region in ["eu", "us"] (headers ["region"] [eu us])
+	// body.customer.tier == "gold" (body ["customer" "tier"] [gold])
+}

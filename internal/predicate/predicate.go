@@ -21,8 +21,8 @@ const (
 	DefaultMaxBytes = 4096
 	// DefaultMaxCost is the default limit on a predicate's CEL cost, both the static worst-case
 	// estimate at compile time and, for predicates with comprehensions, the cost actually spent
-	// on one message. One unit is roughly one simple operation (tens of nanoseconds); see the
-	// package documentation for what fits.
+	// on one message. One unit is roughly one simple operation, such as a comparison or a field
+	// selection; see the package documentation for what fits.
 	DefaultMaxCost = 100_000
 )
 
