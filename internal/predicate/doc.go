@@ -53,9 +53,10 @@
 // Predicates in the common subset (&&, ||, !, comparisons, in over a list of constants,
 // startsWith, endsWith, contains and has over source, key, seq, time, headers.name and body
 // paths) are compiled from the checked CEL tree into Go closures that read body paths straight
-// from the parsed JSON and allocate nothing. The rest are evaluated by cel-go, with OptOptimize;
-// they convert the body to CEL values, once per message however many predicates need it. Both
-// give the same results, errors included; a differential fuzz test holds them to it.
+// from the parsed JSON and allocate nothing; a path read by one predicate is kept for the others
+// on the same message. The rest are evaluated by cel-go, with OptOptimize; they convert the body
+// to CEL values, once per message however many predicates need it. Both give the same results,
+// errors included; a differential fuzz test holds them to it.
 //
 // Atoms lists the equality and membership tests that every match requires, for an index.
 //
