@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -98,7 +99,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		return classify(fmt.Errorf("amqp: connect: %w", err))
 	}
 	// Until consuming starts, cancellation closes the connection, which ends any call in flight.
-	stopClose := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	stopClose := afterFunc(ctx, func() { _ = conn.CloseDeadline(time.Now().Add(closeTimeout)) })
 	defer func() {
 		stopClose()
 		_ = conn.CloseDeadline(time.Now().Add(closeTimeout))
@@ -157,7 +158,7 @@ func (s *Source) dial(ctx context.Context) (*amqp091.Connection, error) {
 				_ = c.Close()
 				return nil, err
 			}
-			unwatch = context.AfterFunc(ctx, func() { _ = c.Close() })
+			unwatch = afterFunc(ctx, func() { _ = c.Close() })
 			return c, nil
 		},
 	}
@@ -266,6 +267,28 @@ func exists(conn *amqp091.Connection, check func(*amqp091.Channel) error) (bool,
 	}
 	_ = c.Close()
 	return false, err
+}
+
+// afterFunc is context.AfterFunc whose stop, if f has started, waits for f to finish, so that
+// nothing of a Run outlives it. stop may be called more than once.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	done := make(chan struct{})
+	s := context.AfterFunc(ctx, func() {
+		defer close(done)
+		f()
+	})
+	var (
+		once    sync.Once
+		stopped bool
+	)
+	return func() bool {
+		once.Do(func() {
+			if stopped = s(); !stopped {
+				<-done
+			}
+		})
+		return stopped
+	}
 }
 
 // loop is one connection's consuming loop.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -107,18 +108,14 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		return dialError(err, resp)
 	}
 	// On cancellation: the closing handshake, then close, which ends any read or write.
-	closed := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		defer close(closed)
+	stop := afterFunc(ctx, func() {
 		_ = conn.WriteControl(websocket.CloseMessage,
 			websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
 		_ = conn.Close()
 	})
 	quit, pinging := make(chan struct{}), make(chan struct{})
 	defer func() {
-		if !stop() {
-			<-closed
-		}
+		stop()
 		close(quit)
 		_ = conn.Close()
 		<-pinging
@@ -233,6 +230,28 @@ func dialError(err error, resp *http.Response) error {
 		return source.Permanent(err)
 	}
 	return err
+}
+
+// afterFunc is context.AfterFunc whose stop, if f has started, waits for f to finish, so that
+// nothing of a Run outlives it. stop may be called more than once.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	done := make(chan struct{})
+	s := context.AfterFunc(ctx, func() {
+		defer close(done)
+		f()
+	})
+	var (
+		once    sync.Once
+		stopped bool
+	)
+	return func() bool {
+		once.Do(func() {
+			if stopped = s(); !stopped {
+				<-done
+			}
+		})
+		return stopped
+	}
 }
 
 var errTooLarge = errors.New("message larger than read_limit")

@@ -150,18 +150,20 @@ func TestDeadUpstream(t *testing.T) {
 	r.WaitState(t, i, source.Up, wait)
 }
 
-// TestLiveUpstreamStays: an upstream that answers pings keeps the connection through silence.
+// TestLiveUpstreamStays: an upstream that answers pings keeps the connection through a silence
+// longer than ping_interval + pong_timeout. (The pong timeout leaves room for a loaded machine.)
 func TestLiveUpstreamStays(t *testing.T) {
 	t.Parallel()
 	f := newFeed(t)
-	src := newSource(t, wsdial.Config{URL: f.URL(), PingInterval: 20 * time.Millisecond, PongTimeout: 100 * time.Millisecond})
+	const interval, timeout = 20 * time.Millisecond, time.Second
+	src := newSource(t, wsdial.Config{URL: f.URL(), PingInterval: interval, PongTimeout: timeout})
 	r := sourcetest.Start(t, src, sourcetest.NewCollector().Emit)
 	r.WaitState(t, 0, source.Up, wait)
-	// Twenty pings answered span more than ping_interval + pong_timeout several times over.
+	start := time.Now()
 	sourcetest.Eventually(t, wait, func() bool {
 		s := f.Sessions()
-		return len(s) > 0 && s[0].Pings() >= 20
-	}, "twenty pings")
+		return time.Since(start) > 2*(interval+timeout) && len(s) > 0 && s[0].Pings() >= 50
+	}, "fifty pings and twice the dead-upstream time on the first connection")
 	for _, ch := range r.Changes() {
 		if ch.State != source.Connecting && ch.State != source.Up {
 			t.Errorf("state %s (%v) on a live upstream", ch.State, ch.Err)
