@@ -178,6 +178,14 @@ func (f *feed) Sessions() []*session {
 	return append([]*session(nil), f.sessions...)
 }
 
+// session waits for the i-th connection (from 0) to reach the server's handler, which may be
+// after the client saw the upgrade, and returns it.
+func (f *feed) session(t testing.TB, i int) *session {
+	t.Helper()
+	sourcetest.Eventually(t, wait, func() bool { return len(f.Sessions()) > i }, "connection %d at the server", i)
+	return f.Sessions()[i]
+}
+
 // send writes each body to every subscribed connection: text frames for UTF-8, binary frames
 // otherwise. It fails if no connection has subscribed.
 func (f *feed) send(bodies ...[]byte) error {

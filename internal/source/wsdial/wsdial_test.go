@@ -182,7 +182,7 @@ func TestHandshake(t *testing.T) {
 	})
 	r := sourcetest.Start(t, src, sourcetest.NewCollector().Emit)
 	r.WaitState(t, 0, source.Up, wait)
-	s := f.Sessions()[0]
+	s := f.session(t, 0)
 	if got := s.Header.Get("Authorization"); got != "Bearer s3cret" {
 		t.Errorf("Authorization %q", got)
 	}
@@ -224,8 +224,9 @@ func TestStopClosesCleanly(t *testing.T) {
 	src := newSource(t, wsdial.Config{URL: f.URL()})
 	r := sourcetest.Start(t, src, sourcetest.NewCollector().Emit)
 	r.WaitState(t, 0, source.Up, wait)
+	s := f.session(t, 0)
 	r.Stop()
-	sourcetest.Eventually(t, wait, func() bool { return f.Sessions()[0].CloseCode() == websocket.CloseNormalClosure },
+	sourcetest.Eventually(t, wait, func() bool { return s.CloseCode() == websocket.CloseNormalClosure },
 		"close code 1000 at the upstream")
 }
 
