@@ -198,7 +198,7 @@ func TestSourcesSubscriptionsKick(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	var sources []struct {
 		Name, Type, State string
-		Counters          map[string]uint64
+		Counters          map[string]any
 	}
 	if st := e.getJSON("/v1/sources", &sources); st != 200 || len(sources) != 2 || sources[0].Name != "in" || sources[0].Type != "http" || sources[0].State != "up" {
 		t.Fatalf("/v1/sources: %d %+v", st, sources)

@@ -93,6 +93,21 @@ func isIdent(s string) bool {
 // and for a predicate that matches everything. The slice is shared: do not modify it.
 func (p *Predicate) Atoms() []Atom { return p.atoms }
 
+// Decided reports whether the atoms are the whole predicate: every top-level && conjunct is an
+// atom, so a message that passes every atom matches, and one that fails any does not (a
+// missing field fails its atom, as it makes the predicate not match). An index that checks
+// all the atoms need not evaluate such a predicate.
+func (p *Predicate) Decided() bool { return p.decided }
+
+// allAtoms reports whether every top-level && conjunct of e is an atom.
+func allAtoms(e celast.Expr) bool {
+	if e.Kind() == celast.CallKind && e.AsCall().FunctionName() == operators.LogicalAnd {
+		args := e.AsCall().Args()
+		return allAtoms(args[0]) && allAtoms(args[1])
+	}
+	return len(findAtoms(e)) == 1
+}
+
 // findAtoms walks the top-level && conjuncts of a checked expression.
 func findAtoms(e celast.Expr) []Atom {
 	if e.Kind() != celast.CallKind {

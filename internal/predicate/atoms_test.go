@@ -117,3 +117,24 @@ func TestAtomsRequired(t *testing.T) {
 	}
 	t.Logf("%d atoms of matching predicates checked", checked)
 }
+
+func TestDecided(t *testing.T) {
+	for src, want := range map[string]bool{
+		`key == "a"`:                             true,
+		`key in ["a", "b"] && headers.r == "eu"`: true,
+		`"a" == key && source == "s"`:            true,
+		`key == "a" && body.n > 1`:               false,
+		`key == "a" || key == "b"`:               false,
+		`body.n > 1`:                             false,
+		``:                                       false,
+		`true`:                                   false,
+	} {
+		p, err := Compile(src, Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Decided() != want {
+			t.Errorf("%q: Decided() = %v", src, p.Decided())
+		}
+	}
+}

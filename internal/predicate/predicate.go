@@ -83,6 +83,7 @@ type Predicate struct {
 	costMax uint64
 	fast    boolFn // the closure for a predicate in the fast subset; nil for the rest
 	atoms   []Atom
+	decided bool // the atoms are the whole predicate
 }
 
 // String returns the source text.
@@ -201,6 +202,7 @@ func Compile(src string, lim Limits) (*Predicate, error) {
 	p.prg = prg
 	p.fast = compileFast(native)
 	p.atoms = findAtoms(native.Expr())
+	p.decided = len(p.atoms) > 0 && allAtoms(native.Expr())
 	return p, nil
 }
 

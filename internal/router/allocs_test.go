@@ -16,7 +16,7 @@ import (
 func TestRouteAllocsDoNotGrowWithRecipients(t *testing.T) {
 	for _, pred := range []string{``, `key == "k1"`} {
 		perMsg := func(n int) float64 {
-			r, outs := table(t, n, func(int) string { return pred })
+			r, outs := filled(t, n, func(int) string { return pred })
 			msgs := make([]*stream.Message, 200)
 			for i := range msgs {
 				msgs[i] = message("k1", i)

@@ -11,7 +11,7 @@ import (
 
 // table fills a router, owned by the calling goroutine, with n subscriptions whose predicates
 // come from pred(i); their queues are large enough for every benchmark round.
-func table(tb testing.TB, n int, pred func(i int) string) (*Router, []*output.Output) {
+func filled(tb testing.TB, n int, pred func(i int) string) (*Router, []*output.Output) {
 	r := New("src", History{Size: 1024}, nil)
 	outs := make([]*output.Output, n)
 	cache := map[string]*predicate.Predicate{}
@@ -38,7 +38,7 @@ func empty(outs []*output.Output) {
 }
 
 func benchmarkRoute(b *testing.B, n int, pred func(i int) string, key func(i int) string) {
-	r, outs := table(b, n, pred)
+	r, outs := filled(b, n, pred)
 	msgs := make([]*stream.Message, 1024)
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -38,20 +38,13 @@ type Router struct {
 
 	// Owned by the Run goroutine.
 	seq     uint64
-	subs    []*entry
-	byID    map[uint64]int // subscription id → index in subs
+	table   table
 	hist    ring
 	input   predicate.Input
 	gapsDue bool
+	dead    bool // an output ended during this message's delivery
 
 	stats Stats
-}
-
-type entry struct {
-	out    *output.Output
-	pred   *predicate.Predicate
-	all    bool   // the predicate matches everything: no evaluation
-	missed uint64 // matched but dropped since the last gap event (policy drop)
 }
 
 // Stats are a router's counters; read them with Snapshot.
@@ -101,13 +94,13 @@ func New(name string, h History, log *slog.Logger) *Router {
 		log = slog.Default()
 	}
 	return &Router{
-		name: name,
-		log:  log.With("source", name),
-		in:   make(chan *stream.Message),
-		ctl:  make(chan func()),
-		done: make(chan struct{}),
-		byID: make(map[uint64]int),
-		hist: newRing(h.Size, h.MaxAge),
+		name:  name,
+		log:   log.With("source", name),
+		in:    make(chan *stream.Message),
+		ctl:   make(chan func()),
+		done:  make(chan struct{}),
+		table: newTable(name),
+		hist:  newRing(h.Size, h.MaxAge),
 	}
 }
 
@@ -149,10 +142,10 @@ func (r *Router) Run(ctx context.Context) {
 				r.flushGaps()
 			}
 		case <-ctx.Done():
-			for _, e := range r.subs {
+			for _, e := range r.table.byID {
 				e.out.Close(output.ErrShutdown)
 			}
-			r.subs, r.byID = nil, nil
+			r.table = newTable(r.name)
 			r.stats.subs.Store(0)
 			return
 		}
@@ -186,39 +179,63 @@ func (r *Router) route(m *stream.Message) {
 	r.stats.lastTime.Store(m.Time.UnixNano())
 
 	r.input.Reset(m)
-	dead := false
-	for _, e := range r.subs {
-		if !e.all && !r.match(e) {
-			continue
-		}
-		r.stats.matched.Add(1)
-		e.out.CountMatch()
-		if !r.deliver(e, ev) {
-			dead = true
+	r.dead = false
+	t := &r.table
+	if gs := t.byKey[m.Key]; gs != nil {
+		r.visit(gs, ev)
+	}
+	for name, byValue := range t.byHeader {
+		if v, ok := m.Headers[name]; ok {
+			if gs := byValue[v]; gs != nil {
+				r.visit(gs, ev)
+			}
 		}
 	}
-	if dead {
+	r.visit(t.residual, ev)
+	if r.dead {
 		r.sweep()
 	}
 }
 
-// match evaluates e's predicate on the current message; a panic in a predicate is recovered and
-// counted as a run-time failure of that predicate, so that it stops nothing else.
-func (r *Router) match(e *entry) (ok bool) {
+// visit offers ev to every subscription of the groups that match it.
+func (r *Router) visit(gs []*group, ev *stream.Event) {
+	for _, g := range gs {
+		if !g.all && !g.decided && !r.match(g) {
+			continue
+		}
+		for _, e := range g.entries {
+			r.stats.matched.Add(1)
+			e.out.CountMatch()
+			if !r.deliver(e, ev) {
+				r.dead = true
+			}
+		}
+	}
+}
+
+// match evaluates g's predicate on the current message, once for all its subscriptions; a
+// panic in a predicate is recovered and counted as a run-time failure of that predicate, so that
+// it stops nothing else.
+func (r *Router) match(g *group) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
-			r.log.Error("predicate panicked", "predicate", e.pred.String(), "panic", p, "stack", string(debug.Stack()))
-			e.out.CountEvalError()
-			r.stats.evalErrors.Add(1)
+			r.log.Error("predicate panicked", "predicate", g.pred.String(), "panic", p, "stack", string(debug.Stack()))
+			r.evalFailed(g)
 			ok = false
 		}
 	}()
-	ok, err := e.pred.Match(&r.input)
+	ok, err := g.pred.Match(&r.input)
 	if err != nil {
-		e.out.CountEvalError()
-		r.stats.evalErrors.Add(1)
+		r.evalFailed(g)
 	}
 	return ok
+}
+
+func (r *Router) evalFailed(g *group) {
+	for _, e := range g.entries {
+		e.out.CountEvalError()
+	}
+	r.stats.evalErrors.Add(1)
 }
 
 // deliver offers ev to e without waiting. It reports false when e's output was ended for being
@@ -260,7 +277,7 @@ func (r *Router) offerGap(e *entry) bool {
 // flushGaps sends pending gap events even when no further message matches.
 func (r *Router) flushGaps() {
 	r.gapsDue = false
-	for _, e := range r.subs {
+	for _, e := range r.table.byID {
 		if e.missed > 0 && !r.offerGap(e) {
 			r.gapsDue = true
 		}
@@ -269,24 +286,12 @@ func (r *Router) flushGaps() {
 
 // sweep removes the entries whose output has ended.
 func (r *Router) sweep() {
-	for i := 0; i < len(r.subs); {
-		if r.subs[i].out.Err() != nil {
-			r.removeAt(i)
-			continue
+	for id, e := range r.table.byID {
+		if e.out.Err() != nil {
+			r.table.remove(id)
 		}
-		i++
 	}
-}
-
-func (r *Router) removeAt(i int) {
-	e := r.subs[i]
-	last := len(r.subs) - 1
-	r.subs[i] = r.subs[last]
-	r.byID[r.subs[i].out.ID()] = i
-	r.subs[last] = nil
-	r.subs = r.subs[:last]
-	delete(r.byID, e.out.ID())
-	r.stats.subs.Store(int64(len(r.subs)))
+	r.stats.subs.Store(int64(r.table.len()))
 }
 
 // do runs f on the router goroutine and waits for it.
@@ -339,7 +344,7 @@ type Backlog struct {
 func (r *Router) Add(ctx context.Context, out *output.Output, p *predicate.Predicate, from Resume) (Backlog, error) {
 	var b Backlog
 	err := r.do(ctx, func() {
-		if _, ok := r.byID[out.ID()]; ok {
+		if _, ok := r.table.byID[out.ID()]; ok {
 			return
 		}
 		switch {
@@ -359,17 +364,15 @@ func (r *Router) Add(ctx context.Context, out *output.Output, p *predicate.Predi
 
 // add puts a subscription in the table; the caller is the router goroutine.
 func (r *Router) add(out *output.Output, p *predicate.Predicate) {
-	r.byID[out.ID()] = len(r.subs)
-	r.subs = append(r.subs, &entry{out: out, pred: p, all: p == nil || p.MatchesAll()})
-	r.stats.subs.Store(int64(len(r.subs)))
+	r.table.add(out, p)
+	r.stats.subs.Store(int64(r.table.len()))
 }
 
 // Remove forgets the subscription id. When it returns, the router holds no reference to it.
 func (r *Router) Remove(ctx context.Context, id uint64) error {
 	err := r.do(ctx, func() {
-		if i, ok := r.byID[id]; ok {
-			r.removeAt(i)
-		}
+		r.table.remove(id)
+		r.stats.subs.Store(int64(r.table.len()))
 	})
 	if errors.Is(err, ErrStopped) {
 		return nil // a stopped router holds nothing
@@ -398,7 +401,7 @@ func (r *Router) Notify(s source.State, err error) {
 	// Status changes are rare and must not be lost to a busy router, so wait for it; a
 	// stopped router has no one to tell.
 	_ = r.do(context.Background(), func() {
-		for _, e := range r.subs {
+		for _, e := range r.table.byID {
 			e.out.Offer(ev) // a full queue will see the consequences of the state soon enough
 		}
 	})
