@@ -175,7 +175,7 @@ func TestCheck(t *testing.T) {
 	if st != 200 || v["valid"] != true || v["matched"] != 4.0 || v["of"] != 10.0 || v["cost"] == nil {
 		t.Fatalf("valid: %d %v", st, v)
 	}
-	if _, v = check(`{"where":"key == \"even\""}`); v["matched"] != 7.0 || v["of"] != 14.0 {
+	if _, v = check(`{"where":"key == \"even\""}`); v["matched"] != 7.0 || v["of"] != 14.0 || v["decided"] != true || fmt.Sprint(v["atoms"]) != `[key == "even"]` {
 		t.Fatalf("all sources: %v", v)
 	}
 	st, v = check(`{"where":"key == ","source":"in"}`)

@@ -229,9 +229,13 @@ type checkCount struct {
 }
 
 type checkResponse struct {
-	Valid   bool                  `json:"valid"`
-	Error   *apiError             `json:"error,omitempty"`
-	Cost    *costEstimate         `json:"cost,omitempty"`
+	Valid bool          `json:"valid"`
+	Error *apiError     `json:"error,omitempty"`
+	Cost  *costEstimate `json:"cost,omitempty"`
+	// Atoms are the tests every match must pass, which the index files the predicate under;
+	// Decided says they are the whole predicate, so matching needs no evaluation.
+	Atoms   []string              `json:"atoms,omitempty"`
+	Decided bool                  `json:"decided,omitempty"`
 	Sources map[string]checkCount `json:"sources,omitempty"`
 	Matched int                   `json:"matched"`
 	Of      int                   `json:"of"`
@@ -270,7 +274,10 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	min, max := pred.Cost()
-	resp := checkResponse{Valid: true, Cost: &costEstimate{min, max}, Sources: map[string]checkCount{}}
+	resp := checkResponse{Valid: true, Cost: &costEstimate{min, max}, Sources: map[string]checkCount{}, Decided: pred.Decided()}
+	for _, a := range pred.Atoms() {
+		resp.Atoms = append(resp.Atoms, a.String())
+	}
 	var in predicate.Input
 	for _, n := range names {
 		evs, err := s.sup.History(r.Context(), n)
