@@ -17,8 +17,10 @@ import (
 	"github.com/streamux/streamux/internal/predicate"
 	"github.com/streamux/streamux/internal/router"
 	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/source/wsdial"
 	"github.com/streamux/streamux/internal/supervisor"
 	"github.com/streamux/streamux/internal/transport"
 	"github.com/streamux/streamux/internal/webui"
@@ -160,6 +162,18 @@ func buildSources(cfg *config.Config) ([]supervisor.Source, map[string]*ingest.S
 			in := ingest.New(*spec)
 			ingests[sc.Name] = in
 			s.Adapter = in
+		case *amqp.Config:
+			src, err := amqp.New(*spec)
+			if err != nil {
+				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
+			}
+			s.Adapter, s.Extra = src, func() any { return src.Stats() }
+		case *wsdial.Config:
+			src, err := wsdial.New(*spec)
+			if err != nil {
+				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
+			}
+			s.Adapter, s.Extra = src, func() any { return src.Stats() }
 		default:
 			return nil, nil, fmt.Errorf("source %q: type %q is not wired", sc.Name, sc.Type)
 		}

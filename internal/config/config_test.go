@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/source/wsdial"
 )
 
 // goTypeLeak matches the pieces of a Go type that yaml puts in its messages and that mean
@@ -451,4 +453,41 @@ func FuzzExpand(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The adapters' own options decode strictly under their types.
+func TestAdapterTypes(t *testing.T) {
+	c, err := Parse([]byte(`
+sources:
+  - name: orders
+    type: amqp
+    url: amqp://guest:guest@127.0.0.1:5672/
+    exchange: orders
+    bindings: ["eu.#"]
+    queue: streamux.orders
+    ack: after_route
+  - name: ticker
+    type: websocket
+    url: wss://feed.example/ws
+    on_connect: ['{"op":"subscribe"}']
+    key: data.symbol
+    ping_interval: 5s
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := c.Sources[0].Spec.(*amqp.Config); !ok || a.Exchange != "orders" || a.Ack != "after_route" {
+		t.Fatalf("amqp: %#v", c.Sources[0].Spec)
+	}
+	if w, ok := c.Sources[1].Spec.(*wsdial.Config); !ok || w.Key != "data.symbol" || w.PingInterval != 5*time.Second {
+		t.Fatalf("websocket: %#v", c.Sources[1].Spec)
+	}
+	_, err = Parse([]byte("sources:\n  - name: o\n    type: amqp\n    url: amqp://x/\n    exchange: e\n    prefech: 3\n"))
+	if err == nil || !strings.Contains(err.Error(), `"prefech"`) {
+		t.Fatalf("a misspelt amqp option: %v", err)
+	}
+	_, err = Parse([]byte("sources:\n  - name: w\n    type: websocket\n"))
+	if err == nil || !strings.Contains(err.Error(), "url") {
+		t.Fatalf("a websocket source without url: %v", err)
+	}
 }

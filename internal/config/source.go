@@ -11,8 +11,10 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/source/wsdial"
 )
 
 // Source is one configured source: the fields every type has, and Spec, the type's own settings.
@@ -22,7 +24,7 @@ type Source struct {
 	// Required makes /readyz fail while the source is not up.
 	Required bool    `yaml:"required"`
 	Backoff  Backoff `yaml:"backoff"`
-	// Spec is the type's configuration: *demo.Config, *ingest.Config, … (see Types).
+	// Spec is the type's configuration: *demo.Config, *ingest.Config, *amqp.Config or *wsdial.Config (see Types).
 	Spec any `yaml:"-"`
 	// problems are what decoding found; Validate reports them under the source's index, so that
 	// one bad source does not hide the problems of the others.
@@ -52,8 +54,10 @@ type (
 
 // decoders decode a source's YAML, strictly, into the type's configuration.
 var decoders = map[string]func([]byte) (common, any, error){
-	"demo": decodeAs[demo.Config],
-	"http": decodeAs[ingest.Config],
+	"demo":      decodeAs[demo.Config],
+	"http":      decodeAs[ingest.Config],
+	"amqp":      decodeAs[amqp.Config],
+	"websocket": decodeAs[wsdial.Config],
 }
 
 // Types lists the source types this build knows.

@@ -49,6 +49,8 @@ type envOptions struct {
 	transport transport.Options
 	history   int
 	demoRate  float64 // 0: no demo source
+	// extra sources, besides "in" and "other"
+	extra []supervisor.Source
 	// smallBuffers shrinks the server's socket send buffers, so that a client that stops
 	// reading is noticed after kilobytes rather than megabytes.
 	smallBuffers bool
@@ -72,6 +74,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		{Name: "in", Type: "http", Adapter: ingests["in"]},
 		{Name: "other", Type: "http", Adapter: ingests["other"]},
 	}
+	srcs = append(srcs, o.extra...)
 	if o.demoRate > 0 {
 		srcs = append(srcs, supervisor.Source{Name: "demo", Type: "demo", Adapter: demo.New(demo.Config{Rate: o.demoRate})})
 	}
