@@ -3,6 +3,7 @@ package amqp_test
 import (
 	"context"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,7 +23,7 @@ var benchBody = []byte(`{"id":"0f8e4c1a-8d3b-4c55-9a1e-2b7f3c9d0a11","type":"ord
 
 // benchRounds is how many times BenchmarkIngest alternates between the consumers, so that a
 // change of load on the machine during the run weighs on each of them alike.
-const benchRounds = 5
+const benchRounds = 10
 
 // BenchmarkIngest measures how fast messages leave a RabbitMQ queue through this Source (run by
 // source.Runner with an Emit that only counts) and through bare amqp091-go consumers, on the same
@@ -34,7 +35,9 @@ const benchRounds = 5
 //
 // Metrics: source-msgs/s; bare-autoack-msgs/s (no acknowledgements at all: the broker's ceiling,
 // but with an unbounded client buffer); bare-ack-msgs/s (prefetch 256, each message
-// acknowledged: what a program with amqp091-go alone does); and the Source as a percentage of each.
+// acknowledged: what a program with amqp091-go alone does); the Source as a percentage of each;
+// and, for each, the CPU time this process spent per message (the client's own work, which on a
+// machine shared with the broker also takes CPU from it).
 func BenchmarkIngest(b *testing.B) {
 	br := newBroker(b)
 	queue := uniqueName(b)
@@ -56,6 +59,7 @@ func BenchmarkIngest(b *testing.B) {
 		name    string
 		consume func(n int)
 		elapsed time.Duration
+		cpu     time.Duration // of this process: the client's work
 	}{
 		{name: "source", consume: func(n int) { sourceConsume(ctx, b, br.url, queue, n) }},
 		{name: "bare-autoack", consume: func(n int) { bareConsume(ctx, b, br.url, queue, n, true) }},
@@ -74,9 +78,10 @@ func BenchmarkIngest(b *testing.B) {
 			if c.name == "source" {
 				b.StartTimer()
 			}
-			start := time.Now()
+			start, cpu := time.Now(), cpuTime()
 			c.consume(n)
 			c.elapsed += time.Since(start)
+			c.cpu += cpuTime() - cpu
 			if c.name == "source" {
 				b.StopTimer()
 			}
@@ -85,9 +90,19 @@ func BenchmarkIngest(b *testing.B) {
 	rate := func(d time.Duration) float64 { return float64(b.N) / d.Seconds() }
 	for _, c := range consumers {
 		b.ReportMetric(rate(c.elapsed), c.name+"-msgs/s")
+		b.ReportMetric(float64(c.cpu.Nanoseconds())/float64(b.N), c.name+"-cpu-ns/msg")
 	}
 	b.ReportMetric(100*rate(consumers[0].elapsed)/rate(consumers[1].elapsed), "%-of-bare-autoack")
 	b.ReportMetric(100*rate(consumers[0].elapsed)/rate(consumers[2].elapsed), "%-of-bare-ack")
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // preload publishes n messages into queue and waits for the queue to hold them.
