@@ -44,15 +44,15 @@ type Source struct {
 	connects    atomic.Uint64
 }
 
-// Stats are a Source's counters since New.
+// Stats are a Source's counters since New, as GET /v1/sources shows them.
 type Stats struct {
 	// Received counts the deliveries read from the broker.
-	Received uint64
+	Received uint64 `json:"received"`
 	// Redelivered counts those the broker flagged as delivered before (after a reconnect or a
 	// requeue).
-	Redelivered uint64
+	Redelivered uint64 `json:"redelivered"`
 	// Connects counts the connections that got as far as consuming.
-	Connects uint64
+	Connects uint64 `json:"connects"`
 }
 
 // Stats returns the source's counters. It is safe to call from any goroutine.

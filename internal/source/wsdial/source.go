@@ -39,18 +39,18 @@ type Source struct {
 	connects     atomic.Uint64
 }
 
-// Stats are a Source's counters since New.
+// Stats are a Source's counters since New, as GET /v1/sources shows them.
 type Stats struct {
 	// Messages counts the messages passed on; Bytes their bodies' total size.
-	Messages uint64
-	Bytes    uint64
+	Messages uint64 `json:"messages"`
+	Bytes    uint64 `json:"bytes"`
 	// Oversize counts the messages discarded for being larger than read_limit.
-	Oversize uint64
+	Oversize uint64 `json:"oversize"`
 	// DecodeErrors counts the messages passed on with the key "" because, with key set, they
 	// were not JSON.
-	DecodeErrors uint64
+	DecodeErrors uint64 `json:"decode_errors"`
 	// Connects counts the connections that got as far as sending on_connect.
-	Connects uint64
+	Connects uint64 `json:"connects"`
 }
 
 // Stats returns the source's counters. It is safe to call from any goroutine.
