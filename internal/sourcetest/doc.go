@@ -16,4 +16,16 @@
 // which the test's cleanup calls, so goleak in TestMain sees none left.
 //
 // Waiting is always polling with a deadline (Eventually), never a bare sleep.
+//
+// To run the suite for a new adapter, write a Fixture in the adapter's tests: Source builds the
+// adapter on a stream of its own (unique exchange, subject, topic, key; so that tests of other
+// packages can run at the same time), Publish sends into that stream through the server's own
+// client, Kill drops the adapter's connections from the server side (or returns
+// errors.ErrUnsupported), Depth reads the server's backlog (or errors.ErrUnsupported). Then:
+//
+//	func TestConformance(t *testing.T) {
+//		sourcetest.Run(t, sourcetest.Harness{New: newFixture, Headers: true})
+//	}
+//
+// The amqp and wsdial packages' fixture_test.go and feed_test.go are worked examples.
 package sourcetest

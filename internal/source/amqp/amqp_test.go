@@ -290,6 +290,7 @@ func TestStopDuringHandshake(t *testing.T) {
 	src := newSource(t, amqp.Config{URL: "amqp://guest:guest@" + ln.Addr().String() + "/", Exchange: "x"})
 	ctx, cancel := context.WithCancel(context.Background())
 	ret := make(chan error, 1)
+	// Waited for through ret below.
 	go func() { ret <- src.Run(ctx, func() { t.Error("up without a broker") }, sourcetest.NewCollector().Emit) }()
 	select {
 	case <-accepted: // connected, now waiting for the broker's handshake
