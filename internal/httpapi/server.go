@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -159,6 +160,13 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
+	defer func() {
+		// A bug in one stream ends that stream only; net/http would log it without context.
+		if p := recover(); p != nil {
+			s.log.Error("stream panicked", "id", sub.Out.ID(), "remote", r.RemoteAddr, "panic", p, "stack", string(debug.Stack()))
+			sub.Out.Close(fmt.Errorf("internal error: %v", p))
+		}
+	}()
 	s.conns[kind].Add(1)
 	defer s.conns[kind].Add(-1)
 

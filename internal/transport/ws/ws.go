@@ -73,6 +73,11 @@ func Serve(conn net.Conn, br *bufio.Reader, out *output.Output, backlog []*strea
 		rd = io.MultiReader(bytes.NewReader(bytes.Clone(pending)), conn)
 	}
 	readerDone := make(chan struct{})
+	defer func() {
+		// Closing the connection ends the reader, whatever ended the writer (a panic too).
+		conn.Close()
+		<-readerDone
+	}()
 	go func() { // the reader; Serve waits for it below
 		defer close(readerDone)
 		defer func() {
@@ -90,8 +95,6 @@ func Serve(conn net.Conn, br *bufio.Reader, out *output.Output, backlog []*strea
 		Heartbeat: opt.Heartbeat, MaxBatch: opt.MaxBatch, Wake: c.wake, OnWake: c.onWake, Written: opt.Written,
 	})
 	c.finish(err)
-	conn.Close()
-	<-readerDone
 	return err
 }
 
