@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/streamux/streamux/internal/bench"
+)
+
+const benchUsage = `Usage: streamux bench SCENARIO [flags]
+
+Load streamux and report what it delivers, how fast, and at what cost (see BENCHMARKS.md).
+By default the server runs as a subprocess of this binary, so that its CPU time and memory
+are its own, and the same load then runs against a bare WebSocket loop as the ceiling.
+
+Scenarios (defaults in brackets):
+  fanout     -clients [1000] WebSocket clients, client i reading key == "k<i mod -keys>" [100],
+             -rate [5000] messages/s published, each to clients/keys clients
+  broadcast  -clients [1000] clients that all read everything, at -rate [50] messages/s
+  idle       -clients [1000] clients at rest: server RSS, heap and goroutines per connection
+  match      -subs [1000,100000] subscriptions of "key ==" and of mixed predicates in one router,
+             in process, no network: ns per routed message, -duration [2s] each
+  ingest     RabbitMQ (-amqp-url) into streamux's amqp source, no clients, against bare
+             amqp091-go consumers: -rounds [3] of -messages [50000] each
+  churn      -cycles [10000] clients connect and leave, -clients [50] at a time, while
+             -rate [1000] messages/s flow: goroutines and heap before and after
+  slow       -clients [100] fast clients reading everything at -rate [500] with -size [2048]
+             bodies, alone for half of -duration, then with one client that never reads
+
+Flags:
+`
+
+// benchCommand is `streamux bench`.
+func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "server" {
+		return bench.ServeChild(ctx, args[1:], serve, stdout, stderr)
+	}
+	orig := args
+	scenario := ""
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		scenario, args = args[0], args[1:]
+	}
+	defaults := scenario
+	if defaults == "" { // flags first: take the defaults of the scenario named after them
+		defaults = "fanout"
+		for _, a := range args {
+			if slices.Contains(bench.Scenarios, a) {
+				defaults = a
+				break
+			}
+		}
+	}
+	o := bench.Defaults(defaults)
+	fs := flag.NewFlagSet("streamux bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchUsage)
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.Clients, "clients", o.Clients, "WebSocket clients (fanout, broadcast, idle); fast clients (slow); clients at once (churn)")
+	fs.IntVar(&o.Keys, "keys", o.Keys, "distinct message keys; fanout client i reads k<i mod keys>")
+	fs.Float64Var(&o.Rate, "rate", o.Rate, "messages published per second; with -ramp, the first step's")
+	fs.IntVar(&o.Size, "size", o.Size, "message body size in bytes")
+	fs.DurationVar(&o.Duration, "duration", o.Duration, "how long each server is measured (slow: both halves; match: each table)")
+	fs.DurationVar(&o.Warmup, "warmup", o.Warmup, "load before the measurement starts, not measured")
+	fs.StringVar(&o.URL, "url", o.URL, "measure the streamux running at this URL instead of starting one; it needs an http source named -source-name")
+	fs.IntVar(&o.PID, "pid", o.PID, "with -url: the server's process id, to read its CPU and memory from /proc instead of its /metrics")
+	fs.BoolVar(&o.InProcess, "inprocess", o.InProcess, "run the servers in this process (CPU and memory are then the whole process's, clients included)")
+	fs.BoolVar(&o.Bare, "bare", o.Bare, "also measure the bare WebSocket loop (one frame per event, prepared frames) with the same clients and load")
+	fs.BoolVar(&o.BareJoin, "bare-join", o.BareJoin, "also measure the bare loop that joins up to 64 events in one frame")
+	fs.StringVar(&o.Source, "source", o.Source, "how messages reach streamux: http (NDJSON envelopes to the ingest endpoint), demo (the demo source at -rate) or amqp (RabbitMQ)")
+	fs.StringVar(&o.SourceName, "source-name", o.SourceName, "the source's name")
+	fs.StringVar(&o.AMQPURL, "amqp-url", o.AMQPURL, "RabbitMQ, for -source amqp and the ingest scenario")
+	fs.StringVar(&o.Policy, "policy", o.Policy, "the clients' slow-consumer policy: disconnect or drop")
+	fs.IntVar(&o.QueueEvents, "queue-events", o.QueueEvents, "streamux's limits.queue_events (0: its default)")
+	fs.IntVar(&o.MaxBatch, "max-batch", o.MaxBatch, "streamux's stream.max_batch (0: its default)")
+	fs.BoolVar(&o.Ramp, "ramp", o.Ramp, "fanout, broadcast: raise the rate each -ramp-step by -ramp-factor until p99 passes -p99; report the highest rate that held")
+	fs.DurationVar(&o.P99, "p99", o.P99, "the p99 latency bound of -ramp")
+	fs.DurationVar(&o.RampStep, "ramp-step", o.RampStep, "how long each -ramp step is measured")
+	fs.Float64Var(&o.RampFactor, "ramp-factor", o.RampFactor, "the rate's growth from one -ramp step to the next")
+	fs.Float64Var(&o.MaxRate, "max-rate", o.MaxRate, "the highest rate -ramp tries (0: no limit but 40 steps)")
+	subs := intList(o.Subs)
+	fs.Var(&subs, "subs", "match: the subscription counts, comma-separated")
+	fs.IntVar(&o.MatchKeys, "match-keys", o.MatchKeys, "match: the distinct keys of its messages and predicates")
+	fs.IntVar(&o.Cycles, "cycles", o.Cycles, "churn: how many clients connect and leave")
+	fs.IntVar(&o.Messages, "messages", o.Messages, "ingest: messages per round and consumer")
+	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "ingest: rounds, alternating between the consumers")
+	fs.IntVar(&o.Parallel, "parallel", o.Parallel, "clients connecting at once")
+	fs.StringVar(&o.CPUProfile, "cpuprofile", o.CPUProfile, "write streamux's CPU profile over the measurement to this file (the bare loop's to FILE.bare)")
+	fs.StringVar(&o.HeapProfile, "heapprofile", o.HeapProfile, "churn: write the server's heap profiles before and after to FILE.before and FILE.after")
+	fs.BoolVar(&o.JSON, "json", o.JSON, "print the report as JSON")
+	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress line")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if scenario == "" && fs.NArg() > 0 {
+		scenario = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return errUsage
+		}
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "streamux bench: unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	if scenario == "" {
+		fmt.Fprintf(stderr, "streamux bench: which scenario? one of %s\n\n", strings.Join(bench.Scenarios, ", "))
+		fs.Usage()
+		return errUsage
+	}
+	if !slices.Contains(bench.Scenarios, scenario) {
+		fmt.Fprintf(stderr, "streamux bench: unknown scenario %q (one of %s)\n", scenario, strings.Join(bench.Scenarios, ", "))
+		return errUsage
+	}
+	o.Subs = subs
+	o.Serve = serve
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("bench: find this binary to run the server: %w", err)
+	}
+	o.Child = []string{exe, "bench", "server"}
+	o.Args = append([]string{"streamux", "bench"}, orig...)
+	return bench.Run(ctx, scenario, o, stdout, stderr)
+}
+
+// intList is a comma-separated list of positive integers as a flag.
+type intList []int
+
+func (l *intList) String() string {
+	s := make([]string, len(*l))
+	for i, v := range *l {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *intList) Set(v string) error {
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("want positive integers separated by commas, got %q", v)
+		}
+		out = append(out, n)
+	}
+	*l = out
+	return nil
+}

@@ -1,0 +1,342 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	amqp091 "github.com/rabbitmq/amqp091-go"
+	"go.uber.org/goleak"
+
+	"github.com/streamux/streamux/internal/config"
+	"github.com/streamux/streamux/internal/httpapi"
+	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/router"
+	"github.com/streamux/streamux/internal/source/demo"
+	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/supervisor"
+	"github.com/streamux/streamux/internal/transport"
+)
+
+// childEnv makes the test binary act as `streamux bench server`, so that the subprocess path
+// is tested without building the command.
+const childEnv = "STREAMUX_BENCH_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		ctx, stop := signalContext()
+		err := ServeChild(ctx, os.Args[len(os.Args)-childArgs:], testServe, os.Stdout, os.Stderr)
+		stop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+}
+
+// childArgs is the number of arguments start passes to a server subprocess.
+const childArgs = 6
+
+// testServe is cmd/streamux's serve reduced to what the bench needs: the package main cannot
+// be imported. It wires the same packages the same way.
+func testServe(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error {
+	var srcs []supervisor.Source
+	ingests := map[string]*ingest.Source{}
+	for _, sc := range cfg.Sources {
+		s := supervisor.Source{Name: sc.Name, Type: sc.Type}
+		switch spec := sc.Spec.(type) {
+		case *demo.Config:
+			s.Adapter = demo.New(*spec)
+		case *ingest.Config:
+			in := ingest.New(*spec)
+			ingests[sc.Name], s.Adapter = in, in
+		default:
+			ln.Close()
+			return fmt.Errorf("source type %q is not wired in the test", sc.Type)
+		}
+		srcs = append(srcs, s)
+	}
+	sup, err := supervisor.New(srcs, supervisor.Options{
+		History: router.History{Size: cfg.History.Size},
+		Queue:   output.Limits{Events: cfg.Limits.QueueEvents, Bytes: cfg.Limits.QueueBytes},
+		Log:     log,
+	})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	api := httpapi.New(sup, httpapi.Options{
+		Predicates: predicate.Limits{MaxBytes: cfg.Limits.PredicateMaxBytes},
+		Transport:  transport.Options{WriteTimeout: cfg.Stream.WriteTimeout, MaxBatch: cfg.Stream.MaxBatch},
+		Ingest:     ingests, Log: log,
+	})
+	hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	supCtx, stopSup := context.WithCancel(context.Background())
+	supDone := make(chan error, 1)
+	go func() { supDone <- sup.Run(supCtx) }()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- hs.Serve(ln) }()
+	<-ctx.Done()
+	grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	api.Drain()
+	shut := make(chan error, 1)
+	go func() { shut <- hs.Shutdown(grace) }()
+	_ = sup.Shutdown(grace)
+	if err := <-shut; err != nil {
+		hs.Close()
+	}
+	<-httpDone
+	stopSup()
+	return <-supDone
+}
+
+// tiny returns options for scenario small enough for a test.
+func tiny(scenario string) Options {
+	o := Defaults(scenario)
+	o.Clients, o.Keys, o.Rate = 12, 3, 200
+	o.Duration, o.Warmup = 600*time.Millisecond, 100*time.Millisecond
+	o.InProcess, o.Quiet, o.JSON, o.Serve = true, true, true, testServe
+	o.Subs, o.MatchKeys = []int{50, 500}, 20
+	o.Cycles, o.Parallel = 60, 8
+	o.Messages, o.Rounds = 500, 1
+	switch scenario {
+	case "broadcast", "slow":
+		o.Rate = 100
+	case "churn":
+		o.Clients = 4
+	case "match":
+		o.Duration = 100 * time.Millisecond
+	}
+	return o
+}
+
+func runJSON(t *testing.T, scenario string, o Options) Report {
+	t.Helper()
+	var out, errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := Run(ctx, scenario, o, &out, &errb); err != nil {
+		t.Fatalf("%s: %v\nstderr: %s", scenario, err, errb.String())
+	}
+	var rep Report
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("%s: the report is not JSON: %v\n%s", scenario, err, out.String())
+	}
+	if rep.Scenario != scenario || len(rep.Results) == 0 {
+		t.Fatalf("%s: report %+v", scenario, rep)
+	}
+	return rep
+}
+
+// Every client scenario runs with tiny sizes against streamux and the bare loop, in process,
+// and reports deliveries.
+func TestClientScenarios(t *testing.T) {
+	for _, sc := range []string{"fanout", "broadcast", "slow"} {
+		t.Run(sc, func(t *testing.T) {
+			rep := runJSON(t, sc, tiny(sc))
+			servers := map[string]bool{}
+			for _, r := range rep.Results {
+				servers[r.Server] = true
+				if r.Delivered <= 0 {
+					t.Errorf("%s %s: delivered %v/s", r.Server, r.Phase, r.Delivered)
+				}
+				if r.P99ms <= 0 || r.MaxMs < r.P99ms {
+					t.Errorf("%s %s: latency p99 %v max %v", r.Server, r.Phase, r.P99ms, r.MaxMs)
+				}
+			}
+			if !servers[kindStreamux] || !servers[kindBare] {
+				t.Errorf("servers measured: %v", servers)
+			}
+		})
+	}
+}
+
+func TestIdle(t *testing.T) {
+	rep := runJSON(t, "idle", tiny("idle"))
+	for _, r := range rep.Results {
+		if r.Messages != 12 {
+			t.Errorf("%s: %d clients received the probe, want 12", r.Server, r.Messages)
+		}
+		if r.GoroutinesAfter <= r.GoroutinesBefore {
+			t.Errorf("%s: goroutines %v → %v", r.Server, r.GoroutinesBefore, r.GoroutinesAfter)
+		}
+	}
+}
+
+func TestChurn(t *testing.T) {
+	rep := runJSON(t, "churn", tiny("churn"))
+	after := rep.Results[len(rep.Results)-1]
+	if after.Cycles != 60 || after.GoroutinesAfter <= 0 || after.HeapAfter <= 0 {
+		t.Errorf("after: %+v", after)
+	}
+}
+
+func TestMatch(t *testing.T) {
+	rep := runJSON(t, "match", tiny("match"))
+	if len(rep.Results) != 7 {
+		t.Fatalf("%d results, want 7", len(rep.Results))
+	}
+	for _, r := range rep.Results {
+		matches := r.Predicates != "none" && !strings.Contains(r.Predicates, "no match")
+		if r.RoutedMessages == 0 || r.NsPerMessage <= 0 || (r.MatchesPerMsg > 0) != matches || r.Dropped != 0 {
+			t.Errorf("%+v", r)
+		}
+	}
+}
+
+func TestRamp(t *testing.T) {
+	o := tiny("fanout")
+	o.Ramp, o.RampStep, o.MaxRate, o.Bare = true, 300*time.Millisecond, 400, false
+	o.P99 = time.Minute
+	rep := runJSON(t, "fanout", o)
+	if len(rep.Results) < 2 || !strings.Contains(rep.Summary[0], "400") {
+		t.Errorf("ramp: %d steps, summary %q", len(rep.Results), rep.Summary)
+	}
+}
+
+// The default path: the server as a subprocess (here the test binary, acting as `streamux
+// bench server`), its CPU and memory read from /proc.
+func TestSubprocess(t *testing.T) {
+	o := tiny("fanout")
+	o.InProcess = false
+	o.Child = []string{os.Args[0], "-test.run=^$", "--"}
+	o.ChildEnv = []string{childEnv + "=1"}
+	o.CPUProfile = t.TempDir() + "/cpu.pprof"
+	o.Duration = time.Second
+	rep := runJSON(t, "fanout", o)
+	for _, r := range rep.Results {
+		if r.Delivered <= 0 || r.CPUSeconds <= 0 || r.RSSBytes <= 0 {
+			t.Errorf("%s: %+v", r.Server, r)
+		}
+	}
+	for _, f := range []string{o.CPUProfile, o.CPUProfile + ".bare"} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Errorf("profile %s: %v", f, err)
+		}
+	}
+}
+
+func TestTable(t *testing.T) {
+	o := tiny("fanout")
+	o.JSON, o.Bare = false, false
+	var out bytes.Buffer
+	if err := Run(context.Background(), "fanout", o, &out, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"streamux bench fanout", "delivered/s", "p99 ms", "streamux", "machine:"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestIngest(t *testing.T) {
+	o := tiny("ingest")
+	conn, err := amqp091.Dial(o.AMQPURL)
+	if err != nil {
+		t.Skipf("RabbitMQ is not reachable at %s: %v", o.AMQPURL, err)
+	}
+	conn.Close()
+	rep := runJSON(t, "ingest", o)
+	for _, r := range rep.Results {
+		if r.MsgsPerSec <= 0 || r.Messages != 500 {
+			t.Errorf("%+v", r)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for _, c := range []struct {
+		scenario string
+		change   func(*Options)
+		want     string
+	}{
+		{"nope", func(*Options) {}, "unknown scenario"},
+		{"fanout", func(o *Options) { o.Clients = 0 }, "positive"},
+		{"fanout", func(o *Options) { o.Policy = "x" }, "-policy"},
+		{"fanout", func(o *Options) { o.Source = "kafka" }, "-source"},
+		{"fanout", func(o *Options) { o.Ramp, o.Source = true, "demo" }, "-ramp"},
+		{"fanout", func(o *Options) { o.URL, o.Source = "http://x", "demo" }, "-url"},
+	} {
+		o := tiny(c.scenario)
+		c.change(&o)
+		err := Run(context.Background(), c.scenario, o, &bytes.Buffer{}, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error with %q", c.scenario, err, c.want)
+		}
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	var h hist
+	for i := 1; i <= 1000; i++ {
+		h.record(i, int64(i)*int64(time.Millisecond)/10) // 0.1 ms … 100 ms
+	}
+	s := h.summary()
+	near := func(got, want time.Duration) bool { return got > want*96/100 && got < want*104/100 }
+	if s.n != 1000 || !near(s.p50, 50*time.Millisecond) || !near(s.p99, 99*time.Millisecond) || s.max != 100*time.Millisecond {
+		t.Errorf("summary %+v", s)
+	}
+	for us := uint64(0); us < 1<<30; us = us*3/2 + 1 {
+		i := bucketOf(us)
+		if v := bucketValue(i); v < float64(us)*0.96 || v > float64(us)*1.04+1 {
+			t.Errorf("%d µs: bucket %d is %v", us, i, v)
+		}
+	}
+}
+
+func TestFrameParsing(t *testing.T) {
+	for _, c := range []struct {
+		in     []byte
+		length uint64
+		hl     int
+		ok     bool
+	}{
+		{[]byte{0x81, 5}, 5, 2, true},
+		{[]byte{0x81, 126, 1, 0}, 256, 4, true},
+		{[]byte{0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0}, 65536, 10, true},
+		{[]byte{0x81, 126, 1}, 0, 0, false},
+		{[]byte{0x81}, 0, 0, false},
+	} {
+		h, hl, ok := frameHeader(c.in)
+		if ok != c.ok || ok && (h.len != c.length || hl != c.hl) {
+			t.Errorf("% x: got %+v %d %v", c.in, h, hl, ok)
+		}
+	}
+	if v, ok := sentAt([]byte(`{"type":"message","body":{"ts":1700000000123456789,"pad":"x"}}`)); !ok || v != 1700000000123456789 {
+		t.Errorf("ts: %d %v", v, ok)
+	}
+	if v, ok := sentAt([]byte(`{"type":"message","time":"2026-11-25T16:00:00.123Z","body":{"n":1}}`)); !ok || v != time.Date(2026, 11, 25, 16, 0, 0, 123e6, time.UTC).UnixNano() {
+		t.Errorf("time: %d %v", v, ok)
+	}
+}
+
+func TestScrape(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "# HELP go_goroutines x\ngo_goroutines 12\nstreamux_source_dropped_total{source=\"a\"} 3\nstreamux_source_dropped_total{source=\"b\"} 4\n")
+	}))
+	defer srv.Close()
+	m, err := scrape(context.Background(), srv.Client(), srv.URL, "go_goroutines", "streamux_source_dropped_total")
+	if err != nil || m["go_goroutines"] != 12 || m["streamux_source_dropped_total"] != 7 {
+		t.Errorf("%v %v", m, err)
+	}
+}

@@ -1,0 +1,257 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Report is what a run prints: a table, or with -json this structure.
+type Report struct {
+	Scenario string   `json:"scenario"`
+	Command  string   `json:"command"`
+	Machine  Machine  `json:"machine"`
+	Mode     string   `json:"server_mode,omitempty"` // subprocess, in-process or url
+	Results  []Result `json:"results"`
+	// Summary holds the conclusions: ratios to the bare loop, the highest rate that held, …
+	Summary []string `json:"summary,omitempty"`
+	// Notes say how to read the figures.
+	Notes []string `json:"notes,omitempty"`
+
+	columns []column
+}
+
+// Result is one row: one server (or consumer) in one phase of the run. Fields that do not
+// apply to the scenario are zero and left out of the JSON.
+type Result struct {
+	Server  string  `json:"server"`
+	Phase   string  `json:"phase,omitempty"`
+	Clients int     `json:"clients,omitempty"`
+	Rate    float64 `json:"rate,omitempty"` // messages/s offered
+
+	Published float64 `json:"published_per_s,omitempty"`
+	Delivered float64 `json:"delivered_per_s,omitempty"`
+	P50ms     float64 `json:"p50_ms,omitempty"`
+	P99ms     float64 `json:"p99_ms,omitempty"`
+	MaxMs     float64 `json:"max_ms,omitempty"`
+	Dropped   int64   `json:"dropped"`
+	// Disconnected counts clients whose stream ended during the run (slow consumers among them).
+	Disconnected int64 `json:"disconnected,omitempty"`
+
+	CPUSeconds float64 `json:"cpu_seconds,omitempty"`
+	// CPUPercent is the server's CPU over the measurement, 100 being one core.
+	CPUPercent        float64 `json:"cpu_percent,omitempty"`
+	CPUPerDeliveryUs  float64 `json:"cpu_us_per_delivery,omitempty"`
+	DeliveriesPerCPUs float64 `json:"deliveries_per_cpu_second,omitempty"`
+	// ClientCPUPercent is the bench process's own CPU (clients and publisher) over the
+	// measurement, 100 being one core: what the load generator took from the server.
+	ClientCPUPercent float64 `json:"client_cpu_percent,omitempty"`
+	RSSBytes         int64   `json:"rss_bytes,omitempty"`
+	RSSPerConnBytes  float64 `json:"rss_per_connection_bytes,omitempty"`
+
+	GoroutinesBefore float64 `json:"goroutines_before,omitempty"`
+	GoroutinesAfter  float64 `json:"goroutines_after,omitempty"`
+	HeapBefore       float64 `json:"heap_inuse_bytes_before,omitempty"`
+	HeapAfter        float64 `json:"heap_inuse_bytes_after,omitempty"`
+	HeapPerConnBytes float64 `json:"heap_per_connection_bytes,omitempty"`
+	Cycles           int     `json:"cycles,omitempty"`
+	CyclesPerSec     float64 `json:"cycles_per_s,omitempty"`
+
+	Subscriptions  int     `json:"subscriptions,omitempty"`
+	Predicates     string  `json:"predicates,omitempty"`
+	NsPerMessage   float64 `json:"ns_per_message,omitempty"`
+	MatchesPerMsg  float64 `json:"matches_per_message,omitempty"`
+	NsPerMatch     float64 `json:"ns_per_match,omitempty"`
+	RoutedMessages uint64  `json:"routed_messages,omitempty"`
+	// AllocsPerMessage counts the whole process's allocations per routed message.
+	AllocsPerMessage float64 `json:"allocs_per_message,omitempty"`
+
+	Messages   int     `json:"messages,omitempty"`
+	MsgsPerSec float64 `json:"msgs_per_s,omitempty"`
+	// OfBare is this row's throughput as a percentage of the bare reference in the same run.
+	OfBare float64 `json:"percent_of_bare,omitempty"`
+}
+
+// Machine describes where the run happened.
+type Machine struct {
+	CPUs       int    `json:"nproc"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	CPUModel   string `json:"cpu_model"`
+	Memory     string `json:"memory"`
+	Go         string `json:"go"`
+	Kernel     string `json:"kernel,omitempty"`
+	// LoadAvg is /proc/loadavg's 1-minute load when the run began: other work on the machine
+	// takes the cores from both the server and the clients.
+	LoadAvg string `json:"loadavg,omitempty"`
+}
+
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), GOMAXPROCS: runtime.GOMAXPROCS(0), Go: runtime.Version()}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPUModel = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+				kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+				m.Memory = fmt.Sprintf("%.1f GiB", kb/(1<<20))
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			m.LoadAvg = f[0]
+		}
+	}
+	return m
+}
+
+// column is one column of the table.
+type column struct {
+	head string
+	cell func(Result) string
+}
+
+func num(f float64) string {
+	switch {
+	case f == 0:
+		return "0"
+	case f >= 100:
+		return commas(int64(f + 0.5))
+	case f >= 10:
+		return strconv.FormatFloat(f, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(f, 'f', 2, 64)
+}
+
+func commas(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func bytesText(f float64) string {
+	switch {
+	case f >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", f/(1<<30))
+	case f >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", f/(1<<20))
+	case f >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", f/(1<<10))
+	}
+	return fmt.Sprintf("%.0f B", f)
+}
+
+func ms(f float64) string { return num(f) }
+
+// The columns of each kind of table.
+var (
+	colServer    = column{"server", func(r Result) string { return r.Server }}
+	colPhase     = column{"phase", func(r Result) string { return r.Phase }}
+	colClients   = column{"clients", func(r Result) string { return commas(int64(r.Clients)) }}
+	colRate      = column{"offered msg/s", func(r Result) string { return num(r.Rate) }}
+	colPublished = column{"published/s", func(r Result) string { return num(r.Published) }}
+	colDelivered = column{"delivered/s", func(r Result) string { return num(r.Delivered) }}
+	colClientCPU = column{"client CPU", func(r Result) string {
+		if r.ClientCPUPercent == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f%%", r.ClientCPUPercent)
+	}}
+	colOfBare = column{"% of bare", func(r Result) string {
+		if r.OfBare == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f%%", r.OfBare)
+	}}
+	colP50     = column{"p50 ms", func(r Result) string { return ms(r.P50ms) }}
+	colP99     = column{"p99 ms", func(r Result) string { return ms(r.P99ms) }}
+	colMax     = column{"max ms", func(r Result) string { return ms(r.MaxMs) }}
+	colCPU     = column{"server CPU", func(r Result) string { return fmt.Sprintf("%.1fs %.0f%%", r.CPUSeconds, r.CPUPercent) }}
+	colCPUPer  = column{"CPU µs/deliv", func(r Result) string { return num(r.CPUPerDeliveryUs) }}
+	colPerCPU  = column{"deliv/CPU-s", func(r Result) string { return num(r.DeliveriesPerCPUs) }}
+	colRSS     = column{"server RSS", func(r Result) string { return bytesText(float64(r.RSSBytes)) }}
+	colRSSConn = column{"RSS/conn", func(r Result) string {
+		if r.RSSPerConnBytes == 0 {
+			return ""
+		}
+		return bytesText(r.RSSPerConnBytes)
+	}}
+	colDropped = column{"dropped", func(r Result) string { return commas(r.Dropped) }}
+	colDisc    = column{"disconn", func(r Result) string { return commas(r.Disconnected) }}
+)
+
+var loadColumns = []column{colServer, colPhase, colClients, colRate, colPublished, colDelivered, colOfBare, colP50, colP99, colMax,
+	colCPU, colCPUPer, colPerCPU, colClientCPU, colRSSConn, colDropped, colDisc}
+
+// print writes the report as a table, or as JSON.
+func (rep *Report) print(w io.Writer, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	m := rep.Machine
+	fmt.Fprintf(w, "streamux bench %s  (%s)\n", rep.Scenario, rep.Command)
+	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d), %s, %s RAM, %s, Linux %s, load average %s at the start\n",
+		m.CPUs, m.GOMAXPROCS, m.CPUModel, m.Memory, m.Go, m.Kernel, m.LoadAvg)
+	fmt.Fprintf(w, "server: %s\n\n", rep.Mode)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	cols := rep.columns
+	for _, c := range cols {
+		fmt.Fprint(tw, c.head, "\t")
+	}
+	fmt.Fprintln(tw)
+	for _, r := range rep.Results {
+		for _, c := range cols {
+			fmt.Fprint(tw, c.cell(r), "\t")
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(rep.Summary) > 0 {
+		fmt.Fprintln(w)
+		for _, s := range rep.Summary {
+			fmt.Fprintln(w, s)
+		}
+	}
+	if len(rep.Notes) > 0 {
+		fmt.Fprintln(w)
+		for _, s := range rep.Notes {
+			fmt.Fprintln(w, "note:", s)
+		}
+	}
+	return nil
+}
+
+// round2 keeps two decimals of a millisecond figure.
+func round2(d time.Duration) float64 {
+	return float64(d.Microseconds()/10) / 100
+}
