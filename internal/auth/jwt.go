@@ -1,0 +1,305 @@
+package auth
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// verifier verifies JWTs against the configured keys.
+type verifier struct {
+	secret []byte      // HS256; nil when not configured
+	keys   []verifyKey // public keys, each pinned to one algorithm
+	algs   []string    // every algorithm some key accepts
+	opts   []jwt.ParserOption
+	leeway time.Duration
+	prefix string
+}
+
+// build checks j and prepares its verifier.
+func (j *JWT) build() (*verifier, []error) {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	v := &verifier{leeway: DefaultLeeway, prefix: j.ClaimPrefix}
+	if j.Leeway != nil {
+		v.leeway = *j.Leeway
+		if v.leeway < 0 {
+			add("auth.jwt.leeway must not be negative")
+		}
+	}
+	if j.HS256Secret != "" {
+		if len(j.HS256Secret) < MinSecretBytes {
+			add("auth.jwt.hs256_secret is %d bytes; at least %d are required", len(j.HS256Secret), MinSecretBytes)
+		}
+		v.secret = []byte(j.HS256Secret)
+		v.algs = append(v.algs, "HS256")
+	}
+	for i, entry := range j.PublicKeys {
+		label := fmt.Sprintf("auth.jwt.public_keys[%d]", i)
+		if !strings.Contains(entry, "-----BEGIN") {
+			label += " (" + entry + ")"
+		}
+		keys, err := loadPEM(entry)
+		if err != nil {
+			add("%s: %v", label, err)
+		}
+		v.keys = append(v.keys, keys...)
+	}
+	if j.JWKSFile != "" {
+		keys, kerrs := loadJWKS(j.JWKSFile)
+		for _, err := range kerrs {
+			add("auth.jwt.jwks_file (%s): %v", j.JWKSFile, err)
+		}
+		v.keys = append(v.keys, keys...)
+	}
+	for _, k := range v.keys {
+		if !slices.Contains(v.algs, k.alg) {
+			v.algs = append(v.algs, k.alg)
+		}
+	}
+	if j.HS256Secret == "" && len(j.PublicKeys) == 0 && j.JWKSFile == "" {
+		add("auth.jwt: no key: set hs256_secret, public_keys or jwks_file")
+	}
+	v.opts = []jwt.ParserOption{
+		jwt.WithValidMethods(v.algs),
+		jwt.WithLeeway(v.leeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithStrictDecoding(),
+	}
+	if j.Audience != "" {
+		v.opts = append(v.opts, jwt.WithAudience(j.Audience))
+	}
+	if j.Issuer != "" {
+		v.opts = append(v.opts, jwt.WithIssuer(j.Issuer))
+	}
+	return v, errs
+}
+
+// tokenClaims decodes a token's claims: the registered ones, and the rest raw, so that the
+// custom claims are type-checked only once the signature is known to be good.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	custom map[string]json.RawMessage
+}
+
+func (c *tokenClaims) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &c.RegisteredClaims); err != nil {
+		return err
+	}
+	return json.Unmarshal(b, &c.custom)
+}
+
+// keyError is a key lookup failure, said as the client may read it.
+type keyError struct{ reason string }
+
+func (e *keyError) Error() string { return e.reason }
+
+// keyFor returns the keys that may have signed t: the HS256 secret for HS256, else the public
+// keys pinned to t's algorithm and, when t names a kid, with that kid (or none).
+func (v *verifier) keyFor(t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if alg == "HS256" {
+		if len(v.secret) == 0 {
+			return nil, &keyError{"no key for the token's algorithm"}
+		}
+		return v.secret, nil
+	}
+	kid, hasKid := t.Header["kid"]
+	kidStr, ok := kid.(string)
+	if hasKid && !ok {
+		return nil, &keyError{"the kid header is not a string"}
+	}
+	var set jwt.VerificationKeySet
+	for _, k := range v.keys {
+		if k.alg == alg && (!hasKid || k.kid == "" || k.kid == kidStr) {
+			set.Keys = append(set.Keys, k.key)
+		}
+	}
+	if len(set.Keys) == 0 {
+		if hasKid {
+			return nil, &keyError{"unknown key id (kid)"}
+		}
+		return nil, &keyError{"no key for the token's algorithm"}
+	}
+	return set, nil
+}
+
+// verify checks token and returns its principal.
+func (v *verifier) verify(token string, now func() time.Time) (*Principal, error) {
+	if len(v.algs) == 0 {
+		return nil, invalid("no JWT key configured") // never reached: build refuses it
+	}
+	var claims tokenClaims
+	opts := append(slices.Clip(v.opts), jwt.WithTimeFunc(now))
+	t, err := jwt.NewParser(opts...).ParseWithClaims(token, &claims, v.keyFor)
+	if err != nil {
+		return nil, invalid(v.reason(t, err))
+	}
+	p := &Principal{Name: claims.Subject, Method: MethodJWT}
+	if p.Name == "" {
+		p.Name = "jwt"
+	}
+	if claims.ExpiresAt != nil {
+		p.Expires = claims.ExpiresAt.Add(v.leeway)
+	}
+	var errs []string
+	if p.Sources, err = v.stringList(claims.custom, "sources"); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if p.Write, err = v.stringList(claims.custom, "write"); err != nil {
+		errs = append(errs, err.Error())
+	}
+	if raw, ok := claims.custom[v.prefix+"where"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &p.Where); err != nil {
+			errs = append(errs, fmt.Sprintf("claim %q must be a string", v.prefix+"where"))
+		}
+	}
+	if raw, ok := claims.custom[v.prefix+"admin"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &p.Admin); err != nil {
+			errs = append(errs, fmt.Sprintf("claim %q must be true or false", v.prefix+"admin"))
+		}
+	}
+	if len(errs) > 0 {
+		return nil, invalid(strings.Join(errs, "; "))
+	}
+	return p, nil
+}
+
+// stringList reads a list-of-strings claim: absent or null is nil.
+func (v *verifier) stringList(custom map[string]json.RawMessage, name string) ([]string, error) {
+	raw, ok := custom[v.prefix+name]
+	if !ok || string(raw) == "null" {
+		return nil, nil
+	}
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		return nil, fmt.Errorf("claim %q must be a list of strings", v.prefix+name)
+	}
+	if list == nil {
+		list = []string{}
+	}
+	return list, nil
+}
+
+// knownAlgs are the algorithm names that an error message may repeat; any other alg header is
+// the client's text and is not echoed.
+var knownAlgs = []string{"none", "HS256", "HS384", "HS512", "RS256", "RS384", "RS512",
+	"PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// reason says why jwt refused a token, in words of its own: the library's messages can quote
+// parts of the token.
+func (v *verifier) reason(t *jwt.Token, err error) string {
+	var ke *keyError
+	switch {
+	case errors.As(err, &ke):
+		return ke.reason
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return "malformed token"
+	case errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "unsupported or missing algorithm (alg)"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		if t != nil && t.Method != nil && !slices.Contains(v.algs, t.Method.Alg()) {
+			if alg := t.Method.Alg(); slices.Contains(knownAlgs, alg) {
+				return fmt.Sprintf("algorithm %s is not accepted (accepted: %s)", alg, strings.Join(v.algs, ", "))
+			}
+			return "algorithm not accepted"
+		}
+		return "bad signature"
+	}
+	var why []string
+	for _, c := range []struct {
+		err    error
+		reason string
+	}{
+		{jwt.ErrTokenExpired, "token has expired"},
+		{jwt.ErrTokenNotValidYet, "token is not valid yet (nbf)"},
+		{jwt.ErrTokenInvalidAudience, "wrong audience"},
+		{jwt.ErrTokenInvalidIssuer, "wrong issuer"},
+	} {
+		if errors.Is(err, c.err) {
+			why = append(why, c.reason)
+		}
+	}
+	if errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && t != nil {
+		if c, ok := t.Claims.(*tokenClaims); ok {
+			if c.ExpiresAt == nil {
+				why = append(why, "token has no exp claim")
+			}
+			if len(c.Audience) == 0 {
+				why = append(why, "token has no aud claim")
+			}
+			if c.Issuer == "" {
+				why = append(why, "token has no iss claim")
+			}
+		}
+	}
+	if len(why) == 0 {
+		return "token refused"
+	}
+	return strings.Join(why, "; ")
+}
+
+// Claims are what IssueHS256 puts in a token.
+type Claims struct {
+	// Subject (sub) names the principal in logs and limits.
+	Subject string
+	// Audience (aud) and Issuer (iss), when the verifier checks them.
+	Audience string
+	Issuer   string
+	// Sources the token may read: nil is every source (the claim is left out), [] none.
+	Sources []string
+	// Write lists the sources the token may ingest into: nil is none.
+	Write []string
+	// Where is the forced predicate.
+	Where string
+	// Admin allows the admin endpoints.
+	Admin bool
+	// Prefix is put before the custom claims' names (JWT.ClaimPrefix).
+	Prefix string
+}
+
+// IssueHS256 returns a token signed with secret (at least MinSecretBytes) that carries claims
+// and expires after ttl (which must be positive: the verifier requires exp). It is what tests
+// and a command such as `streamux auth token` use; an identity provider issues the tokens in
+// production.
+func IssueHS256(secret []byte, claims Claims, ttl time.Duration) (string, error) {
+	if len(secret) < MinSecretBytes {
+		return "", fmt.Errorf("auth: HS256 secret is %d bytes; at least %d are required", len(secret), MinSecretBytes)
+	}
+	if ttl <= 0 {
+		return "", errors.New("auth: a token needs a positive ttl")
+	}
+	now := time.Now()
+	m := jwt.MapClaims{
+		"iat": now.Unix(),
+		"nbf": now.Unix(),
+		"exp": now.Add(ttl).Unix(),
+	}
+	if claims.Subject != "" {
+		m["sub"] = claims.Subject
+	}
+	if claims.Audience != "" {
+		m["aud"] = claims.Audience
+	}
+	if claims.Issuer != "" {
+		m["iss"] = claims.Issuer
+	}
+	if claims.Sources != nil {
+		m[claims.Prefix+"sources"] = claims.Sources
+	}
+	if claims.Write != nil {
+		m[claims.Prefix+"write"] = claims.Write
+	}
+	if claims.Where != "" {
+		m[claims.Prefix+"where"] = claims.Where
+	}
+	if claims.Admin {
+		m[claims.Prefix+"admin"] = true
+	}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, m).SignedString(secret)
+}
