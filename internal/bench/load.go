@@ -307,13 +307,15 @@ func drain(ctx context.Context, rec *recorder, max time.Duration) {
 	}
 }
 
-// ramp raises the rate by RampFactor each step until a step fails: its p99 passes P99, the
+// ramp raises the rate by RampFactor each step until a step fails twice in a row at the same
+// rate (once may be another process taking the cores for a moment): its p99 passes P99, the
 // publisher or the deliveries fall more than 5% behind, or clients are disconnected.
 func (r *runner) ramp(ctx context.Context, t *target, rec *recorder, pub *publisher) ([]Result, float64, error) {
 	o := r.opt
 	rate, best := o.Rate, 0.0
 	settle := max(o.RampStep/4, 500*time.Millisecond)
 	var results []Result
+	retried := false
 	for step := 1; step <= 40; step++ {
 		pub.setRate(rate)
 		if err := r.sleep(ctx, settle, nil); err != nil {
@@ -338,11 +340,17 @@ func (r *runner) ramp(ctx context.Context, t *target, rec *recorder, pub *publis
 		case rec.closed.Load() > closed0:
 			why = "clients were disconnected"
 		}
-		if why != "" {
-			res.Phase += " ✗ " + why
-		} else {
+		switch {
+		case why == "":
 			res.Phase += " ✓"
-			best = rate
+			best, retried = rate, false
+		case !retried && rec.closed.Load() == closed0:
+			res.Phase += " ✗ " + why + ", again"
+			results = append(results, res)
+			retried = true
+			continue
+		default:
+			res.Phase += " ✗ " + why
 		}
 		results = append(results, res)
 		if why != "" || o.MaxRate > 0 && rate >= o.MaxRate {

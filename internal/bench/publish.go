@@ -200,4 +200,10 @@ func (s *amqpSink) send(ctx context.Context, batch []outMsg) error {
 	return nil
 }
 
-func (s *amqpSink) close() { s.conn.Close() }
+// close deletes the exchange the run used (streamux declared it for the run) and disconnects.
+func (s *amqpSink) close() {
+	if s.exchange != "" {
+		_ = s.ch.ExchangeDelete(s.exchange, false, false)
+	}
+	s.conn.Close()
+}
