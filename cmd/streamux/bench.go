@@ -94,7 +94,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "ingest: rounds, alternating between the consumers")
 	fs.IntVar(&o.Parallel, "parallel", o.Parallel, "clients connecting at once")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", o.CPUProfile, "write streamux's CPU profile over the measurement to this file (the bare loop's to FILE.bare)")
-	fs.StringVar(&o.HeapProfile, "heapprofile", o.HeapProfile, "churn: write the server's heap profiles before and after to FILE.before and FILE.after")
+	fs.StringVar(&o.HeapProfile, "heapprofile", o.HeapProfile, "churn: write the server's heap profiles before and after to FILE.before and FILE.after; idle: with the clients connected, to FILE.streamux and FILE.bare")
 	fs.BoolVar(&o.JSON, "json", o.JSON, "print the report as JSON")
 	fs.BoolVar(&o.Quiet, "quiet", o.Quiet, "no progress line")
 	if err := fs.Parse(args); err != nil {

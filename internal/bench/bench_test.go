@@ -224,7 +224,7 @@ func TestSubprocess(t *testing.T) {
 	o.Duration = time.Second
 	rep := runJSON(t, "fanout", o)
 	for _, r := range rep.Results {
-		if r.Delivered <= 0 || r.CPUSeconds <= 0 || r.RSSBytes <= 0 {
+		if r.Delivered <= 0 || r.CPUSeconds <= 0 || r.RSSBytes <= 0 || r.SchedP99ms <= 0 {
 			t.Errorf("%s: %+v", r.Server, r)
 		}
 	}
@@ -338,5 +338,22 @@ func TestScrape(t *testing.T) {
 	m, err := scrape(context.Background(), srv.Client(), srv.URL, "go_goroutines", "streamux_source_dropped_total")
 	if err != nil || m["go_goroutines"] != 12 || m["streamux_source_dropped_total"] != 7 {
 		t.Errorf("%v %v", m, err)
+	}
+}
+
+func TestSchedQuantile(t *testing.T) {
+	before := schedHist{Buckets: []float64{0, 0.001, 0.01, 3600}, Counts: []uint64{5, 5, 5}}
+	after := schedHist{Buckets: before.Buckets, Counts: []uint64{5 + 90, 5 + 9, 5 + 1}}
+	if q, ok := after.quantile(before, 0.5); !ok || q != time.Millisecond {
+		t.Errorf("p50 %v %v", q, ok)
+	}
+	if q, ok := after.quantile(before, 0.99); !ok || q != 10*time.Millisecond {
+		t.Errorf("p99 %v %v", q, ok)
+	}
+	if _, ok := after.quantile(schedHist{}, 0.5); ok {
+		t.Error("a quantile against nothing")
+	}
+	if h := readSched(); len(h.Counts) == 0 || len(h.Buckets) != len(h.Counts)+1 {
+		t.Errorf("readSched: %d buckets, %d counts", len(h.Buckets), len(h.Counts))
 	}
 }

@@ -50,6 +50,11 @@ func (r *runner) idle(ctx context.Context, rep *Report) error {
 			if err != nil {
 				return err
 			}
+			if r.opt.HeapProfile != "" {
+				if err := t.heapProfile(ctx, r.opt.HeapProfile+"."+kind); err != nil {
+					return fmt.Errorf("heap profile: %w", err)
+				}
+			}
 			n := float64(len(clients))
 			res := Result{
 				Server: kind, Clients: len(clients), RSSBytes: rss1, RSSPerConnBytes: float64(rss1-rss0) / n,

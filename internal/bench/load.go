@@ -228,6 +228,7 @@ func (r *runner) measure(ctx context.Context, t *target, rec *recorder, d time.D
 	rec.next()
 	cpu0, _, _ := t.usage(ctx)
 	self0, _, _ := procStat(0)
+	sched0, _ := t.sched(ctx)
 	start := time.Now()
 	profDone := make(chan error, 1)
 	if profile != "" {
@@ -256,6 +257,7 @@ func (r *runner) measure(ctx context.Context, t *target, rec *recorder, d time.D
 	elapsed := time.Since(start)
 	cpu1, rss, _ := t.usage(ctx)
 	self1, _, _ := procStat(0)
+	sched1, _ := t.sched(ctx)
 	perr := <-profDone
 	if err != nil {
 		return Result{}, ph, err
@@ -267,6 +269,10 @@ func (r *runner) measure(ctx context.Context, t *target, rec *recorder, d time.D
 	res.Phase, res.RSSBytes = label, rss
 	if t.mode != "in-process" {
 		res.ClientCPUPercent = 100 * (self1 - self0).Seconds() / elapsed.Seconds()
+	}
+	if p99, ok := sched1.quantile(sched0, 0.99); ok {
+		p50, _ := sched1.quantile(sched0, 0.50)
+		res.SchedP50ms, res.SchedP99ms = float64(p50.Microseconds())/1000, round2(p99)
 	}
 	return res, ph, nil
 }

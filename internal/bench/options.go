@@ -78,8 +78,9 @@ type Options struct {
 	// CPUProfile, if set, receives a CPU profile of the streamux server over the measurement
 	// (of the bare server, when measured, in CPUProfile+".bare").
 	CPUProfile string
-	// HeapProfile, if set, receives the server's heap profiles before and after churn
-	// (HeapProfile+".before", ".after"; compare them with go tool pprof -base).
+	// HeapProfile, if set, receives the server's heap profiles: before and after churn
+	// (HeapProfile+".before", ".after"; compare them with go tool pprof -base), and with the
+	// idle clients connected (HeapProfile+".streamux", ".bare").
 	HeapProfile string
 	// JSON prints the report as JSON instead of a table.
 	JSON bool

@@ -53,7 +53,11 @@ type Result struct {
 	// measurement, 100 being one core: what the load generator took from the server.
 	ClientCPUPercent float64 `json:"client_cpu_percent,omitempty"`
 	RSSBytes         int64   `json:"rss_bytes,omitempty"`
-	RSSPerConnBytes  float64 `json:"rss_per_connection_bytes,omitempty"`
+	// SchedP50ms and SchedP99ms are quantiles of how long the server's runnable goroutines
+	// waited for a processor during the measurement (runtime/metrics /sched/latencies:seconds).
+	SchedP50ms      float64 `json:"server_sched_p50_ms,omitempty"`
+	SchedP99ms      float64 `json:"server_sched_p99_ms,omitempty"`
+	RSSPerConnBytes float64 `json:"rss_per_connection_bytes,omitempty"`
 
 	GoroutinesBefore float64 `json:"goroutines_before,omitempty"`
 	GoroutinesAfter  float64 `json:"goroutines_after,omitempty"`
@@ -177,6 +181,12 @@ var (
 	colRate      = column{"offered msg/s", func(r Result) string { return num(r.Rate) }}
 	colPublished = column{"published/s", func(r Result) string { return num(r.Published) }}
 	colDelivered = column{"delivered/s", func(r Result) string { return num(r.Delivered) }}
+	colSched     = column{"sched p50/p99 ms", func(r Result) string {
+		if r.SchedP99ms == 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(r.SchedP50ms, 'f', 3, 64) + " / " + ms(r.SchedP99ms)
+	}}
 	colClientCPU = column{"client CPU", func(r Result) string {
 		if r.ClientCPUPercent == 0 {
 			return "-"
@@ -207,7 +217,7 @@ var (
 )
 
 var loadColumns = []column{colServer, colPhase, colClients, colRate, colPublished, colDelivered, colOfBare, colP50, colP99, colMax,
-	colCPU, colCPUPer, colPerCPU, colClientCPU, colRSSConn, colDropped, colDisc}
+	colCPU, colCPUPer, colPerCPU, colSched, colClientCPU, colRSSConn, colDropped, colDisc}
 
 // print writes the report as a table, or as JSON.
 func (rep *Report) print(w io.Writer, asJSON bool) error {

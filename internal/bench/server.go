@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	rpprof "runtime/pprof"
 	"strings"
 	"sync"
@@ -101,6 +103,76 @@ func (t *target) runtimeStats(ctx context.Context) (goroutines, heap float64, er
 type runtimeJSON struct {
 	Goroutines float64 `json:"goroutines"`
 	HeapInuse  float64 `json:"heap_inuse_bytes"`
+	// Sched is runtime/metrics' /sched/latencies:seconds: how long goroutines waited for a P
+	// to run on, from the start of the process.
+	Sched schedHist `json:"sched"`
+}
+
+// schedHist is a cumulative histogram of scheduling latencies.
+type schedHist struct {
+	Buckets []float64 `json:"buckets"` // len(Counts)+1 boundaries, in seconds
+	Counts  []uint64  `json:"counts"`
+}
+
+func readSched() schedHist {
+	s := []metrics.Sample{{Name: "/sched/latencies:seconds"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindFloat64Histogram {
+		return schedHist{}
+	}
+	h := s[0].Value.Float64Histogram()
+	// JSON has no infinities: the open ends become 0 and an hour.
+	b := make([]float64, len(h.Buckets))
+	for i, v := range h.Buckets {
+		switch {
+		case math.IsInf(v, -1):
+			v = 0
+		case math.IsInf(v, 1):
+			v = 3600
+		}
+		b[i] = v
+	}
+	return schedHist{Buckets: b, Counts: h.Counts}
+}
+
+// quantile is the q-quantile of the latencies recorded between earlier and h.
+func (h schedHist) quantile(earlier schedHist, q float64) (time.Duration, bool) {
+	if len(h.Counts) == 0 || len(earlier.Counts) != len(h.Counts) {
+		return 0, false
+	}
+	var total uint64
+	d := make([]uint64, len(h.Counts))
+	for i := range d {
+		d[i] = h.Counts[i] - earlier.Counts[i]
+		total += d[i]
+	}
+	if total == 0 {
+		return 0, false
+	}
+	rank := uint64(q*float64(total-1)) + 1
+	var seen uint64
+	for i, c := range d {
+		seen += c
+		if seen >= rank {
+			return time.Duration(h.Buckets[i+1] * float64(time.Second)), true
+		}
+	}
+	return 0, false
+}
+
+// sched reads the server's scheduling-latency histogram; false for a server at -url.
+func (t *target) sched(ctx context.Context) (schedHist, bool) {
+	switch {
+	case t.debug != "":
+		var rs runtimeJSON
+		if err := t.get(ctx, t.debug+"/debug/bench/runtime", &rs); err != nil {
+			return schedHist{}, false
+		}
+		return rs.Sched, len(rs.Sched.Counts) > 0
+	case t.mode == "in-process":
+		return readSched(), true
+	}
+	return schedHist{}, false
 }
 
 // profile writes a CPU profile of the server over the next d to file. A subprocess is asked
@@ -422,7 +494,7 @@ func debugMux() *http.ServeMux {
 	mux.HandleFunc("/debug/bench/runtime", func(w http.ResponseWriter, r *http.Request) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
-		_ = json.NewEncoder(w).Encode(runtimeJSON{Goroutines: float64(runtime.NumGoroutine()), HeapInuse: float64(ms.HeapInuse)})
+		_ = json.NewEncoder(w).Encode(runtimeJSON{Goroutines: float64(runtime.NumGoroutine()), HeapInuse: float64(ms.HeapInuse), Sched: readSched()})
 	})
 	return mux
 }
