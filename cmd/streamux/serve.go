@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/streamux/streamux/internal/auth"
 	"github.com/streamux/streamux/internal/config"
 	"github.com/streamux/streamux/internal/httpapi"
 	"github.com/streamux/streamux/internal/output"
@@ -57,6 +58,14 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if *listen != "" {
 		cfg.Listen = *listen
 	}
+	// Refuse to serve without authentication off loopback before listening at all.
+	warning, err := cfg.Auth.CheckListen(cfg.Listen)
+	if err != nil {
+		return err
+	}
+	if warning != "" {
+		log.Warn(warning)
+	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -67,6 +76,14 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 // serve runs streamux on ln until ctx is done, then shuts down within cfg.ShutdownGrace: it stops
 // accepting, closes every stream (WebSocket 1001), stops the sources and routers, and returns.
 func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error {
+	var authn *auth.Authenticator
+	if !cfg.Auth.Disabled() {
+		var err error
+		if authn, err = auth.New(cfg.Auth); err != nil {
+			ln.Close()
+			return err
+		}
+	}
 	srcs, ingests, err := buildSources(cfg)
 	if err != nil {
 		ln.Close()
@@ -87,14 +104,22 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 			WriteTimeout: cfg.Stream.WriteTimeout, Heartbeat: cfg.Stream.Heartbeat,
 			MaxBatch: cfg.Stream.MaxBatch, MaxClientFrame: cfg.Limits.ClientFrameBytes,
 		},
-		Ingest: ingests,
-		Web:    webui.Handler(),
-		Log:    log,
+		Ingest:         ingests,
+		Web:            webui.Handler(),
+		Log:            log,
+		Auth:           authn,
+		AllowedOrigins: cfg.AllowedOrigins,
+		Limits: httpapi.Limits{
+			Connections: cfg.Limits.Connections, ConnectionsPerAddress: cfg.Limits.ConnectionsPerAddress,
+			SubscriptionsPerCredential: cfg.Limits.SubscriptionsPerCredential,
+			SubscribeRate:              cfg.Limits.SubscribeRate, SubscribeBurst: cfg.Limits.SubscribeBurst,
+			ApplyToLoopback: cfg.Limits.ApplyToLoopback,
+		},
 	})
 	hs := &http.Server{
 		Handler:           api,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: cfg.Limits.HeaderTimeout,
+		IdleTimeout:       cfg.Limits.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -104,9 +129,15 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	supDone := make(chan error, 1)
 	go func() { supDone <- sup.Run(supCtx) }() // waited for below
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- hs.Serve(ln) }() // waited for below
+	scheme := "http"
+	if cfg.TLS.Cert != "" {
+		scheme = "https"
+		go func() { httpDone <- hs.ServeTLS(ln, cfg.TLS.Cert, cfg.TLS.Key) }() // waited for below
+	} else {
+		go func() { httpDone <- hs.Serve(ln) }() // waited for below
+	}
 
-	log.Info("streamux serving", "url", "http://"+ln.Addr().String()+"/", "sources", sup.Names())
+	log.Info("streamux serving", "url", scheme+"://"+ln.Addr().String()+"/", "sources", sup.Names(), "auth", !cfg.Auth.Disabled())
 	select {
 	case <-ctx.Done():
 	case err := <-httpDone:

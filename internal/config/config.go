@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/streamux/streamux/internal/auth"
 )
 
 // Config is the whole configuration. Its zero value, after Defaults, is the embedded default:
@@ -28,6 +30,15 @@ type Config struct {
 	Limits  Limits   `yaml:"limits"`
 	History History  `yaml:"history"`
 	Stream  Stream   `yaml:"stream"`
+	// Auth is who may read, write and administer; absent means no authentication, which
+	// streamux allows only on a loopback listener unless auth: none is written.
+	Auth auth.Config `yaml:"auth"`
+	// AllowedOrigins are the web origins ("https://app.example") whose pages may open
+	// WebSocket streams and read SSE, NDJSON and /v1/check across origins (CORS). "*" allows
+	// any. Defaults to none: only pages served by streamux itself (same host).
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// TLS serves HTTPS and WSS when both files are given.
+	TLS TLS `yaml:"tls"`
 	// ShutdownGrace bounds the shutdown, from SIGTERM to exit: streams that have not closed
 	// shortly before it ends are cut. Defaults to 10s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
@@ -47,6 +58,33 @@ type Limits struct {
 	// ClientFrameBytes is the largest frame a WebSocket client may send (close 1009 above).
 	// Defaults to 64 KiB.
 	ClientFrameBytes int64 `yaml:"client_frame_bytes"`
+	// Connections is the most client streams at once (429 above). Defaults to 10000.
+	Connections int `yaml:"connections"`
+	// ConnectionsPerAddress is the most client streams from one IP address (429 above).
+	// Defaults to 100.
+	ConnectionsPerAddress int `yaml:"connections_per_address"`
+	// SubscriptionsPerCredential is the most streams one API key or token subject may hold
+	// (429 above). Defaults to 100; it does not apply without authentication.
+	SubscriptionsPerCredential int `yaml:"subscriptions_per_credential"`
+	// SubscribeRate is how many streams per second one IP address may open, with
+	// SubscribeBurst at once (429 with Retry-After above). Defaults to 10 and 20.
+	SubscribeRate  float64 `yaml:"subscribe_rate"`
+	SubscribeBurst int     `yaml:"subscribe_burst"`
+	// ApplyToLoopback applies connections_per_address and subscribe_rate to loopback clients
+	// too; by default a local process is exempt. Set it behind a reverse proxy on the host.
+	ApplyToLoopback bool `yaml:"apply_to_loopback"`
+	// HeaderTimeout bounds reading a request's headers (slowloris). Defaults to 10s.
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+	// IdleTimeout closes a keep-alive connection idle this long. Defaults to 2m.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+}
+
+// TLS names the certificate and key to serve with.
+type TLS struct {
+	// Cert is a PEM certificate chain file.
+	Cert string `yaml:"cert"`
+	// Key is the PEM private key file.
+	Key string `yaml:"key"`
 }
 
 // History configures the per-source history that resume and /v1/check read.
@@ -176,6 +214,28 @@ func (c *Config) applyDefaults() {
 	if c.Limits.PredicateMaxBytes == 0 {
 		c.Limits.PredicateMaxBytes = 4096
 	}
+	l := &c.Limits
+	if l.Connections == 0 {
+		l.Connections = 10000
+	}
+	if l.ConnectionsPerAddress == 0 {
+		l.ConnectionsPerAddress = 100
+	}
+	if l.SubscriptionsPerCredential == 0 {
+		l.SubscriptionsPerCredential = 100
+	}
+	if l.SubscribeRate == 0 {
+		l.SubscribeRate = 10
+	}
+	if l.SubscribeBurst == 0 {
+		l.SubscribeBurst = 20
+	}
+	if l.HeaderTimeout == 0 {
+		l.HeaderTimeout = 10 * time.Second
+	}
+	if l.IdleTimeout == 0 {
+		l.IdleTimeout = 2 * time.Minute
+	}
 	if c.History.Size == 0 {
 		c.History.Size = 10000
 	}
@@ -219,8 +279,24 @@ func (c *Config) Validate() error {
 		}
 	}
 	l := c.Limits
-	if l.PredicateMaxBytes < 0 || l.QueueEvents < 0 || l.QueueBytes < 0 || l.ClientFrameBytes < 0 {
+	if l.PredicateMaxBytes < 0 || l.QueueEvents < 0 || l.QueueBytes < 0 || l.ClientFrameBytes < 0 ||
+		l.Connections < 0 || l.ConnectionsPerAddress < 0 || l.SubscriptionsPerCredential < 0 ||
+		l.SubscribeRate < 0 || l.SubscribeBurst < 0 || l.HeaderTimeout < 0 || l.IdleTimeout < 0 {
 		add("limits: values must be positive")
+	}
+	for _, err := range c.Auth.Validate() {
+		add("auth: %v", err)
+	}
+	for _, err := range c.Auth.CheckSources(func(n string) bool { return seen[n] }) {
+		add("auth: %v", err)
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		add("tls: give both cert and key")
+	}
+	for _, o := range c.AllowedOrigins {
+		if o != "*" && (!strings.Contains(o, "://") || strings.HasSuffix(o, "/")) {
+			add("allowed_origins: %q is not an origin such as https://app.example", o)
+		}
 	}
 	if c.History.Size < 0 {
 		add("history.size must be positive")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/streamux/streamux/internal/predicate"
 )
@@ -15,6 +16,8 @@ type apiError struct {
 	Code     string `json:"code"`
 	Message  string `json:"message"`
 	Position *int   `json:"position,omitempty"`
+
+	retryAfter time.Duration // a 429's Retry-After, when known
 }
 
 func (e *apiError) Error() string { return e.Message }
@@ -40,6 +43,9 @@ func predicateError(err error) *apiError {
 func writeError(w http.ResponseWriter, e *apiError) {
 	if e.Status == http.StatusMethodNotAllowed && w.Header().Get("Allow") == "" {
 		w.Header().Set("Allow", "GET")
+	}
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", retryAfter(e.retryAfter))
 	}
 	writeJSON(w, e.Status, struct {
 		Error *apiError `json:"error"`

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/streamux/streamux/internal/auth"
 	"github.com/streamux/streamux/internal/httpapi"
 	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/router"
@@ -50,7 +51,10 @@ type envOptions struct {
 	history   int
 	demoRate  float64 // 0: no demo source
 	// extra sources, besides "in" and "other"
-	extra []supervisor.Source
+	extra   []supervisor.Source
+	auth    *auth.Authenticator
+	origins []string
+	limits  httpapi.Limits
 	// smallBuffers shrinks the server's socket send buffers, so that a client that stops
 	// reading is noticed after kilobytes rather than megabytes.
 	smallBuffers bool
@@ -85,7 +89,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(ctx) }()
-	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Transport: o.transport, Log: quietLog})
+	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Transport: o.transport, Log: quietLog, Auth: o.auth, AllowedOrigins: o.origins, Limits: o.limits})
 	srv := httptest.NewUnstartedServer(api)
 	if o.smallBuffers {
 		srv.Listener = smallBufferListener{srv.Listener}

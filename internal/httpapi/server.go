@@ -16,10 +16,14 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/streamux/streamux/internal/auth"
+	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/predicate"
 	"github.com/streamux/streamux/internal/source/ingest"
 	"github.com/streamux/streamux/internal/supervisor"
@@ -38,6 +42,12 @@ type Options struct {
 	// Web serves the page at "/"; nil serves none.
 	Web http.Handler
 	Log *slog.Logger
+	// Auth authenticates requests; nil: no authentication, everyone may do everything.
+	Auth *auth.Authenticator
+	// AllowedOrigins are the web origins besides the server's own whose pages may use the API
+	// (CORS, and the WebSocket Origin check); "*" allows any.
+	AllowedOrigins []string
+	Limits         Limits
 }
 
 // Server serves the API over one supervisor.
@@ -49,6 +59,10 @@ type Server struct {
 	metrics  *metrics
 	conns    [3]atomic.Int64 // live streams per transport: ws, sse, ndjson
 	draining atomic.Bool
+	gate     *gate
+
+	forcedMu    sync.Mutex
+	forcedCache map[string]*predicate.Predicate
 }
 
 // The transports, as /v1/subscriptions and the metrics name them.
@@ -59,7 +73,7 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	s := &Server{sup: sup, opt: opt, log: opt.Log, mux: http.NewServeMux()}
+	s := &Server{sup: sup, opt: opt, log: opt.Log, mux: http.NewServeMux(), gate: newGate(opt.Limits), forcedCache: map[string]*predicate.Predicate{}}
 	s.metrics = newMetrics(s)
 	s.mux.HandleFunc("/v1/stream", s.only("GET", s.stream))
 	s.mux.HandleFunc("/v1/check", s.only("POST", s.check))
@@ -80,7 +94,7 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 }
 
 // ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.cors(s.mux).ServeHTTP(w, r) }
 
 // Drain makes /readyz fail and new streams get 503, ahead of a shutdown.
 func (s *Server) Drain() { s.draining.Store(true) }
@@ -88,6 +102,11 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // only answers 405, as JSON, to any method but m (and HEAD for GET).
 func (s *Server) only(m string, h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Allow", m+", OPTIONS")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		if r.Method != m && !(m == "GET" && r.Method == "HEAD") {
 			w.Header().Set("Allow", m)
 			writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+m))
@@ -115,6 +134,10 @@ func (s *Server) checkSources(names []string) *apiError {
 }
 
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	who := s.authenticate(w, r)
+	if who == nil {
+		return
+	}
 	p, aerr := parseStreamParams(r.URL.Query(), r.Header.Get("Last-Event-ID"))
 	if aerr != nil {
 		s.reject(w, aerr)
@@ -125,12 +148,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, aerr)
 		return
 	}
-	if aerr := s.checkSources(p.sources); aerr != nil {
+	if p.sources, aerr = s.readable(who, p.sources); aerr != nil {
+		s.reject(w, aerr)
+		return
+	}
+	if pred, aerr = s.narrow(who, pred); aerr != nil {
 		s.reject(w, aerr)
 		return
 	}
 	for src := range p.from {
-		if len(p.sources) > 0 && !contains(p.sources, src) || !s.sup.Has(src) {
+		if !contains(p.sources, src) {
 			s.reject(w, newError(http.StatusBadRequest, "invalid_parameter",
 				fmt.Sprintf("from names source %q, which this stream does not read", src)))
 			return
@@ -140,6 +167,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
 		return
 	}
+	cred := ""
+	if who.Method != auth.MethodNone {
+		cred = who.String()
+	}
+	release, aerr := s.gate.enter(remoteIP(r), cred)
+	if aerr != nil {
+		s.reject(w, aerr)
+		return
+	}
+	defer release()
 	kind := 2
 	switch {
 	case ws.IsUpgrade(r):
@@ -169,6 +206,11 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	}()
 	s.conns[kind].Add(1)
 	defer s.conns[kind].Add(-1)
+	if !who.Expires.IsZero() {
+		// The stream ends when the credential does.
+		t := time.AfterFunc(time.Until(who.Expires), func() { sub.Out.Close(output.ErrExpired) })
+		defer t.Stop()
+	}
 
 	topt := s.opt.Transport
 	topt.Written = s.metrics.transport[kind]
@@ -269,16 +311,24 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusBadRequest, "invalid_request", err.Error()))
 		return
 	}
-	if aerr := s.checkSources(names); aerr != nil {
-		writeError(w, aerr)
+	who := s.authenticate(w, r)
+	if who == nil {
 		return
 	}
-	if len(names) == 0 {
-		names = s.sup.Names()
+	names, aerr := s.readable(who, names)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
 	}
 	pred, aerr := s.compile(req.Where)
 	if aerr != nil {
 		writeJSON(w, http.StatusOK, checkResponse{Error: aerr})
+		return
+	}
+	// The count is of what this caller would see: its forced predicate applies.
+	counted, aerr := s.narrow(who, pred)
+	if aerr != nil {
+		writeError(w, aerr)
 		return
 	}
 	min, max := pred.Cost()
@@ -295,7 +345,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		c := checkCount{Of: len(evs)}
 		for _, ev := range evs {
 			in.Reset(ev.Msg)
-			if ok, _ := pred.Match(&in); ok {
+			if ok, _ := counted.Match(&in); ok {
 				c.Matched++
 			}
 		}
@@ -321,15 +371,54 @@ func sourceList(raw json.RawMessage) ([]string, error) {
 	return many, nil
 }
 
+// sourceSummary is what a credential without admin sees of a source it may read.
+type sourceSummary struct {
+	Name  string `json:"name"`
+	Type  string `json:"type"`
+	State string `json:"state"`
+}
+
 func (s *Server) sources(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.sup.Sources())
+	who := s.authenticate(w, r)
+	if who == nil {
+		return
+	}
+	if who.Admin {
+		writeJSON(w, http.StatusOK, s.sup.Sources())
+		return
+	}
+	out := []sourceSummary{}
+	for _, si := range s.sup.Sources() {
+		if who.CanRead(si.Name) {
+			out = append(out, sourceSummary{Name: si.Name, Type: si.Type, State: string(si.State)})
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// admin authenticates r and requires the admin right, answering 401 or 403 otherwise.
+func (s *Server) admin(w http.ResponseWriter, r *http.Request) bool {
+	who := s.authenticate(w, r)
+	if who == nil {
+		return false
+	}
+	if !who.Admin {
+		writeError(w, forbidden("this endpoint needs an admin credential"))
+		return false
+	}
+	return true
 }
 
 func (s *Server) subscriptions(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.sup.Subscriptions())
+	if s.admin(w, r) {
+		writeJSON(w, http.StatusOK, s.sup.Subscriptions())
+	}
 }
 
 func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
+	if !s.admin(w, r) {
+		return
+	}
 	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
 	if err != nil {
 		writeError(w, newError(http.StatusBadRequest, "invalid_parameter", "subscription id must be a number"))
@@ -357,6 +446,14 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", "POST")
 		writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use POST"))
+		return
+	}
+	who := s.authenticate(w, r)
+	if who == nil {
+		return
+	}
+	if !who.CanWrite(name) {
+		writeError(w, forbidden(fmt.Sprintf("this credential may not write to source %q", name)))
 		return
 	}
 	n, err := src.Publish(r, w)

@@ -51,6 +51,7 @@ var (
 	ErrShutdown     = errors.New("server shutting down")
 	ErrClientGone   = errors.New("client went away")
 	ErrSourceGone   = errors.New("source removed")
+	ErrExpired      = errors.New("credential expired")
 )
 
 // Limits bound one output's queue.

@@ -177,6 +177,8 @@ func (c *wsConn) finish(err error) {
 		c.writeClose(ws.StatusGoingAway, "server shutting down")
 	case errors.Is(err, output.ErrKicked):
 		c.writeClose(ws.StatusPolicyViolation, "ended by an administrator")
+	case errors.Is(err, output.ErrExpired):
+		c.writeClose(ws.StatusPolicyViolation, "credential expired")
 	case errors.Is(err, output.ErrSourceGone):
 		c.writeClose(ws.StatusGoingAway, "source removed")
 	}

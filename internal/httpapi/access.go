@@ -1,0 +1,294 @@
+package httpapi
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/streamux/streamux/internal/auth"
+	"github.com/streamux/streamux/internal/predicate"
+)
+
+// Limits bound what clients may hold and how fast they may ask. Zero values take the defaults.
+type Limits struct {
+	// Connections is the most streams at once. Defaults to 10000.
+	Connections int
+	// ConnectionsPerAddress is the most streams from one IP address. Defaults to 100.
+	ConnectionsPerAddress int
+	// SubscriptionsPerCredential is the most streams of one authenticated principal. Defaults
+	// to 100; without authentication it does not apply.
+	SubscriptionsPerCredential int
+	// SubscribeRate and SubscribeBurst bound how fast one IP address opens streams (a token
+	// bucket). Default to 10 per second and 20.
+	SubscribeRate  float64
+	SubscribeBurst int
+	// ApplyToLoopback applies the per-address limits and the subscribe rate to clients on
+	// loopback addresses too. By default they are exempt: a local process is the operator's
+	// own (a tail, a benchmark, a sidecar). Behind a reverse proxy on the same host, set it.
+	ApplyToLoopback bool
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.Connections <= 0 {
+		l.Connections = 10000
+	}
+	if l.ConnectionsPerAddress <= 0 {
+		l.ConnectionsPerAddress = 100
+	}
+	if l.SubscriptionsPerCredential <= 0 {
+		l.SubscriptionsPerCredential = 100
+	}
+	if l.SubscribeRate <= 0 {
+		l.SubscribeRate = 10
+	}
+	if l.SubscribeBurst <= 0 {
+		l.SubscribeBurst = 20
+	}
+	return l
+}
+
+// gate counts the streams held per address and per credential, and the rate at which each
+// address opens them. It is consulted once per stream request, never per message.
+type gate struct {
+	lim Limits
+
+	mu       sync.Mutex
+	total    int
+	byAddr   map[string]int
+	byCred   map[string]int
+	buckets  map[string]*bucket
+	lastTrim time.Time
+}
+
+type bucket struct {
+	*rate.Limiter
+	seen time.Time
+}
+
+func newGate(l Limits) *gate {
+	return &gate{lim: l.withDefaults(), byAddr: map[string]int{}, byCred: map[string]int{}, buckets: map[string]*bucket{}}
+}
+
+// enter admits one stream from addr held by cred ("" without authentication), or says which
+// limit refuses it. The caller must call the returned release exactly once.
+func (g *gate) enter(addr, cred string) (release func(), aerr *apiError) {
+	now := time.Now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	b := g.buckets[addr]
+	if b == nil {
+		b = &bucket{Limiter: rate.NewLimiter(rate.Limit(g.lim.SubscribeRate), g.lim.SubscribeBurst)}
+		g.buckets[addr] = b
+	}
+	b.seen = now
+	g.trim(now)
+	exempt := !g.lim.ApplyToLoopback && isLoopback(addr)
+	switch {
+	case g.total >= g.lim.Connections:
+		return nil, tooMany("connections", fmt.Sprintf("the server holds its limit of %d streams", g.lim.Connections), 0)
+	case cred != "" && g.byCred[cred] >= g.lim.SubscriptionsPerCredential:
+		return nil, tooMany("subscriptions_per_credential", fmt.Sprintf("this credential holds its limit of %d streams", g.lim.SubscriptionsPerCredential), 0)
+	case !exempt && g.byAddr[addr] >= g.lim.ConnectionsPerAddress:
+		return nil, tooMany("connections_per_address", fmt.Sprintf("this address holds its limit of %d streams", g.lim.ConnectionsPerAddress), 0)
+	}
+	if r := b.ReserveN(now, 1); !exempt && (!r.OK() || r.DelayFrom(now) > 0) {
+		wait := r.DelayFrom(now)
+		r.CancelAt(now)
+		return nil, tooMany("subscribe_rate", fmt.Sprintf("this address opens streams faster than %g per second", g.lim.SubscribeRate), wait)
+	}
+	g.total++
+	g.byAddr[addr]++
+	if cred != "" {
+		g.byCred[cred]++
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			g.total--
+			if g.byAddr[addr]--; g.byAddr[addr] == 0 {
+				delete(g.byAddr, addr)
+			}
+			if cred != "" {
+				if g.byCred[cred]--; g.byCred[cred] == 0 {
+					delete(g.byCred, cred)
+				}
+			}
+		})
+	}, nil
+}
+
+// trim forgets the rate buckets of addresses idle long enough to have refilled, at most once a
+// minute, so that the map does not grow with every address ever seen.
+func (g *gate) trim(now time.Time) {
+	if now.Sub(g.lastTrim) < time.Minute {
+		return
+	}
+	g.lastTrim = now
+	full := time.Duration(float64(g.lim.SubscribeBurst)/g.lim.SubscribeRate*float64(time.Second)) + time.Second
+	for a, b := range g.buckets {
+		if now.Sub(b.seen) > full {
+			delete(g.buckets, a)
+		}
+	}
+}
+
+// tooMany is a 429 naming the limit; retry, if positive, becomes Retry-After.
+func tooMany(limit, msg string, retry time.Duration) *apiError {
+	e := newError(http.StatusTooManyRequests, "limit_exceeded", msg+" (limits."+limit+")")
+	e.retryAfter = retry
+	return e
+}
+
+func isLoopback(ip string) bool {
+	a := net.ParseIP(ip)
+	return a != nil && a.IsLoopback()
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// authenticate returns who sent r, or answers 401 and returns nil.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *auth.Principal {
+	if s.opt.Auth == nil {
+		return anonymous
+	}
+	p, err := s.opt.Auth.Authenticate(r)
+	if err != nil {
+		w.Header().Set("WWW-Authenticate", auth.Challenge(err))
+		code := "unauthorized"
+		s.metrics.rejected.WithLabelValues(code).Inc()
+		writeError(w, newError(http.StatusUnauthorized, code, err.Error()))
+		return nil
+	}
+	return p
+}
+
+// anonymous may do everything: the principal of every request when authentication is off.
+var anonymous = &auth.Principal{Name: "anonymous", Method: auth.MethodNone, Write: []string{"*"}, Admin: true}
+
+func forbidden(msg string) *apiError { return newError(http.StatusForbidden, "forbidden", msg) }
+
+// readable resolves the sources a principal asks for: each must exist (404) and be allowed
+// (403); none asked means every source it may read.
+func (s *Server) readable(p *auth.Principal, asked []string) ([]string, *apiError) {
+	if aerr := s.checkSources(asked); aerr != nil {
+		return nil, aerr
+	}
+	if len(asked) > 0 {
+		for _, n := range asked {
+			if !p.CanRead(n) {
+				return nil, forbidden(fmt.Sprintf("this credential may not read source %q", n))
+			}
+		}
+		return asked, nil
+	}
+	var allowed []string
+	for _, n := range s.sup.Names() {
+		if p.CanRead(n) {
+			allowed = append(allowed, n)
+		}
+	}
+	if len(allowed) == 0 {
+		return nil, forbidden("this credential may read no source")
+	}
+	return allowed, nil
+}
+
+// narrow ANDs the principal's forced predicate with the client's.
+func (s *Server) narrow(p *auth.Principal, client *predicate.Predicate) (*predicate.Predicate, *apiError) {
+	if p.Where == "" {
+		return client, nil
+	}
+	forced, err := s.forced(p.Where)
+	if err != nil {
+		// An operator's predicate was checked at start; a token's was not.
+		return nil, newError(http.StatusUnauthorized, "unauthorized", "the credential's where claim does not compile: "+err.Error())
+	}
+	both, err := predicate.And(forced, client, s.opt.Predicates)
+	if err != nil {
+		return nil, predicateError(err)
+	}
+	return both, nil
+}
+
+// forced compiles a credential's forced predicate once and keeps it: the same few appear on
+// every request of their holders.
+func (s *Server) forced(where string) (*predicate.Predicate, error) {
+	s.forcedMu.Lock()
+	defer s.forcedMu.Unlock()
+	if p, ok := s.forcedCache[where]; ok {
+		return p, nil
+	}
+	p, err := predicate.Compile(where, predicate.Limits{MaxBytes: 64 << 10})
+	if err != nil {
+		return nil, err
+	}
+	if len(s.forcedCache) >= 1024 {
+		clear(s.forcedCache)
+	}
+	s.forcedCache[where] = p
+	return p, nil
+}
+
+// originAllowed reports whether a browser page of origin may use the API: no Origin (not a
+// browser, or a same-origin GET), the server's own host, or one of allowed_origins.
+func (s *Server) originAllowed(r *http.Request, origin string) bool {
+	if origin == "" {
+		return true
+	}
+	if u, err := url.Parse(origin); err == nil && strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	return slices.Contains(s.opt.AllowedOrigins, "*") || slices.Contains(s.opt.AllowedOrigins, origin)
+}
+
+// cors lets the pages of allowed origins read the API, answers preflights, and refuses a
+// WebSocket handshake from any other origin (a browser sends no CORS check for WebSocket, so
+// without this any page could open a stream with the visitor's network position).
+func (s *Server) cors(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		if !s.originAllowed(r, origin) {
+			if r.Method == http.MethodOptions || r.Header.Get("Upgrade") != "" {
+				writeError(w, forbidden(fmt.Sprintf("origin %q is not allowed (allowed_origins)", origin)))
+				return
+			}
+			next.ServeHTTP(w, r) // no CORS headers: the browser keeps the answer from the page
+			return
+		}
+		if origin != "" {
+			h := w.Header()
+			h.Set("Access-Control-Allow-Origin", origin)
+			h.Add("Vary", "Origin")
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
+				h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, X-Streamux-Key")
+				h.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// retryAfter renders a wait as whole seconds, at least one.
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(int(math.Max(1, math.Ceil(d.Seconds()))))
+}
