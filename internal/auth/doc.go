@@ -27,8 +27,9 @@
 //     empty list none, "*" every source. A subscription with no source parameter reads the
 //     allowed ones.
 //   - See: only the messages that match both its Where (the forced predicate) and its own
-//     predicate. The two are compiled separately and both must match; joining their texts
-//     would let a client's `true) || (true` escape the parentheses.
+//     predicate. Each is compiled on its own first and only then joined (predicate.And):
+//     pasting the raw texts together would let a client's `true) || (true` escape the
+//     parentheses.
 //   - Write (ingest): only the sources in Write, which is empty unless given: reading a source
 //     does not allow writing to it, or a tenant confined by Where could inject messages that
 //     other tenants read.

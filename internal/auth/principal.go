@@ -28,8 +28,8 @@ type Principal struct {
 	// Write lists the sources it may ingest into: nil or empty means none, "*" every source.
 	Write []string
 	// Where is a predicate to AND with every predicate the principal subscribes with; "" is none.
-	// Compile it on its own and require both to match: never join the source texts, since a
-	// client's text such as `true) || (true` would then escape the parentheses.
+	// Join it with predicate.And, which takes both compiled on their own: pasting the raw texts
+	// together would let a client's text such as `true) || (true` escape the parentheses.
 	Where string
 	// Admin allows the admin endpoints. It does not widen Sources, Write or Where.
 	Admin bool
