@@ -55,6 +55,7 @@ type envOptions struct {
 	auth    *auth.Authenticator
 	origins []string
 	limits  httpapi.Limits
+	tls     bool // serve HTTPS and WSS with httptest's certificate
 	// smallBuffers shrinks the server's socket send buffers, so that a client that stops
 	// reading is noticed after kilobytes rather than megabytes.
 	smallBuffers bool
@@ -94,8 +95,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.smallBuffers {
 		srv.Listener = smallBufferListener{srv.Listener}
 	}
-	srv.Start()
-	e := &env{t: t, sup: sup, api: api, srv: srv, client: &http.Client{}}
+	if o.tls {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	e := &env{t: t, sup: sup, api: api, srv: srv, client: srv.Client()}
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
@@ -107,11 +112,12 @@ func newEnv(t *testing.T, o envOptions) *env {
 		<-done
 		e.client.CloseIdleConnections()
 	})
-	// Wait for the http sources to be up, so that publishing works at once.
+	// Wait for the http sources to be up, so that publishing works at once; tests wait for their
+	// own other sources.
 	waitFor(t, "sources up", func() bool {
 		ok := true
 		for _, s := range sup.Sources() {
-			ok = ok && s.State == "up"
+			ok = ok && (s.State == "up" || s.Type != "http")
 		}
 		return ok
 	})
@@ -303,7 +309,11 @@ func (c *sseClient) close() { c.resp.Body.Close() }
 func (e *env) ws(q url.Values) *wsClient {
 	e.t.Helper()
 	u := "ws" + strings.TrimPrefix(e.streamURL(q), "http")
-	conn, resp, err := websocket.DefaultDialer.Dial(u, nil)
+	d := websocket.Dialer{}
+	if tr, ok := e.client.Transport.(*http.Transport); ok {
+		d.TLSClientConfig = tr.TLSClientConfig
+	}
+	conn, resp, err := d.Dial(u, nil)
 	if err != nil {
 		if resp != nil {
 			b, _ := io.ReadAll(resp.Body)

@@ -297,3 +297,50 @@ func TestOversizeClientFrame(t *testing.T) {
 		t.Fatalf("want close 1009, got %v", err)
 	}
 }
+
+// A predicate that tries to be expensive is refused when it compiles, or stopped while it runs:
+// the message it chokes on does not match, the failure is counted, and the router goes on to
+// deliver the next messages to everyone, in order.
+func TestExpensivePredicates(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, where := range []string{
+		`body.a.all(x, body.b.all(y, body.c.all(z, x == y && y == z)))`,
+		`body.s.replace("a", "aa").replace("a", "aa").replace("a", "aa").replace("a", "aa").replace("a", "aa").replace("a", "aa").size() > 0`,
+	} {
+		if status, code, _ := e.do("GET", "/v1/stream?where="+url.QueryEscape(where), "", "", nil); status != 400 || code != "predicate_too_costly" {
+			t.Errorf("%s: %d %s", where, status, code)
+		}
+	}
+	heavy := e.ndjson(url.Values{"source": {"in"}, "where": {`body.list.exists(x, x == "needle")`}})
+	defer heavy.close()
+	fast := e.ndjson(url.Values{"source": {"in"}})
+	defer fast.close()
+	fast.(*lineClient).sc.Buffer(make([]byte, 64<<10), 4<<20)
+	big := make([]string, 100000)
+	for i := range big {
+		big[i] = "h"
+	}
+	bigBody, _ := json.Marshal(map[string]any{"list": big})
+	e.publish("in",
+		msg{Key: "big", Body: bigBody},
+		msg{Key: "small", Body: json.RawMessage(`{"list":["hay","needle"]}`)},
+	)
+	if a, b := fast.next(t), fast.next(t); a.Key != "big" || b.Key != "small" {
+		t.Fatalf("fast client got %s then %s", a.Key, b.Key)
+	}
+	if ev := heavy.next(t); ev.Key != "small" {
+		t.Fatalf("the heavy predicate matched %s", ev.Key)
+	}
+	var subs []struct {
+		Predicate string
+		Counters  struct {
+			Errors uint64 `json:"predicate_errors"`
+		}
+	}
+	e.getJSON("/v1/subscriptions", &subs)
+	for _, s := range subs {
+		if strings.Contains(s.Predicate, "needle") && s.Counters.Errors != 1 {
+			t.Fatalf("the runaway evaluation was not counted: %+v", s)
+		}
+	}
+}
