@@ -67,12 +67,14 @@ type Result struct {
 	Cycles           int     `json:"cycles,omitempty"`
 	CyclesPerSec     float64 `json:"cycles_per_s,omitempty"`
 
-	Subscriptions  int     `json:"subscriptions,omitempty"`
-	Predicates     string  `json:"predicates,omitempty"`
-	NsPerMessage   float64 `json:"ns_per_message,omitempty"`
-	MatchesPerMsg  float64 `json:"matches_per_message,omitempty"`
-	NsPerMatch     float64 `json:"ns_per_match,omitempty"`
-	RoutedMessages uint64  `json:"routed_messages,omitempty"`
+	Subscriptions int     `json:"subscriptions,omitempty"`
+	Predicates    string  `json:"predicates,omitempty"`
+	NsPerMessage  float64 `json:"ns_per_message,omitempty"`
+	// CPUNsPerMessage is NsPerMessage in the process's CPU time rather than wall time.
+	CPUNsPerMessage float64 `json:"cpu_ns_per_message,omitempty"`
+	MatchesPerMsg   float64 `json:"matches_per_message,omitempty"`
+	NsPerMatch      float64 `json:"cpu_ns_per_match,omitempty"`
+	RoutedMessages  uint64  `json:"routed_messages,omitempty"`
 	// AllocsPerMessage counts the whole process's allocations per routed message.
 	AllocsPerMessage float64 `json:"allocs_per_message,omitempty"`
 
