@@ -1,17 +1,16 @@
 package amqp
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
+
+	"github.com/streamux/streamux/internal/source"
 )
 
 // The acknowledgement modes of Config.Ack.
@@ -84,22 +83,8 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 }
 
-// TLS is the TLS configuration of an amqps:// connection. The zero value verifies the broker
-// against the system's roots.
-type TLS struct {
-	// CAFile is a PEM file of the certificate authorities to trust instead of the system's.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a PEM client certificate and its key, for brokers that require
-	// one (and for the EXTERNAL mechanism). Both or neither.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the host name the broker's certificate is checked against.
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify accepts any certificate. For tests only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
-
-func (t TLS) isZero() bool { return t == TLS{} }
+// TLS is the client side of TLS, shared by every source that dials a server.
+type TLS = source.TLS
 
 // withDefaults returns c with every default filled in.
 func (c Config) withDefaults() Config {
@@ -198,49 +183,15 @@ func (c *Config) Validate() []error {
 	if d.Heartbeat < 0 {
 		bad("heartbeat %v: must not be negative", d.Heartbeat)
 	}
-	if !d.TLS.isZero() {
+	if !d.TLS.IsZero() {
 		if scheme == "amqp" {
 			bad("tls is set but the url is amqp://: use amqps://")
 		}
-		if (d.TLS.CertFile == "") != (d.TLS.KeyFile == "") {
-			bad("tls: cert_file and key_file go together")
-		}
-		if _, err := d.TLS.config(); err != nil {
+		for _, err := range d.TLS.Validate() {
 			bad("%v", err)
 		}
 	}
 	return errs
-}
-
-// config builds the tls.Config, or nil when t is zero (amqp091 then uses its own default for
-// amqps:// URLs: the system's roots and the URL's host name).
-func (t TLS) config() (*tls.Config, error) {
-	if t.isZero() {
-		return nil, nil
-	}
-	c := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // opt-in, documented as for tests
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: ca_file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls: ca_file %s: no PEM certificate in it", t.CAFile)
-		}
-	}
-	if t.CertFile != "" && t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: cert_file/key_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }
 
 // table converts a YAML-decoded map into an amqp091.Table (nested maps become Tables too) and

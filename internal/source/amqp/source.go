@@ -73,7 +73,7 @@ func New(c Config) (*Source, error) {
 	d := c.withDefaults()
 	s := &Source{cfg: d, afterRoute: d.Ack == AckAfterRoute, batch: max(1, d.Prefetch/4)}
 	var err error
-	if s.tls, err = d.TLS.config(); err != nil {
+	if s.tls, err = d.TLS.Config(); err != nil {
 		return nil, fmt.Errorf("amqp: %w", err)
 	}
 	if s.queueArgs, err = table(d.QueueArguments); err != nil {

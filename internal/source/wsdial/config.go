@@ -1,15 +1,14 @@
 package wsdial
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
+
+	"github.com/streamux/streamux/internal/source"
 )
 
 // Defaults.
@@ -55,21 +54,8 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 }
 
-// TLS is the TLS configuration of a wss:// connection. The zero value verifies the upstream
-// against the system's roots.
-type TLS struct {
-	// CAFile is a PEM file of the certificate authorities to trust instead of the system's.
-	CAFile string `yaml:"ca_file"`
-	// CertFile and KeyFile are a PEM client certificate and its key. Both or neither.
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
-	// ServerName overrides the host name the upstream's certificate is checked against.
-	ServerName string `yaml:"server_name"`
-	// InsecureSkipVerify accepts any certificate. For tests only.
-	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
-}
-
-func (t TLS) isZero() bool { return t == TLS{} }
+// TLS is the client side of TLS, shared by every source that dials a server.
+type TLS = source.TLS
 
 // reserved are the handshake headers gorilla/websocket sets itself.
 var reserved = map[string]bool{
@@ -149,14 +135,11 @@ func (c *Config) Validate() []error {
 	if d.HandshakeTimeout < 0 {
 		bad("handshake_timeout %v: must not be negative", d.HandshakeTimeout)
 	}
-	if !d.TLS.isZero() {
+	if !d.TLS.IsZero() {
 		if scheme == "ws" {
 			bad("tls is set but the url is ws://: use wss://")
 		}
-		if (d.TLS.CertFile == "") != (d.TLS.KeyFile == "") {
-			bad("tls: cert_file and key_file go together")
-		}
-		if _, err := d.TLS.config(); err != nil {
+		for _, err := range d.TLS.Validate() {
 			bad("%v", err)
 		}
 	}
@@ -175,34 +158,4 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
-}
-
-// config builds the tls.Config, or nil when t is zero (the dialer's default then applies).
-func (t TLS) config() (*tls.Config, error) {
-	if t.isZero() {
-		return nil, nil
-	}
-	c := &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		ServerName:         t.ServerName,
-		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // opt-in, documented as for tests
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: ca_file: %w", err)
-		}
-		c.RootCAs = x509.NewCertPool()
-		if !c.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls: ca_file %s: no PEM certificate in it", t.CAFile)
-		}
-	}
-	if t.CertFile != "" && t.KeyFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls: cert_file/key_file: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
 }

@@ -71,7 +71,7 @@ func New(c Config) (*Source, error) {
 		return nil, fmt.Errorf("wsdial: %w", errors.Join(errs...))
 	}
 	d := c.withDefaults()
-	tlsc, err := d.TLS.config()
+	tlsc, err := d.TLS.Config()
 	if err != nil {
 		return nil, fmt.Errorf("wsdial: %w", err)
 	}
