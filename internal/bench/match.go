@@ -65,8 +65,7 @@ func (r *runner) match(ctx context.Context, rep *Report) error {
 	rep.columns = matchColumns
 	k := r.opt.MatchKeys
 	// The messages cycle through the keys, so each subscription matches at most about
-	// 2*limit/k of them: 8 (and 3 more while warming up), in queues of 16 that never fill, so
-	// nothing is dropped. Nothing
+	// 2*limit/k of them: 8, in queues of 16 that never fill, so nothing is dropped. Nothing
 	// drains them either, and deeper queues would make the collector scan millions of queued
 	// events per cycle, which a server that writes what it queues does not. Tables that
 	// match nothing run longer.
@@ -136,6 +135,21 @@ func (r *runner) matchOne(ctx context.Context, n int, setName string, pred func(
 	go func() { defer close(done); rt.Run(rctx) }() // waited for below
 	defer func() { cancel(); <-done }()
 
+	emit := func(i int) error {
+		m := *msgs[i%len(msgs)]
+		m.Time = time.Now()
+		return rt.Emit(ctx, &m)
+	}
+	// Fill the history (1,024) first: from then on each message replaces one, as in a
+	// server that has run a while. Before any subscription, so that no queue fills.
+	for i := range 1100 {
+		if err := emit(i); err != nil {
+			return Result{}, err
+		}
+	}
+	if _, err := rt.History(ctx); err != nil {
+		return Result{}, err
+	}
 	cache := map[string]*predicate.Predicate{}
 	for i := range n {
 		src := pred(i)
@@ -154,21 +168,6 @@ func (r *runner) matchOne(ctx context.Context, n int, setName string, pred func(
 		if i%1000 == 999 {
 			r.prog.show("[match] %s: %s/%s subscriptions", setName, commas(int64(i+1)), commas(int64(n)))
 		}
-	}
-	emit := func(i int) error {
-		m := *msgs[i%len(msgs)]
-		m.Time = time.Now()
-		return rt.Emit(ctx, &m)
-	}
-	// Fill the history (1,024) first: from then on each message replaces one, as in a
-	// server that has run a while.
-	for i := range 1100 {
-		if err := emit(i); err != nil {
-			return Result{}, err
-		}
-	}
-	if _, err := rt.History(ctx); err != nil {
-		return Result{}, err
 	}
 	runtime.GC()
 	c0 := rt.Counters()
