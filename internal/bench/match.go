@@ -8,7 +8,6 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"strings"
 	"time"
 
 	"github.com/streamux/streamux/internal/output"
@@ -64,14 +63,13 @@ func mixedPredicate(i, k int) string {
 func (r *runner) match(ctx context.Context, rep *Report) error {
 	rep.columns = matchColumns
 	k := r.opt.MatchKeys
-	// The messages cycle through the keys, so each subscription matches at most about
-	// 2*limit/k of them: 8, in queues of 16 that never fill, so nothing is dropped. Nothing
-	// drains them either, and deeper queues would make the collector scan millions of queued
-	// events per cycle, which a server that writes what it queues does not. Tables that
-	// match nothing run longer.
+	// The messages cycle through the keys, so in a round of limit messages each
+	// subscription matches at most about 2*limit/k of them: 8, in queues of 16 that never
+	// fill, so nothing is dropped. Between rounds the queues are emptied; deeper queues would
+	// make the collector scan millions of queued events per cycle, which a server that writes
+	// what it queues does not.
 	const queue = 16
 	limit := queue / 2 * k / 2
-	longer := 8 * limit
 	msgs := make([]*stream.Message, 2*k)
 	for i := range msgs {
 		tier := "gold"
@@ -97,18 +95,14 @@ func (r *runner) match(ctx context.Context, rep *Report) error {
 	}
 	// No subscription at all: what every message costs whoever reads it (the hand-off, the
 	// sequence number, the history, encoding the event once).
-	res, err := r.matchOne(ctx, 0, "none", nil, msgs, queue, longer, log)
+	res, err := r.matchOne(ctx, 0, "none", nil, msgs, queue, limit, log)
 	if err != nil {
 		return err
 	}
 	rep.Results = append(rep.Results, res)
 	for _, n := range r.opt.Subs {
 		for _, set := range matchSets {
-			lim := limit
-			if strings.Contains(set.name, "no match") {
-				lim = longer
-			}
-			res, err := r.matchOne(ctx, n, set.name, func(i int) string { return set.pred(i, k) }, msgs, queue, lim, log)
+			res, err := r.matchOne(ctx, n, set.name, func(i int) string { return set.pred(i, k) }, msgs, queue, limit, log)
 			if err != nil {
 				return err
 			}
@@ -119,8 +113,8 @@ func (r *runner) match(ctx context.Context, rep *Report) error {
 		"targets: ns/message grows with matches, not subscriptions; 100,000 `key ==` subscriptions under 2,000 ns a message",
 		"         excluding delivery (compare the \"no match\" rows, less the \"none\" row); 100,000 mixed predicates under 50,000 ns a message")
 	rep.Notes = append(rep.Notes,
-		fmt.Sprintf("messages cycle over %d keys with a small JSON body and a header; each row lasts -duration (%v) or %s messages (%s without matches)",
-			k, r.opt.Duration, commas(int64(limit)), commas(int64(longer))),
+		fmt.Sprintf("messages cycle over %d keys with a small JSON body and a header; each row routes for -duration (%v), in rounds of %s messages between which the queues are emptied (not timed)",
+			k, r.opt.Duration, commas(int64(limit))),
 		"measured on one P (GOMAXPROCS 1), so that handing each message to the router goroutine (Emit) is a goroutine switch, not a thread wake-up;",
 		"CPU ns is the process's CPU time (getrusage) over the same messages: unlike the wall time, it does not count time other processes took the core;",
 		"ns/message includes that switch, the history and encoding the event once (the \"none\" row: no subscription),",
@@ -151,6 +145,7 @@ func (r *runner) matchOne(ctx context.Context, n int, setName string, pred func(
 		return Result{}, err
 	}
 	cache := map[string]*predicate.Predicate{}
+	outs := make([]*output.Output, n)
 	for i := range n {
 		src := pred(i)
 		p, ok := cache[src]
@@ -162,6 +157,7 @@ func (r *runner) matchOne(ctx context.Context, n int, setName string, pred func(
 			cache[src] = p
 		}
 		out := output.New(uint64(i+1), output.Drop, output.Limits{Events: queue, Bytes: 1 << 40})
+		outs[i] = out
 		if _, err := rt.Add(ctx, out, p, router.Resume{}); err != nil {
 			return Result{}, err
 		}
@@ -169,45 +165,57 @@ func (r *runner) matchOne(ctx context.Context, n int, setName string, pred func(
 			r.prog.show("[match] %s: %s/%s subscriptions", setName, commas(int64(i+1)), commas(int64(n)))
 		}
 	}
+	// Rounds of at most limit messages, timed; between them, untimed, the queues are emptied
+	// as a writer would empty them, so that each round starts as the first did.
 	runtime.GC()
 	c0 := rt.Counters()
-	var ms0, ms1 runtime.MemStats
-	runtime.ReadMemStats(&ms0)
-	// On one P, Emit hands the message straight to the router goroutine and back: on two,
-	// each hand-off wakes a parked thread (a futex call, several µs on this machine), which
-	// would hide the routing cost this measures.
-	procs := runtime.GOMAXPROCS(1)
-	cpu0, _, _ := procStat(0)
-	start := time.Now()
-	deadline := start.Add(r.opt.Duration)
-	count := 0
-	for ; count < limit; count++ {
-		if count%64 == 0 && (time.Now().After(deadline) || ctx.Err() != nil) {
-			break
+	var (
+		count        int
+		elapsed, cpu time.Duration
+		mallocs      uint64
+		ms0, ms1     runtime.MemStats
+		deadline     = time.Now().Add(r.opt.Duration)
+		maxMessages  = max(limit, 64*len(msgs))
+		errRound     error
+	)
+	for count < maxMessages && time.Now().Before(deadline) && ctx.Err() == nil {
+		runtime.ReadMemStats(&ms0)
+		// On one P, Emit hands the message straight to the router goroutine and back: on
+		// two, each hand-off wakes a parked thread (a futex call, several µs on this
+		// machine), which would hide the routing cost this measures.
+		procs := runtime.GOMAXPROCS(1)
+		cpu0, _, _ := procStat(0)
+		start := time.Now()
+		i := 0
+		for ; i < limit && errRound == nil; i++ {
+			errRound = emit(count + i)
 		}
-		if err := emit(count); err != nil {
-			return Result{}, err
+		if errRound == nil {
+			_, errRound = rt.History(ctx) // a round trip: the last message is routed
 		}
+		elapsed += time.Since(start)
+		cpu1, _, _ := procStat(0)
+		runtime.GOMAXPROCS(procs)
+		runtime.ReadMemStats(&ms1)
+		if errRound != nil {
+			return Result{}, errRound
+		}
+		cpu += cpu1 - cpu0
+		mallocs += ms1.Mallocs - ms0.Mallocs
+		count += i
+		drainAll(outs)
 	}
-	_, err := rt.History(ctx) // a round trip: the last message is routed
-	elapsed := time.Since(start)
-	cpu1, _, _ := procStat(0)
-	runtime.GOMAXPROCS(procs)
-	if err != nil {
-		return Result{}, err
-	}
-	runtime.ReadMemStats(&ms1)
 	c1 := rt.Counters()
 	matched := float64(c1.Matched - c0.Matched)
 	res := Result{
 		Server: "router", Predicates: setName, Subscriptions: n, RoutedMessages: uint64(count),
 		NsPerMessage:     float64(elapsed.Nanoseconds()) / float64(count),
-		CPUNsPerMessage:  float64((cpu1 - cpu0).Nanoseconds()) / float64(count),
+		CPUNsPerMessage:  float64(cpu.Nanoseconds()) / float64(count),
 		MatchesPerMsg:    matched / float64(count),
-		AllocsPerMessage: float64(ms1.Mallocs-ms0.Mallocs) / float64(count),
+		AllocsPerMessage: float64(mallocs) / float64(count),
 	}
 	if matched > 0 {
-		res.NsPerMatch = float64((cpu1 - cpu0).Nanoseconds()) / matched
+		res.NsPerMatch = float64(cpu.Nanoseconds()) / matched
 	}
 	if d := c1.Dropped - c0.Dropped; d > 0 {
 		res.Dropped = int64(d)
@@ -215,3 +223,31 @@ func (r *runner) matchOne(ctx context.Context, n int, setName string, pred func(
 	r.prog.show("[match] %s × %s: %s ns/message (%s of CPU)", setName, commas(int64(n)), num(res.NsPerMessage), num(res.CPUNsPerMessage))
 	return res, nil
 }
+
+// drainAll empties every output's queue through its own Pump, as a transport would, and
+// returns; the outputs stay subscribed.
+func drainAll(outs []*output.Output) {
+	for _, o := range outs {
+		if o.Depth() == 0 {
+			continue
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		_ = o.Pump(ctx, drainer{o: o, cancel: cancel}, nil, output.PumpOptions{MaxBatch: 1 << 16})
+		cancel()
+	}
+}
+
+// drainer is a Writer that discards events and stops its Pump once the queue is empty.
+type drainer struct {
+	o      *output.Output
+	cancel context.CancelFunc
+}
+
+func (d drainer) Write([]*stream.Event) error {
+	if d.o.Depth() == 0 {
+		d.cancel()
+	}
+	return nil
+}
+
+func (d drainer) Heartbeat() error { return nil }
