@@ -170,6 +170,7 @@ export class EventTable {
         bodyCell(ev),
       );
     } else {
+      if (type === "gap" && typeof ev.reason === "string") tr.dataset.reason = ev.reason;
       const time = cell("time", clockTime(at));
       time.title = ev.type === "local" ? "this page's connection" : "received by this page";
       tr.append(time, cell("source", ev.source), cell("note", describe(ev)));
@@ -236,11 +237,17 @@ function bodyCell(ev) {
   return td;
 }
 
+// gapReasons says, for each "reason" of a gap event, why the messages were missed.
+const gapReasons = {
+  dropped: "slow consumer: the server dropped them while this page read too slowly",
+  history: "the server's history no longer holds them",
+};
+
 // describe is the text of a gap or status event's row.
 export function describe(ev) {
   switch (ev.type) {
     case "gap":
-      return `gap: ${count(ev.missed)} matching message${ev.missed === 1 ? "" : "s"} not delivered`;
+      return `gap: ${gapText(ev)}`;
     case "status":
       return `source is ${ev.state ?? "?"}${ev.error ? ": " + ev.error : ""}`;
     case "local":
@@ -248,4 +255,19 @@ export function describe(ev) {
     default:
       return compactJSON(ev, 200);
   }
+}
+
+// gapText says how many messages a gap event reports missed, and why, in words.
+export function gapText(ev) {
+  const n = typeof ev.missed === "number" ? ev.missed : null;
+  const missed = n === null ? "messages missed" : `${count(n)} missed`;
+  if (ev.reason === "unknown_id") {
+    // The resume point is from an earlier run of the server: what that run sent after it cannot
+    // be counted; missed counts only what this run no longer holds.
+    const older = n ? `; at least ${count(n)} missed` : "; messages sent before the restart may be missed";
+    return `server restarted: position unknown${older}`;
+  }
+  const why = gapReasons[ev.reason];
+  if (why) return `${missed}: ${why}`;
+  return n === null ? "matching messages not delivered" : `${count(n)} matching message${n === 1 ? "" : "s"} not delivered`;
 }

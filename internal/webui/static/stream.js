@@ -2,6 +2,9 @@
 // after a failure and resumed from the last event id of each source ("from", repeated), so that
 // the server sends what was missed (or a gap event) rather than nothing.
 //
+// A WebSocket the server closes with 1008 (an administrator ended the subscription) is not
+// reopened. SSE cannot tell that case from a broken connection: the response just ends.
+//
 // SSE reconnects are done here too, not by EventSource: its own retry sends only the one last
 // event id (Last-Event-ID), which cannot resume a stream that reads several sources.
 
@@ -114,9 +117,17 @@ export class Stream {
         this.failed(sub); // the handshake failed: a WebSocket cannot tell why
         return;
       }
+      if (e.code === 1008) {
+        // Policy violation: an administrator ended this subscription (DELETE
+        // /v1/subscriptions/{id}); coming back at once would undo that.
+        const why = `ended by the server: ${e.reason || "policy violation"}`;
+        this.onEvent({ type: "local", text: why });
+        this.stop(why);
+        return;
+      }
       let why = `disconnected (${e.code}${e.reason ? " " + e.reason : ""})`;
       if (e.code === 4008) why = "closed by the server: this page read too slowly (slow consumer)";
-      else if (e.code === 1001) why = "the server is going away";
+      else if (e.code === 1001) why = `the server is going away${e.reason ? " (" + e.reason + ")" : ""}`;
       this.broke(why);
     };
   }

@@ -1,0 +1,357 @@
+package webui
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/streamux/streamux/internal/httpapi"
+	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/router"
+	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/source/demo"
+	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/source/wsdial"
+	"github.com/streamux/streamux/internal/supervisor"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// quietLog keeps the engine's info lines out of the test output; warnings still show.
+var quietLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+// server is the real streamux engine behind a real HTTP server that serves this page, as
+// cmd/streamux wires them: an http source "alpha", to which only the test publishes, so that its
+// sequence numbers are known, and optionally a demo source.
+type server struct {
+	URL    string
+	addr   string
+	sup    *supervisor.Supervisor
+	api    *httpapi.Server
+	hs     *httptest.Server
+	client *http.Client
+	alpha  int // messages published to alpha so far: the newest sequence number
+
+	stopOnce sync.Once
+	stopFn   func()
+}
+
+type serverOptions struct {
+	addr     string // listen here (a restart of a server that listened here); "": any loopback port
+	history  int    // messages each source keeps; 0: the default
+	queue    output.Limits
+	demo     string  // the name of a demo source; "": none
+	noAlpha  bool    // no http source: the demo source alone, as streamux with no configuration
+	demoRate float64 // its rate; 0: demo's default
+	rec      *recorder
+	// feed, if set, is the upstream of a websocket source named "feed".
+	feed *upstream
+	// before is published to alpha before the server accepts a connection.
+	before []msg
+	// owner is the test that stops the server when it ends; default: the test that starts it.
+	// A subtest that restarts a server for its parent's later subtests names the parent.
+	owner *testing.T
+}
+
+// msg is one NDJSON envelope line of POST /v1/sources/alpha/messages?envelope=true.
+type msg struct {
+	Key  string          `json:"key"`
+	Body json.RawMessage `json:"body"`
+}
+
+func m(key, body string) msg { return msg{Key: key, Body: json.RawMessage(body)} }
+
+// alternate is n messages {"n": first}, {"n": first+1}, …, keyed "even" or "odd" by n.
+func alternate(first, n int) []msg {
+	out := make([]msg, n)
+	for i := range out {
+		key := "odd"
+		if (first+i)%2 == 0 {
+			key = "even"
+		}
+		out[i] = m(key, fmt.Sprintf(`{"n":%d}`, first+i))
+	}
+	return out
+}
+
+func startServer(t *testing.T, o serverOptions) *server {
+	t.Helper()
+	if o.owner == nil {
+		o.owner = t
+	}
+	alpha := ingest.New(ingest.Config{})
+	var srcs []supervisor.Source
+	ingests := map[string]*ingest.Source{}
+	if !o.noAlpha {
+		srcs = append(srcs, supervisor.Source{Name: "alpha", Type: "http", Adapter: alpha})
+		ingests["alpha"] = alpha
+	}
+	if o.demo != "" {
+		srcs = append(srcs, supervisor.Source{Name: o.demo, Type: "demo", Adapter: demo.New(demo.Config{Rate: o.demoRate})})
+	}
+	if o.feed != nil {
+		ws, err := wsdial.New(wsdial.Config{URL: "ws" + strings.TrimPrefix(o.feed.srv.URL, "http")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srcs = append(srcs, supervisor.Source{Name: "feed", Type: "websocket", Adapter: ws,
+			Backoff: source.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}})
+	}
+	sup, err := supervisor.New(srcs, supervisor.Options{History: router.History{Size: o.history}, Queue: o.queue, Log: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sup.Run(ctx) }() // waited for in stop
+	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Web: Handler(), Log: quietLog})
+	var h http.Handler = api
+	if o.rec != nil {
+		h = o.rec.wrap(api)
+	}
+	hs := httptest.NewUnstartedServer(h)
+	if o.addr != "" {
+		hs.Listener.Close()
+		ln, err := net.Listen("tcp", o.addr)
+		if err != nil {
+			cancel()
+			<-done
+			t.Fatalf("listen again on %s: %v", o.addr, err)
+		}
+		hs.Listener = ln
+	}
+	s := &server{sup: sup, api: api, hs: hs, client: &http.Client{Timeout: 10 * time.Second}}
+	s.stopFn = func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		if err := sup.Shutdown(sctx); err != nil {
+			o.owner.Errorf("shutdown: %v", err)
+		}
+		hs.Close()
+		cancel()
+		<-done
+		s.client.CloseIdleConnections()
+	}
+	o.owner.Cleanup(s.stop)
+	waitUntil(t, "the sources are up", func() bool {
+		for _, si := range sup.Sources() {
+			if si.State != "up" {
+				return false
+			}
+		}
+		return true
+	})
+	if len(o.before) > 0 {
+		// Through the real handler, before anyone can connect.
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/v1/sources/alpha/messages?envelope=true", ndjson(t, o.before))
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		api.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("publish before listening: %d %s", rec.Code, rec.Body)
+		}
+		s.alpha += len(o.before)
+	}
+	hs.Start()
+	s.URL = hs.URL
+	s.addr = hs.Listener.Addr().String()
+	return s
+}
+
+// stop shuts the server down as the binary does: streams end (WebSocket 1001), then the
+// listener closes and the sources stop.
+func (s *server) stop() { s.stopOnce.Do(s.stopFn) }
+
+func ndjson(t *testing.T, msgs []msg) io.Reader {
+	t.Helper()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, x := range msgs {
+		if err := enc.Encode(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &b
+}
+
+// publish posts msgs to alpha and returns their event ids.
+func (s *server) publish(t *testing.T, msgs ...msg) []string {
+	t.Helper()
+	resp, err := s.client.Post(s.URL+"/v1/sources/alpha/messages?envelope=true", "application/x-ndjson", ndjson(t, msgs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct{ Accepted int }
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK || got.Accepted != len(msgs) {
+		t.Fatalf("publish %d messages: %s, accepted %d, %v", len(msgs), resp.Status, got.Accepted, err)
+	}
+	ids := make([]string, len(msgs))
+	for i := range ids {
+		s.alpha++
+		ids[i] = fmt.Sprintf("alpha:%d", s.alpha)
+	}
+	return ids
+}
+
+// kick ends a subscription the way an administrator does.
+func (s *server) kick(t *testing.T, id uint64) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodDelete, fmt.Sprintf("%s/v1/subscriptions/%d", s.URL, id), nil)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE /v1/subscriptions/%d: %s", id, resp.Status)
+	}
+}
+
+// subscription waits until exactly one subscription is open and returns it.
+func (s *server) subscription(t *testing.T) supervisor.SubscriptionInfo {
+	t.Helper()
+	var subs []supervisor.SubscriptionInfo
+	waitUntil(t, "one subscription", func() bool {
+		subs = s.sup.Subscriptions()
+		return len(subs) == 1
+	})
+	return subs[0]
+}
+
+// waitUntil polls cond until it holds, or fails the test after a deadline.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// recorder sees every request the page makes, to check what it sends: it changes nothing, and
+// the real server answers.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []request
+}
+
+type request struct {
+	method, path string
+	query        url.Values
+	auth, accept string
+	websocket    bool
+	where        string // of a POST /v1/check
+}
+
+func (rc *recorder) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/v1/") && !strings.HasSuffix(r.URL.Path, "/messages") {
+			req := request{
+				method: r.Method, path: r.URL.Path, query: r.URL.Query(),
+				auth: r.Header.Get("Authorization"), accept: r.Header.Get("Accept"),
+				websocket: strings.EqualFold(r.Header.Get("Upgrade"), "websocket"),
+			}
+			if r.URL.Path == "/v1/check" {
+				// Read the body to see the predicate, and hand the server the same bytes.
+				b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+				var body struct{ Where string }
+				_ = json.Unmarshal(b, &body)
+				req.where = body.Where
+				r.Body = io.NopCloser(bytes.NewReader(b))
+			}
+			rc.mu.Lock()
+			rc.reqs = append(rc.reqs, req)
+			rc.mu.Unlock()
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// since returns the requests from the n-th on, and how many there are in all.
+func (rc *recorder) since(n int) ([]request, int) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]request(nil), rc.reqs[n:]...), len(rc.reqs)
+}
+
+// streams returns the stream requests among reqs.
+func streams(reqs []request) []request {
+	var out []request
+	for _, r := range reqs {
+		if r.path == "/v1/stream" {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// upstream is a real WebSocket server for a websocket source to read from. It sends nothing;
+// drop closes the connections it holds, as a restarting upstream does, so that the source
+// reconnects.
+type upstream struct {
+	srv      *httptest.Server
+	upgrader websocket.Upgrader
+	mu       sync.Mutex
+	conns    map[*websocket.Conn]bool
+	handlers sync.WaitGroup // the handlers of upgraded connections, which httptest does not wait for
+}
+
+func startUpstream(t *testing.T) *upstream {
+	u := &upstream{conns: map[*websocket.Conn]bool{}}
+	u.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := u.upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		u.handlers.Add(1)
+		defer u.handlers.Done()
+		u.mu.Lock()
+		u.conns[c] = true
+		u.mu.Unlock()
+		defer func() {
+			u.mu.Lock()
+			delete(u.conns, c)
+			u.mu.Unlock()
+			c.Close()
+		}()
+		for { // until the source or drop closes it
+			if _, _, err := c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}))
+	t.Cleanup(func() {
+		u.srv.Close()
+		u.drop()
+		u.handlers.Wait()
+	})
+	return u
+}
+
+// drop ends every connection with a close frame (1012: service restart).
+func (u *upstream) drop() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for c := range u.conns {
+		_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseServiceRestart, "upstream restarting"), time.Now().Add(time.Second))
+		_ = c.Close()
+	}
+}
