@@ -269,6 +269,24 @@ type sseClient struct {
 	resp       *http.Response
 	br         *bufio.Reader
 	heartbeats int
+	lastID     string // as a browser's EventSource keeps it: from any id line
+}
+
+// preamble reads the stream's first block: its comment, retry and starting id.
+func (c *sseClient) preamble(t *testing.T) {
+	t.Helper()
+	for {
+		line, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("sse stream ended: %v", err)
+		}
+		if id, ok := strings.CutPrefix(strings.TrimSuffix(line, "\n"), "id: "); ok {
+			c.lastID = id
+		}
+		if line == "\n" {
+			return
+		}
+	}
 }
 
 func (c *sseClient) next(t *testing.T) event {
@@ -295,6 +313,7 @@ func (c *sseClient) next(t *testing.T) event {
 			c.heartbeats++
 		case strings.HasPrefix(line, "id: "):
 			id = line[4:]
+			c.lastID = id
 		case strings.HasPrefix(line, "event: "):
 			typ = line[7:]
 		case strings.HasPrefix(line, "data: "):

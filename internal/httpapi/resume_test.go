@@ -178,3 +178,23 @@ func TestResumeDuringBurst(t *testing.T) {
 		c.close()
 	}
 }
+
+// An SSE stream that breaks before its first message still resumes where it began: the stream
+// starts by setting the browser's last event id, without dispatching an event.
+func TestSSEResumeBeforeAnyMessage(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.publish("in", numbered(2, keyEvenOdd)...)
+	for _, q := range []url.Values{{"source": {"in"}}, {"source": {"in,other"}}} {
+		s := e.sse(q, "").(*sseClient)
+		s.preamble(t)
+		start := s.lastID
+		s.close()
+		e.publish("in", numbered(2, keyEvenOdd)...) // while away
+		s = e.sse(q, start).(*sseClient)
+		first := s.next(t)
+		s.close()
+		if first.Type != "message" || !strings.HasPrefix(first.sseID, fmt.Sprintf("in:%d", first.Seq)) || first.Seq != e.sup.Sources()[0].Counters.LastSeq-1 {
+			t.Fatalf("resumed from %q: first event %+v", start, first)
+		}
+	}
+}

@@ -143,8 +143,8 @@ type Request struct {
 type Subscription struct {
 	Out     *output.Output
 	Backlog []*stream.Event // history to send before live events, filtered, gaps first
-	// Positions holds, per source, the newest sequence number when the stream began: where
-	// the stream stands in a source until it delivers an event of it.
+	// Positions holds, per source, where the stream stands until it delivers an event of it:
+	// just before its backlog, or the newest sequence number when the stream began.
 	Positions map[string]uint64
 	Sources   []string
 	Predicate *predicate.Predicate
@@ -205,7 +205,11 @@ func (s *Supervisor) Subscribe(ctx context.Context, req Request) (*Subscription,
 			return fmt.Errorf("subscribe to %q: %w", n, err)
 		}
 		backlogs[i] = b
+		// Until it delivers an event of n, the stream stands just before its backlog.
 		sub.Positions[n] = b.Last
+		if len(b.Events) > 0 {
+			sub.Positions[n] = b.Events[0].Seq() - 1
+		}
 		return nil
 	}
 	for i, n := range names {

@@ -34,20 +34,38 @@ func Serve(w http.ResponseWriter, r *http.Request, out *output.Output, backlog [
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	sw := &writer{w: w, rc: http.NewResponseController(w), timeout: opt.WriteTimeout}
-	if len(positions) > 1 {
-		for name := range positions {
-			sw.names = append(sw.names, name)
-		}
-		sort.Strings(sw.names)
-		sw.seqs = make([]uint64, len(sw.names))
-		for i, name := range sw.names {
-			sw.seqs[i] = positions[name]
-		}
+	for name := range positions {
+		sw.names = append(sw.names, name)
 	}
-	// The first comment flushes the headers, so that EventSource fires "open" at once, and
-	// tells the browser how soon to reconnect.
-	if _, err := w.Write([]byte(": streamux\nretry: 2000\n\n")); err != nil {
+	sort.Strings(sw.names)
+	sw.seqs = make([]uint64, len(sw.names))
+	for i, name := range sw.names {
+		sw.seqs[i] = positions[name]
+	}
+	// The first lines flush the headers, so that EventSource fires "open" at once, tell the
+	// browser how soon to reconnect, and set its last event id to where the stream starts:
+	// an event with an id and no data is not dispatched, but a reconnect before any message
+	// then still resumes from here rather than live.
+	b := append(sw.buf[:0], ": streamux\nretry: 2000\n"...)
+	if len(sw.names) > 0 {
+		b = append(b, "id: "...)
+		for i, name := range sw.names {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, name...)
+			b = append(b, ':')
+			b = strconv.AppendUint(b, sw.seqs[i], 10)
+		}
+		b = append(b, '\n')
+	}
+	b = append(b, '\n')
+	sw.buf = b
+	if _, err := w.Write(b); err != nil {
 		return err
+	}
+	if len(sw.names) == 1 {
+		sw.names, sw.seqs = nil, nil // one source: ids are plain event ids
 	}
 	if err := sw.rc.Flush(); err != nil {
 		return err
