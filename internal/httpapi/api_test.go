@@ -338,3 +338,15 @@ func TestHeartbeats(t *testing.T) {
 	}
 	waitFor(t, "the silent peer's subscription to end", func() bool { return e.sup.Count() == 1 })
 }
+
+func TestHeadStreamIsRefused(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	resp, err := e.client.Head(e.srv.URL + "/v1/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 405 {
+		t.Fatalf("HEAD /v1/stream: %d", resp.StatusCode)
+	}
+}

@@ -134,6 +134,12 @@ func (s *Server) checkSources(names []string) *apiError {
 }
 
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		// A stream has no end to measure; HEAD would hold the connection for nothing.
+		w.Header().Set("Allow", "GET")
+		writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", "HEAD is not allowed here; use GET"))
+		return
+	}
 	who := s.authenticate(w, r)
 	if who == nil {
 		return
