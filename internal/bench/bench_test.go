@@ -350,8 +350,11 @@ func TestSchedQuantile(t *testing.T) {
 	if q, ok := after.quantile(before, 0.99); !ok || q != 10*time.Millisecond {
 		t.Errorf("p99 %v %v", q, ok)
 	}
-	if _, ok := after.quantile(schedHist{}, 0.5); ok {
-		t.Error("a quantile against nothing")
+	if q, ok := after.minus(before).quantile(schedHist{}, 0.5); !ok || q != time.Millisecond {
+		t.Errorf("p50 of the difference: %v %v", q, ok)
+	}
+	if _, ok := (schedHist{}).quantile(schedHist{}, 0.5); ok {
+		t.Error("a quantile of nothing")
 	}
 	if h := readSched(); len(h.Counts) == 0 || len(h.Buckets) != len(h.Counts)+1 {
 		t.Errorf("readSched: %d buckets, %d counts", len(h.Buckets), len(h.Counts))

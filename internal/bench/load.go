@@ -78,34 +78,6 @@ func (r *runner) startPublisher(ctx context.Context, t *target, rec *recorder, f
 	return p, stop, nil
 }
 
-// load runs fanout or broadcast on each server in turn.
-func (r *runner) load(ctx context.Context, rep *Report) error {
-	plan := r.plan()
-	rep.columns = loadColumns
-	best := map[string]float64{}
-	for _, kind := range r.kinds() {
-		err := r.withServer(ctx, kind, func(t *target) error {
-			res, held, err := r.loadOn(ctx, t, plan)
-			rep.Results = append(rep.Results, res...)
-			best[kind] = held
-			return err
-		})
-		if err != nil {
-			return err
-		}
-	}
-	r.compare(rep, best)
-	if r.opt.Source == "demo" {
-		rep.Notes = append(rep.Notes, "demo source: latency from the event's time field (milliseconds); dropped from the server's streamux_source_dropped_total")
-	} else {
-		rep.Notes = append(rep.Notes, "dropped: messages published for a client that never reached it, over the whole run (on the last row of each server), counted by the clients")
-	}
-	if r.opt.Bare && r.opt.Source != "http" {
-		rep.Notes = append(rep.Notes, "the bare loop takes only HTTP ingest; it was not measured with -source "+r.opt.Source)
-	}
-	return nil
-}
-
 // compare fills in streamux's share of the bare loop and the summary.
 func (r *runner) compare(rep *Report, best map[string]float64) {
 	var sx, bare *Result
@@ -147,65 +119,6 @@ func (r *runner) compare(rep *Report, best map[string]float64) {
 		}
 		rep.Summary = append(rep.Summary, line)
 	}
-}
-
-// loadOn connects the plan's clients to t, publishes, measures, and returns the rows and, with
-// -ramp, the highest rate that held.
-func (r *runner) loadOn(ctx context.Context, t *target, plan loadPlan) ([]Result, float64, error) {
-	o := r.opt
-	rec := newRecorder()
-	t.gc(ctx)
-	_, rss0, _ := t.usage(ctx)
-	r.prog.show("[%s %s] connecting %d clients", t.kind, r.scenario, len(plan.specs))
-	clients, err := dialAll(ctx, t.base, t.source, plan.specs, o.Parallel, rec, r.rs)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer closeAll(clients)
-	t.gc(ctx)
-	_, rss1, _ := t.usage(ctx)
-	pub, stopPub, err := r.startPublisher(ctx, t, rec, plan.fanTo, o.Rate)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer stopPub()
-	if err := r.sleep(ctx, o.Warmup, func(el time.Duration) {
-		r.prog.show("[%s %s] warming up %v", t.kind, r.scenario, el.Round(time.Second))
-	}); err != nil {
-		return nil, 0, err
-	}
-	var (
-		results []Result
-		best    float64
-	)
-	if o.Ramp {
-		results, best, err = r.ramp(ctx, t, rec, pub)
-	} else {
-		var res Result
-		res, _, err = r.measure(ctx, t, rec, o.Duration, "", r.profileFile(t.kind), nil)
-		res.Rate = o.Rate
-		results = []Result{res}
-	}
-	if err != nil {
-		return results, best, err
-	}
-	if perr := stopPub(); perr != nil {
-		return results, best, fmt.Errorf("publisher: %w", perr)
-	}
-	drain(ctx, rec, 5*time.Second)
-	last := &results[len(results)-1]
-	last.Dropped = dropped(rec)
-	if o.Source == "demo" && t.kind == kindStreamux {
-		if m, err := scrape(ctx, t.httpc, t.base+"/metrics", "streamux_source_dropped_total"); err == nil {
-			last.Dropped = int64(m["streamux_source_dropped_total"])
-		}
-	}
-	last.Disconnected = rec.closed.Load()
-	for i := range results {
-		results[i].Clients = len(clients)
-	}
-	results[0].RSSPerConnBytes = float64(rss1-rss0) / float64(len(clients))
-	return results, best, nil
 }
 
 func dropped(rec *recorder) int64 {
@@ -311,61 +224,4 @@ func drain(ctx context.Context, rec *recorder, max time.Duration) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// ramp raises the rate by RampFactor each step until a step fails twice in a row at the same
-// rate (once may be another process taking the cores for a moment): its p99 passes P99, the
-// publisher or the deliveries fall more than 5% behind, or clients are disconnected.
-func (r *runner) ramp(ctx context.Context, t *target, rec *recorder, pub *publisher) ([]Result, float64, error) {
-	o := r.opt
-	rate, best := o.Rate, 0.0
-	settle := max(o.RampStep/4, 500*time.Millisecond)
-	var results []Result
-	retried := false
-	for step := 1; step <= 40; step++ {
-		pub.setRate(rate)
-		if err := r.sleep(ctx, settle, nil); err != nil {
-			return results, best, err
-		}
-		closed0 := rec.closed.Load()
-		res, ph, err := r.measure(ctx, t, rec, o.RampStep, fmt.Sprintf("step %d", step), "", nil)
-		if err != nil {
-			return results, best, err
-		}
-		res.Rate = rate
-		exp, got := ph.expected.Load(), ph.delivered.Load()
-		secs := o.RampStep.Seconds()
-		why := ""
-		switch {
-		case res.P99ms > float64(o.P99.Microseconds())/1000:
-			why = "p99 over " + o.P99.String()
-		case float64(ph.published.Load()) < 0.95*rate*secs:
-			why = "the publisher fell behind"
-		case float64(got) < 0.95*float64(exp):
-			why = "deliveries fell behind"
-		case rec.closed.Load() > closed0:
-			why = "clients were disconnected"
-		}
-		switch {
-		case why == "":
-			res.Phase += " ✓"
-			best, retried = rate, false
-		case !retried && rec.closed.Load() == closed0:
-			res.Phase += " ✗ " + why + ", again"
-			results = append(results, res)
-			retried = true
-			continue
-		default:
-			res.Phase += " ✗ " + why
-		}
-		results = append(results, res)
-		if why != "" || o.MaxRate > 0 && rate >= o.MaxRate {
-			break
-		}
-		rate *= o.RampFactor
-		if o.MaxRate > 0 {
-			rate = min(rate, o.MaxRate)
-		}
-	}
-	return results, best, nil
 }

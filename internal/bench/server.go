@@ -137,6 +137,9 @@ func readSched() schedHist {
 
 // quantile is the q-quantile of the latencies recorded between earlier and h.
 func (h schedHist) quantile(earlier schedHist, q float64) (time.Duration, bool) {
+	if len(earlier.Counts) == 0 && len(h.Counts) > 0 {
+		earlier.Counts = make([]uint64, len(h.Counts))
+	}
 	if len(h.Counts) == 0 || len(earlier.Counts) != len(h.Counts) {
 		return 0, false
 	}
