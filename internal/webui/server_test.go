@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/streamux/streamux/internal/auth"
 	"github.com/streamux/streamux/internal/httpapi"
 	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/router"
@@ -61,8 +62,12 @@ type serverOptions struct {
 	rec      *recorder
 	// feed, if set, is the upstream of a websocket source named "feed".
 	feed *upstream
-	// before is published to alpha before the server accepts a connection.
+	// before is published to alpha before the server accepts a connection, with no credential:
+	// not with auth.
 	before []msg
+	// auth, if set, authenticates every request (httpapi.Options.Auth); then publish with a key
+	// that may write to alpha (publishAs), not publish.
+	auth *auth.Authenticator
 	// owner is the test that stops the server when it ends; default: the test that starts it.
 	// A subtest that restarts a server for its parent's later subtests names the parent.
 	owner *testing.T
@@ -119,7 +124,7 @@ func startServer(t *testing.T, o serverOptions) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(ctx) }() // waited for in stop
-	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Web: Handler(), Log: quietLog})
+	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Web: Handler(), Log: quietLog, Auth: o.auth})
 	var h http.Handler = api
 	if o.rec != nil {
 		h = o.rec.wrap(api)
