@@ -132,6 +132,10 @@ async function refreshSources() {
   if (res.status === 401 || res.status === 403) {
     setAuthNeeded(true);
     showSourcesError(`Cannot list sources: ${errorOf(res.body)?.message ?? "not allowed"}.`);
+    // Forget what an earlier token could read: the page must not look as if it still can.
+    el.sourceList.replaceChildren();
+    knownSources = [];
+    renderSourceTable([]);
     return;
   }
   if (res.status !== 200 || !Array.isArray(res.body)) {
