@@ -74,6 +74,10 @@ type Options struct {
 	Rounds   int
 	// Parallel is how many clients connect at once.
 	Parallel int
+	// ClientPing is how often each client sends a ping, as many client libraries do; 0 never.
+	// A client that only listens is otherwise cut by streamux after 2×heartbeat+write timeout
+	// (40 s) of steady traffic: its server pings only idle streams.
+	ClientPing time.Duration
 
 	// CPUProfile, if set, receives a CPU profile of the streamux server over the measurement
 	// (of the bare server, when measured, in CPUProfile+".bare").
@@ -104,7 +108,7 @@ func Defaults(scenario string) Options {
 		Bare: true, Source: "http", SourceName: "bench", AMQPURL: "amqp://guest:guest@127.0.0.1:5672/",
 		Policy: "disconnect", P99: 100 * time.Millisecond, RampStep: 2 * time.Second, RampFactor: 1.25,
 		Subs: []int{1000, 100000}, MatchKeys: 1000, Cycles: 10000, Messages: 50000, Rounds: 3,
-		Parallel: 64,
+		Parallel: 64, ClientPing: 10 * time.Second,
 	}
 	switch scenario {
 	case "fanout":

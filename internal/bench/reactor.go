@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gobwas/ws"
 )
 
 // A reactor reads many clients from one goroutine with its own epoll set (level-triggered):
@@ -17,6 +19,7 @@ import (
 // out of the reactor's one buffer; a client keeps only the bytes of an incomplete frame.
 type reactor struct {
 	epfd   int
+	ping   time.Duration // how often each client pings the server; 0: never
 	stop   atomic.Bool
 	exited chan struct{}
 
@@ -28,10 +31,10 @@ type reactor struct {
 // reactors spreads clients over a few reactors, one per core.
 type reactors []*reactor
 
-func newReactors() (reactors, error) {
+func newReactors(ping time.Duration) (reactors, error) {
 	var rs reactors
 	for range max(runtime.GOMAXPROCS(0), 1) {
-		re, err := newReactor()
+		re, err := newReactor(ping)
 		if err != nil {
 			rs.close()
 			return nil, err
@@ -50,12 +53,12 @@ func (rs reactors) close() {
 	}
 }
 
-func newReactor() (*reactor, error) {
+func newReactor(ping time.Duration) (*reactor, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	re := &reactor{epfd: epfd, exited: make(chan struct{}), clients: map[int]*client{}, buf: make([]byte, 64<<10)}
+	re := &reactor{epfd: epfd, ping: ping, exited: make(chan struct{}), clients: map[int]*client{}, buf: make([]byte, 64<<10)}
 	go re.loop() // close waits for it
 	return re, nil
 }
@@ -118,7 +121,16 @@ func (re *reactor) drop(c *client) {
 func (re *reactor) loop() {
 	defer close(re.exited)
 	events := make([]syscall.EpollEvent, 256)
+	lastPing := time.Now()
 	for !re.stop.Load() {
+		if re.ping > 0 && time.Since(lastPing) >= re.ping {
+			lastPing = time.Now()
+			re.mu.Lock()
+			for _, c := range re.clients {
+				c.write(ws.MaskFrameInPlace(ws.NewPingFrame(nil)))
+			}
+			re.mu.Unlock()
+		}
 		n, err := syscall.EpollWait(re.epfd, events, 100)
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) {

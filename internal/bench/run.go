@@ -34,7 +34,7 @@ func Run(ctx context.Context, scenario string, opt Options, stdout, stderr io.Wr
 		return err
 	}
 	defer os.RemoveAll(dir)
-	rs, err := newReactors()
+	rs, err := newReactors(opt.ClientPing)
 	if err != nil {
 		return err
 	}
