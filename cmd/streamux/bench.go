@@ -18,7 +18,8 @@ const benchUsage = `Usage: streamux bench SCENARIO [flags]
 
 Load streamux and report what it delivers, how fast, and at what cost (see BENCHMARKS.md).
 By default the server runs as a subprocess of this binary, so that its CPU time and memory
-are its own, and the same load then runs against a bare WebSocket loop as the ceiling.
+are its own; a bare WebSocket loop, the ceiling, runs beside it with its own clients, and the
+two take turns under the same load.
 
 Scenarios (defaults in brackets):
   fanout     -clients [1000] WebSocket clients, client i reading key == "k<i mod -keys>" [100],

@@ -3,8 +3,10 @@
 // A run starts the servers it measures, opens real WebSocket clients over loopback, drives a
 // source, shows a progress line on stderr and prints a table (or JSON). The servers run, by
 // default, as subprocesses of the same binary (`streamux bench server`), so that the CPU time
-// and resident memory read from /proc/PID are the server's alone, not the clients'; the same
-// load then runs against a bare WebSocket fan-out loop (bare.go) as the ceiling. Scenarios:
+// and resident memory read from /proc/PID are the server's alone, not the clients'. A bare
+// WebSocket fan-out loop (bare.go), the ceiling, runs beside it with its own clients, and the
+// servers take turns under the same load (interleave.go), so that other work on the machine
+// weighs on each alike. Scenarios:
 //
 //	fanout     C clients, client i reading key == "k<i mod K>", at a published rate
 //	broadcast  C clients that all match every message
