@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -109,13 +107,7 @@ func dial(ctx context.Context, base, where, source, policy string, opt dialOptio
 	}
 	nd := &net.Dialer{Timeout: opt.timeout}
 	if opt.rcvbuf > 0 {
-		nd.Control = func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			err := c.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, opt.rcvbuf)
-			})
-			return errors.Join(err, serr)
-		}
+		nd.Control = rcvbufControl(opt.rcvbuf)
 	}
 	d := ws.Dialer{Timeout: opt.timeout, NetDial: nd.DialContext}
 	conn, br, _, err := d.Dial(ctx, u.String())
@@ -202,22 +194,8 @@ func (c *client) write(f ws.Frame) {
 		_ = ws.WriteFrame(c.conn, f)
 		return
 	}
-	b, err := ws.CompileFrame(f)
-	if err != nil {
-		return
-	}
-	// The socket is non-blocking; a control frame fits unless the server stopped reading.
-	for tries := 0; len(b) > 0 && tries < 100; tries++ {
-		n, err := syscall.Write(c.fd, b)
-		if n > 0 {
-			b = b[n:]
-		}
-		if err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR) {
-			return
-		}
-		if len(b) > 0 {
-			time.Sleep(time.Millisecond)
-		}
+	if b, err := ws.CompileFrame(f); err == nil {
+		c.re.write(c, b)
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -100,9 +99,8 @@ func procStat(pid int) (cpu time.Duration, rss int64, err error) {
 	}
 	if pid == 0 {
 		// getrusage is finer than the clock ticks of /proc.
-		var ru syscall.Rusage
-		if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-			cpu = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		if c, ok := selfCPU(); ok {
+			cpu = c
 		}
 	}
 	return cpu, rss, nil

@@ -1,3 +1,5 @@
+//go:build linux
+
 package bench
 
 import (
@@ -172,6 +174,43 @@ func (re *reactor) readable(c *client) {
 	if closed {
 		re.drop(c)
 	}
+}
+
+// write sends one small frame on c's socket, which is non-blocking: a control frame fits
+// unless the server stopped reading, so a few retries are enough.
+func (re *reactor) write(c *client, b []byte) {
+	for tries := 0; len(b) > 0 && tries < 100; tries++ {
+		n, err := syscall.Write(c.fd, b)
+		if n > 0 {
+			b = b[n:]
+		}
+		if err != nil && !errors.Is(err, syscall.EAGAIN) && !errors.Is(err, syscall.EINTR) {
+			return
+		}
+		if len(b) > 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+}
+
+// rcvbufControl shrinks a socket's receive buffer before it connects.
+func rcvbufControl(n int) func(network, address string, c syscall.RawConn) error {
+	return func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
+		})
+		return errors.Join(err, serr)
+	}
+}
+
+// selfCPU is this process's CPU time, user and system.
+func selfCPU() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
 }
 
 func (re *reactor) close() {

@@ -362,7 +362,9 @@ func (r *runner) start(ctx context.Context, kind string, sc serverConfig) (*targ
 	t.mode, t.base, t.debug, t.pid = "subprocess", addr.URL, addr.Debug, cmd.Process.Pid
 	t.stop = func() error {
 		httpc.CloseIdleConnections()
-		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if cmd.Process.Signal(syscall.SIGTERM) != nil {
+			_ = cmd.Process.Kill() // no SIGTERM here (Windows)
+		}
 		select {
 		case err := <-exited:
 			if err != nil {
