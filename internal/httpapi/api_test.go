@@ -350,3 +350,33 @@ func TestHeadStreamIsRefused(t *testing.T) {
 		t.Fatalf("HEAD /v1/stream: %d", resp.StatusCode)
 	}
 }
+
+// A WebSocket client that only listens to a busy stream (a browser does) answers the server's
+// pings and is not taken for dead, however long the traffic lasts.
+func TestListenOnlyClientOnBusyStream(t *testing.T) {
+	e := newEnv(t, envOptions{transport: transport.Options{Heartbeat: 50 * time.Millisecond, WriteTimeout: 100 * time.Millisecond}})
+	w := e.ws(url.Values{"source": {"in"}}) // gorilla answers pings with pongs by itself
+	defer w.close()
+	stop := time.Now().Add(time.Second) // over three times the 200ms idle window
+	got := make(chan error, 1)
+	go func() { // the reader; the test waits for it through got
+		for {
+			_ = w.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, _, err := w.conn.ReadMessage(); err != nil {
+				got <- err
+				return
+			}
+			if time.Now().After(stop) {
+				got <- nil
+				return
+			}
+		}
+	}()
+	for time.Now().Before(stop.Add(100 * time.Millisecond)) {
+		e.publish("in", numbered(1, keyEvenOdd)...)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("a listening client was cut: %v", err)
+	}
+}

@@ -21,6 +21,9 @@ type Writer interface {
 type PumpOptions struct {
 	// Heartbeat is the interval between heartbeats on an idle stream. Defaults to 15s.
 	Heartbeat time.Duration
+	// HeartbeatBusy keeps the heartbeat going while events flow too: WebSocket pings are how
+	// the peer proves it is alive, and a client that only listens answers nothing else.
+	HeartbeatBusy bool
 	// MaxBatch is the most events joined into one write. Defaults to 256.
 	MaxBatch int
 	// Wake, when it fires, makes the pump call OnWake: a transport's reader goroutine uses it to
@@ -76,7 +79,9 @@ func (o *Output) Pump(ctx context.Context, w Writer, backlog []*stream.Event, op
 			if err != nil {
 				return err
 			}
-			hb.Reset(opt.Heartbeat)
+			if !opt.HeartbeatBusy {
+				hb.Reset(opt.Heartbeat)
+			}
 		case <-hb.C:
 			if err := w.Heartbeat(); err != nil {
 				return err

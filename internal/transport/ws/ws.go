@@ -92,7 +92,7 @@ func Serve(conn net.Conn, br *bufio.Reader, out *output.Output, backlog []*strea
 	// The connection is hijacked, so no request context tells of the client leaving: the
 	// reader does, through Wake.
 	err := out.Pump(context.Background(), c, backlog, output.PumpOptions{
-		Heartbeat: opt.Heartbeat, MaxBatch: opt.MaxBatch, Wake: c.wake, OnWake: c.onWake, Written: opt.Written,
+		Heartbeat: opt.Heartbeat, HeartbeatBusy: true, MaxBatch: opt.MaxBatch, Wake: c.wake, OnWake: c.onWake, Written: opt.Written,
 	})
 	c.finish(err)
 	return err
