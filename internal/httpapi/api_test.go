@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -255,16 +256,30 @@ func TestHealthReadyMetrics(t *testing.T) {
 	e.publish("in", numbered(3, keyEvenOdd)...)
 	c.next(t)
 	c.next(t)
-	resp, err := e.client.Get(e.srv.URL + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	var fams map[string]*dto.MetricFamily
+	scrape := func() {
+		resp, err := e.client.Get(e.srv.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		p := expfmt.NewTextParser(model.UTF8Validation)
+		if fams, err = p.TextToMetricFamilies(resp.Body); err != nil {
+			t.Fatalf("metrics do not parse: %v", err)
+		}
 	}
-	defer resp.Body.Close()
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		t.Fatalf("metrics do not parse: %v", err)
-	}
+	// The writer records a write just after the client can read it.
+	waitFor(t, "the write to be recorded", func() bool {
+		scrape()
+		for _, m := range fams["streamux_written_events_total"].GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetValue() == "ndjson" && m.GetCounter().GetValue() == 2 {
+					return true
+				}
+			}
+		}
+		return false
+	})
 	value := func(name, label string) float64 {
 		for _, m := range fams[name].GetMetric() {
 			for _, l := range m.GetLabel() {
