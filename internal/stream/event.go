@@ -55,7 +55,10 @@ type Event struct {
 func NewMessage(m *Message) *Event {
 	b := make([]byte, wsRoom, wsRoom+160+len(m.Key)+len(m.Source)+len(m.Body)+headersLen(m.Headers))
 	b = append(b, `{"type":"message","id":`...)
-	b = appendString(b, m.Source, ":", strconv.FormatUint(m.Seq, 10))
+	b = appendString(b, m.Source)
+	b = append(b[:len(b)-1], ':') // reopen the string: the id is "<source>:<seq>"
+	b = strconv.AppendUint(b, m.Seq, 10)
+	b = append(b, '"')
 	b = append(b, `,"source":`...)
 	b = appendString(b, m.Source)
 	b = append(b, `,"seq":`...)
@@ -186,7 +189,7 @@ const (
 // ClassifyBody tells how body is carried: JSON when it is one valid JSON value, text when it is
 // valid UTF-8, base64 otherwise. An empty body is text.
 func ClassifyBody(body []byte) BodyEncoding {
-	if len(body) > 0 && json.Valid(body) {
+	if mayBeJSON(body) && json.Valid(body) {
 		return BodyJSON
 	}
 	if utf8.Valid(body) {
@@ -195,9 +198,25 @@ func ClassifyBody(body []byte) BodyEncoding {
 	return BodyBase64
 }
 
+// mayBeJSON reports whether body starts as a JSON value can. json.Valid allocates its error for
+// a body that is not JSON; most text fails this test first and never gets there.
+func mayBeJSON(body []byte) bool {
+	for _, c := range body {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{', '[', '"', '-', 't', 'f', 'n', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
 func appendBody(b, body []byte) []byte {
-	if len(body) > 0 {
-		// Compact validates and removes the newlines that would break an NDJSON line.
+	// Valid first: it allocates nothing, where a failing Compact allocates its error.
+	if mayBeJSON(body) && json.Valid(body) {
+		// Compact removes the newlines that would break an NDJSON line.
 		buf := bytes.NewBuffer(b)
 		if err := json.Compact(buf, body); err == nil {
 			return buf.Bytes()

@@ -4,54 +4,52 @@ import "unicode/utf8"
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends the JSON string of the concatenation of parts. Invalid UTF-8 becomes
-// U+FFFD, and U+2028/U+2029 are escaped so that the output is also safe inside JavaScript.
-func appendString(b []byte, parts ...string) []byte {
+// appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, and U+2028/U+2029 are
+// escaped so that the output is also safe inside JavaScript.
+func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
-	for _, s := range parts {
-		start := 0
-		for i := 0; i < len(s); {
-			c := s[i]
-			if c < utf8.RuneSelf {
-				if c >= 0x20 && c != '"' && c != '\\' {
-					i++
-					continue
-				}
-				b = append(b, s[start:i]...)
-				switch c {
-				case '"', '\\':
-					b = append(b, '\\', c)
-				case '\n':
-					b = append(b, '\\', 'n')
-				case '\r':
-					b = append(b, '\\', 'r')
-				case '\t':
-					b = append(b, '\\', 't')
-				default:
-					b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-				}
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
-				start = i
 				continue
 			}
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = append(b, s[start:i]...)
-				b = append(b, `\ufffd`...)
-				i += size
-				start = i
-				continue
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 			}
-			if r == '\u2028' || r == '\u2029' {
-				b = append(b, s[start:i]...)
-				b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-				i += size
-				start = i
-				continue
-			}
-			i += size
+			i++
+			start = i
+			continue
 		}
-		b = append(b, s[start:]...)
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
 	}
+	b = append(b, s[start:]...)
 	return append(b, '"')
 }
