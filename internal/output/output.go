@@ -50,7 +50,6 @@ var (
 	ErrKicked       = errors.New("ended by an administrator")
 	ErrShutdown     = errors.New("server shutting down")
 	ErrClientGone   = errors.New("client went away")
-	ErrSourceGone   = errors.New("source removed")
 	ErrExpired      = errors.New("credential expired")
 )
 

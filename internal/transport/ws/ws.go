@@ -179,8 +179,6 @@ func (c *wsConn) finish(err error) {
 		c.writeClose(ws.StatusPolicyViolation, "ended by an administrator")
 	case errors.Is(err, output.ErrExpired):
 		c.writeClose(ws.StatusPolicyViolation, "credential expired")
-	case errors.Is(err, output.ErrSourceGone):
-		c.writeClose(ws.StatusGoingAway, "source removed")
 	}
 }
 
