@@ -103,6 +103,7 @@ type wsConn struct {
 	opt  transport.Options
 	wake chan struct{}
 	bufs [][]byte
+	out  net.Buffers // what is left to write of bufs; a field, so that writing allocates nothing
 
 	mu       sync.Mutex // guards the fields below, shared with the reader
 	pong     []byte     // payload of a ping to answer
@@ -125,9 +126,9 @@ func (c *wsConn) Write(evs []*stream.Event) error {
 	for _, ev := range evs {
 		c.bufs = append(c.bufs, ev.WSFrame())
 	}
-	bufs := net.Buffers(c.bufs)
+	c.out = c.bufs
 	_ = c.conn.SetWriteDeadline(time.Now().Add(c.opt.WriteTimeout))
-	_, err := bufs.WriteTo(c.conn)
+	_, err := c.out.WriteTo(c.conn)
 	clear(c.bufs)
 	return err
 }
