@@ -37,7 +37,7 @@ func empty(outs []*output.Output) {
 	}
 }
 
-func benchmarkRoute(b *testing.B, n int, pred func(i int) string, key func(i int) string) {
+func benchmarkRoute(b *testing.B, n int, pred func(i int) string, msg func(i int) *stream.Message) {
 	r, outs := filled(b, n, pred)
 	msgs := make([]*stream.Message, 1024)
 	b.ReportAllocs()
@@ -48,7 +48,7 @@ func benchmarkRoute(b *testing.B, n int, pred func(i int) string, key func(i int
 			b.StopTimer()
 			empty(outs)
 			for k := range msgs {
-				msgs[k] = message(key(k), k)
+				msgs[k] = msg(k)
 			}
 			b.StartTimer()
 		}
@@ -59,15 +59,23 @@ func benchmarkRoute(b *testing.B, n int, pred func(i int) string, key func(i int
 }
 
 // BenchmarkRoute_N: N subscriptions; "key" predicates are key == "kI" over 100 keys (1% of the
-// subscriptions match each message); "body" predicates have three clauses over the body.
+// subscriptions match each message); "body" predicates have three clauses over the body;
+// "bodyeq" predicates are body.user == "uI" over 1,000 users (0.1% match each message).
 func BenchmarkRoute(b *testing.B) {
 	keyPred := func(i int) string { return fmt.Sprintf(`key == "k%d"`, i%100) }
 	bodyPred := func(i int) string {
 		return fmt.Sprintf(`body.n %% 100 == %d && body.amount > 50 && body.tier == "gold"`, i%100)
 	}
-	keyOf := func(i int) string { return fmt.Sprintf("k%d", i%100) }
+	userPred := func(i int) string { return fmt.Sprintf(`body.user == "u%d"`, i%1000) }
+	keyMsg := func(i int) *stream.Message { return message(fmt.Sprintf("k%d", i%100), i) }
+	userMsg := func(i int) *stream.Message {
+		m := message(fmt.Sprintf("k%d", i%100), i)
+		m.Body = fmt.Appendf(nil, `{"user":"u%d","n":%d,"amount":%d.5,"tier":"gold"}`, i*7%1000, i, i%200)
+		return m
+	}
 	for _, n := range []int{1, 100, 10000} {
-		b.Run(fmt.Sprintf("key/%d", n), func(b *testing.B) { benchmarkRoute(b, n, keyPred, keyOf) })
-		b.Run(fmt.Sprintf("body/%d", n), func(b *testing.B) { benchmarkRoute(b, n, bodyPred, keyOf) })
+		b.Run(fmt.Sprintf("key/%d", n), func(b *testing.B) { benchmarkRoute(b, n, keyPred, keyMsg) })
+		b.Run(fmt.Sprintf("body/%d", n), func(b *testing.B) { benchmarkRoute(b, n, bodyPred, keyMsg) })
+		b.Run(fmt.Sprintf("bodyeq/%d", n), func(b *testing.B) { benchmarkRoute(b, n, userPred, userMsg) })
 	}
 }
