@@ -40,10 +40,14 @@ func start(t *testing.T, history int) *Router {
 	return r
 }
 
+// drain takes the events queued in out until it is empty or has ended (a pump writes nothing
+// of an output that has ended).
 func drain(out *output.Output) []*stream.Event {
 	var evs []*stream.Event
-	for out.Depth() > 0 {
-		evs = append(evs, recv(out))
+	for out.Depth() > 0 && out.Err() == nil {
+		if ev := recv(out); ev != nil {
+			evs = append(evs, ev)
+		}
 	}
 	return evs
 }
