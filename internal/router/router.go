@@ -5,6 +5,20 @@
 // change the table only by sending work on the control channel, so the hot path takes no lock.
 // The router never waits for a client: it offers each event to a subscription's queue and, when
 // the queue is full, applies the subscription's policy.
+//
+// Messages reach the router through a buffered input (InputSize), so that a source hands one
+// over without waiting for the router goroutine to be scheduled. The input keeps what a source
+// relies on when it acknowledges a message once Emit returns nil:
+//
+//   - Every message accepted (Emit returned nil) is routed, in the order accepted, before Run
+//     returns: on stop the router first refuses new messages, then routes what its input holds,
+//     and only then ends its outputs. Once it has begun to stop, Emit returns ErrStopped and
+//     never nil again.
+//   - Every control operation (Add, Remove, History, Notify) is run only after the router has
+//     routed every message accepted before the operation was sent, so that it sees the router
+//     as the unbuffered hand-off did: a subscription's backlog holds what was emitted before it
+//     joined, a status event follows the messages emitted before it.
+//   - A full input blocks Emit: the source, and its broker, see back-pressure.
 package router
 
 import (
@@ -12,6 +26,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime/debug"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,14 +42,29 @@ var ErrStopped = errors.New("router stopped")
 // DefaultHistory is the number of messages a router keeps for resume and /v1/check.
 const DefaultHistory = 10000
 
+// InputSize is how many accepted messages a router's input holds before Emit blocks. A source
+// then hands a message over without waiting for the router goroutine to be scheduled, which,
+// with hundreds of writer goroutines runnable, costs a scheduling round per message; and the
+// bound keeps back-pressure on the source. At about a microsecond of routing per message with
+// few matches, a full input is about a millisecond of work.
+const InputSize = 1024
+
 // Router routes one source. Create it with New, start Run once, then use the other methods from
 // any goroutine.
 type Router struct {
 	name string
 	log  *slog.Logger
-	in   chan *stream.Message
+	in   chan *stream.Message // buffered: InputSize
 	ctl  chan func()
-	done chan struct{}
+	// stopping is closed when Run begins to stop, so that an Emit waiting for room gives up.
+	stopping chan struct{}
+	done     chan struct{}
+
+	// admit makes "accepted" and "stopped" exclusive: Emit sends on in only while holding it
+	// for reading with closed false, and Run sets closed under the write lock before it routes
+	// what in holds for the last time. So no message enters in after that last look.
+	admit  sync.RWMutex
+	closed bool
 
 	// Owned by the Run goroutine.
 	seq     uint64
@@ -94,13 +124,14 @@ func New(name string, h History, log *slog.Logger) *Router {
 		log = slog.Default()
 	}
 	return &Router{
-		name:  name,
-		log:   log.With("source", name),
-		in:    make(chan *stream.Message),
-		ctl:   make(chan func()),
-		done:  make(chan struct{}),
-		table: newTable(name),
-		hist:  newRing(h.Size, h.MaxAge),
+		name:     name,
+		log:      log.With("source", name),
+		in:       make(chan *stream.Message, InputSize),
+		ctl:      make(chan func()),
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
+		table:    newTable(name),
+		hist:     newRing(h.Size, h.MaxAge),
 	}
 }
 
@@ -124,8 +155,9 @@ func unixNano(n int64) time.Time {
 	return time.Unix(0, n)
 }
 
-// Run routes until ctx is done. When it returns, every output it still feeds is closed with
-// output.ErrShutdown and every later call fails with ErrStopped.
+// Run routes until ctx is done. It then refuses new messages, routes every message it accepted,
+// and closes every output it still feeds with output.ErrShutdown; from then on every call fails
+// with ErrStopped.
 func (r *Router) Run(ctx context.Context) {
 	defer close(r.done)
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -135,6 +167,7 @@ func (r *Router) Run(ctx context.Context) {
 		case m := <-r.in:
 			r.route(m)
 		case f := <-r.ctl:
+			r.catchUp()
 			f()
 		case now := <-tick.C:
 			r.hist.trim(now)
@@ -142,6 +175,10 @@ func (r *Router) Run(ctx context.Context) {
 				r.flushGaps()
 			}
 		case <-ctx.Done():
+			r.closeInput()
+			for len(r.in) > 0 { // no one sends any more: this empties it for good
+				r.route(<-r.in)
+			}
 			for _, e := range r.table.byID {
 				e.out.Close(output.ErrShutdown)
 			}
@@ -152,16 +189,46 @@ func (r *Router) Run(ctx context.Context) {
 	}
 }
 
-// Emit hands m to the router; it is the source.Emit of this router's source. It returns once the
-// router has taken m.
+// Emit hands m to the router; it is the source.Emit of this router's source. It returns nil once
+// m is in the router's input, which guarantees that m will be routed: after every message
+// accepted before it, before any control operation sent after Emit returns, and before Run
+// returns. It waits while the input is full. It returns ctx.Err() if ctx ends first, and
+// ErrStopped once the router has begun to stop; in both cases m was not accepted and will not be
+// routed.
 func (r *Router) Emit(ctx context.Context, m *stream.Message) error {
+	r.admit.RLock()
+	defer r.admit.RUnlock()
+	if r.closed {
+		return ErrStopped
+	}
 	select {
 	case r.in <- m:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-r.done:
+	case <-r.stopping:
+		// Run waits for the write lock, which this Emit holds: give up rather than wait
+		// for room that will not come.
 		return ErrStopped
+	}
+}
+
+// closeInput makes every later Emit fail, and waits for those under way to return (they stop
+// waiting for room once stopping is closed). When it returns, what in holds is all that was
+// ever accepted and not yet routed. The caller is the router goroutine.
+func (r *Router) closeInput() {
+	close(r.stopping)
+	r.admit.Lock()
+	r.closed = true
+	r.admit.Unlock()
+}
+
+// catchUp routes the messages that are in the input now: every message whose Emit returned
+// before a control operation was sent is among them, so the operation sees it routed. Only this
+// goroutine receives from in, so the len messages are there to take.
+func (r *Router) catchUp() {
+	for n := len(r.in); n > 0; n-- {
+		r.route(<-r.in)
 	}
 }
 
@@ -294,7 +361,8 @@ func (r *Router) sweep() {
 	r.stats.subs.Store(int64(r.table.len()))
 }
 
-// do runs f on the router goroutine and waits for it.
+// do runs f on the router goroutine, after every message accepted before the call (catchUp), and
+// waits for it.
 func (r *Router) do(ctx context.Context, f func()) error {
 	ran := make(chan struct{})
 	g := func() { f(); close(ran) }
@@ -340,7 +408,10 @@ type Backlog struct {
 }
 
 // Add registers a subscription. Live events start right after the backlog it returns, with no
-// message missing or repeated between the two, because both are decided on the router goroutine.
+// message missing or repeated between the two, because both are decided on the router goroutine:
+// the backlog ends at the last message routed, and a message still in the input is routed after
+// the subscription joined. Messages accepted before Add was called are routed before it, so they
+// are in the backlog (if the resume point asks for them), never live.
 func (r *Router) Add(ctx context.Context, out *output.Output, p *predicate.Predicate, from Resume) (Backlog, error) {
 	var b Backlog
 	err := r.do(ctx, func() {
@@ -391,7 +462,10 @@ func (r *Router) History(ctx context.Context) ([]*stream.Event, error) {
 }
 
 // Notify tells every subscription of this source that the source changed state. It is the
-// source.Runner's notify function for this router's source.
+// source.Runner's notify function for this router's source. The status event is queued after
+// every message accepted before Notify was called (a control operation catches up first), so a
+// client sees it after the messages the source emitted before the change, as it would with no
+// input buffer.
 func (r *Router) Notify(s source.State, err error) {
 	text := ""
 	if err != nil {
