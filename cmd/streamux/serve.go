@@ -102,7 +102,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 		Predicates: predicate.Limits{MaxBytes: cfg.Limits.PredicateMaxBytes, MaxCost: cfg.Limits.PredicateMaxCost},
 		Transport: transport.Options{
 			WriteTimeout: cfg.Stream.WriteTimeout, Heartbeat: cfg.Stream.Heartbeat,
-			MaxBatch: cfg.Stream.MaxBatch, MaxClientFrame: cfg.Limits.ClientFrameBytes,
+			MaxBatch: cfg.Stream.MaxBatch, MaxClientFrame: cfg.Limits.ClientFrameBytes, WriteDelay: cfg.Stream.WriteDelay,
 		},
 		Ingest:         ingests,
 		Web:            webui.Handler(),
@@ -161,6 +161,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	if err := sup.Shutdown(grace); err != nil {
 		errs = append(errs, err)
 	}
+	api.Close(grace)
 	if err := <-shutDone; err != nil {
 		errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 		hs.Close()

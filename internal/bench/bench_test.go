@@ -101,6 +101,7 @@ func testServe(ctx context.Context, cfg *config.Config, ln net.Listener, log *sl
 	shut := make(chan error, 1)
 	go func() { shut <- hs.Shutdown(grace) }()
 	_ = sup.Shutdown(grace)
+	api.Close(grace)
 	if err := <-shut; err != nil {
 		hs.Close()
 	}

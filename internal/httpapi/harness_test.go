@@ -107,6 +107,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		if err := sup.Shutdown(sctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
+		api.Close(sctx)
 		srv.Close()
 		cancel()
 		<-done

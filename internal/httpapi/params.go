@@ -17,6 +17,7 @@ type streamParams struct {
 	sources []string
 	from    map[string]uint64
 	policy  output.Policy
+	batch   bool
 }
 
 // maxListItems bounds the sources and resume ids one request may name.
@@ -24,7 +25,7 @@ const maxListItems = 256
 
 // parseStreamParams reads where, source (repeatable or comma-separated), from (repeatable or
 // comma-separated event ids, one per source; lastEventID, SSE's Last-Event-ID header, is used
-// when from is absent) and policy.
+// when from is absent), policy and batch.
 func parseStreamParams(q url.Values, lastEventID string) (streamParams, *apiError) {
 	var p streamParams
 	bad := func(format string, args ...any) (streamParams, *apiError) {
@@ -46,6 +47,13 @@ func parseStreamParams(q url.Values, lastEventID string) (streamParams, *apiErro
 	var err error
 	if p.policy, err = output.ParsePolicy(q.Get("policy")); err != nil {
 		return bad("policy: %v", err)
+	}
+	switch b := q.Get("batch"); b {
+	case "", "false", "0":
+	case "true", "1":
+		p.batch = true
+	default:
+		return bad("batch must be true or false, not %q", b)
 	}
 	ids := splitList(q["from"])
 	if len(ids) == 0 && lastEventID != "" {

@@ -7,6 +7,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,6 +61,8 @@ type Server struct {
 	conns    [3]atomic.Int64 // live streams per transport: ws, sse, ndjson
 	draining atomic.Bool
 	gate     *gate
+	hub      *ws.Hub        // writes the WebSocket streams
+	streams  sync.WaitGroup // the goroutines that serve WebSocket streams after their handler returned
 
 	forcedMu    sync.Mutex
 	forcedCache map[string]*predicate.Predicate
@@ -73,7 +76,8 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	s := &Server{sup: sup, opt: opt, log: opt.Log, mux: http.NewServeMux(), gate: newGate(opt.Limits), forcedCache: map[string]*predicate.Predicate{}}
+	s := &Server{sup: sup, opt: opt, log: opt.Log, mux: http.NewServeMux(), gate: newGate(opt.Limits), forcedCache: map[string]*predicate.Predicate{},
+		hub: ws.NewHub(opt.Transport)}
 	s.metrics = newMetrics(s)
 	s.mux.HandleFunc("/v1/stream", s.only("GET", s.stream))
 	s.mux.HandleFunc("/v1/check", s.only("POST", s.check))
@@ -98,6 +102,21 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.cors(s.mu
 
 // Drain makes /readyz fail and new streams get 503, ahead of a shutdown.
 func (s *Server) Drain() { s.draining.Store(true) }
+
+// Close waits for the WebSocket streams to end (the supervisor's Shutdown ends them), then stops
+// their writers; net/http's Shutdown does not wait for them, their connections being hijacked.
+// When ctx is done first, it cuts the connections still open.
+func (s *Server) Close(ctx context.Context) {
+	ended := make(chan struct{})
+	go func() { s.streams.Wait(); close(ended) }() // ends with the streams, waited for below
+	select {
+	case <-ended:
+	case <-ctx.Done():
+		s.hub.Cut()
+		<-ended
+	}
+	s.hub.Close()
+}
 
 // only answers 405, as JSON, to any method but m (and HEAD for GET).
 func (s *Server) only(m string, h http.HandlerFunc) http.HandlerFunc {
@@ -182,7 +201,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, aerr)
 		return
 	}
-	defer release()
 	kind := 2
 	switch {
 	case ws.IsUpgrade(r):
@@ -195,6 +213,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		Transport: transportNames[kind], Remote: r.RemoteAddr,
 	})
 	if err != nil {
+		release()
 		if errors.Is(err, supervisor.ErrClosed) {
 			s.reject(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
 		} else {
@@ -202,38 +221,68 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	defer sub.Close()
-	defer func() {
-		// A bug in one stream ends that stream only; net/http would log it without context.
-		if p := recover(); p != nil {
-			s.log.Error("stream panicked", "id", sub.Out.ID(), "remote", r.RemoteAddr, "panic", p, "stack", string(debug.Stack()))
-			sub.Out.Close(fmt.Errorf("internal error: %v", p))
-		}
-	}()
 	s.conns[kind].Add(1)
-	defer s.conns[kind].Add(-1)
+	var expiry *time.Timer
 	if !who.Expires.IsZero() {
 		// The stream ends when the credential does.
-		t := time.AfterFunc(time.Until(who.Expires), func() { sub.Out.Close(output.ErrExpired) })
-		defer t.Stop()
+		expiry = time.AfterFunc(time.Until(who.Expires), func() { sub.Out.Close(output.ErrExpired) })
+	}
+	// end undoes all of the above once the stream is over, on whichever goroutine serves it.
+	end := func(err error) {
+		if expiry != nil {
+			expiry.Stop()
+		}
+		sub.Out.Close(causeOf(err))
+		s.conns[kind].Add(-1)
+		sub.Close()
+		release()
 	}
 
 	topt := s.opt.Transport
 	topt.Written = s.metrics.transport[kind]
+	topt.Batch = p.batch
 	s.metrics.streams.WithLabelValues(transportNames[kind]).Inc()
+	remote := r.RemoteAddr
+	var serveErr error
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			end(serveErr)
+		}
+	}()
+	defer s.recoverStream(sub, remote)
 	switch kind {
 	case 0:
 		conn, br, err := ws.Upgrade(w, r, topt)
 		if err != nil {
-			s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+			s.log.Debug("websocket upgrade failed", "remote", remote, "err", err)
+			serveErr = err
 			return
 		}
-		err = ws.Serve(conn, br, sub.Out, sub.Backlog, topt)
-		sub.Out.Close(causeOf(err))
+		// From here a goroutine of its own serves the stream and ends it, and the handler
+		// returns, so that an open WebSocket holds neither net/http's buffers nor this stack.
+		handedOff = true
+		s.streams.Add(1)
+		go func() {
+			defer s.streams.Done()
+			var err error
+			defer func() { end(err) }()
+			defer s.recoverStream(sub, remote)
+			err = s.hub.Serve(conn, br, sub.Out, sub.Backlog, topt)
+		}()
 	case 1:
-		sub.Out.Close(causeOf(sse.Serve(w, r, sub.Out, sub.Backlog, sub.Positions, topt)))
+		serveErr = sse.Serve(w, r, sub.Out, sub.Backlog, sub.Positions, topt)
 	default:
-		sub.Out.Close(causeOf(ndjson.Serve(w, r, sub.Out, sub.Backlog, topt)))
+		serveErr = ndjson.Serve(w, r, sub.Out, sub.Backlog, topt)
+	}
+}
+
+// recoverStream keeps a bug in one stream to that stream: net/http would log it without
+// context, and a panic in a goroutine of our own would end the process.
+func (s *Server) recoverStream(sub *supervisor.Subscription, remote string) {
+	if p := recover(); p != nil {
+		s.log.Error("stream panicked", "id", sub.Out.ID(), "remote", remote, "panic", p, "stack", string(debug.Stack()))
+		sub.Out.Close(fmt.Errorf("internal error: %v", p))
 	}
 }
 

@@ -1,9 +1,11 @@
 // Package output is the client side of a subscription: a bounded queue that routers offer events
 // to without ever waiting, and the pump that drains it into a transport.
 //
-// Concurrency: any number of routers call Offer and Close concurrently; exactly one goroutine (the
-// transport's, normally the HTTP request goroutine) drains the queue with Pump. Offer and the
-// counters use atomics only; there is no lock on the per-message path.
+// Concurrency: any number of routers call Offer and Close concurrently; exactly one consumer at a
+// time drains the queue, with Pump (SSE and NDJSON, on the HTTP request goroutine) or with Take
+// after SetNotify (WebSocket, whose writes happen on shared writer goroutines). The counters are
+// atomics; the queue has its own short lock, which no two routers contend for unless they feed
+// the same client.
 package output
 
 import (
@@ -73,12 +75,23 @@ func (l Limits) WithDefaults() Limits {
 }
 
 // Output is one client stream's queue.
+//
+// The queue is a ring that grows on demand up to its limit and is given back to the allocator
+// once drained after a burst, so that an idle stream holds a few words, not a 1,024-slot buffer.
+// Its mutex is held for a few instructions by Offer and Take only; it is the same cost as a
+// channel's own lock, and no two routers ever wait on each other's outputs.
 type Output struct {
-	id     uint64
-	policy Policy
-	q      chan *stream.Event
-	bytes  atomic.Int64
-	max    int64
+	id        uint64
+	policy    Policy
+	maxEvents int
+	maxBytes  int64
+
+	mu      sync.Mutex
+	ring    []*stream.Event // the queue: n events from head, wrapping
+	head, n int
+	bytes   int64  // the encoded size of what is queued
+	notify  func() // how the consumer is told of events queued into an empty queue; nil: ready
+	ready   chan struct{}
 
 	done   chan struct{}
 	once   sync.Once
@@ -90,10 +103,14 @@ type Output struct {
 	evalErrs  atomic.Uint64
 }
 
+// keepRing is the largest ring an emptied queue keeps; a larger one, grown by a burst, is
+// released until the next burst.
+const keepRing = 16
+
 // New returns an output with the given id, policy and queue limits.
 func New(id uint64, p Policy, l Limits) *Output {
 	l = l.WithDefaults()
-	return &Output{id: id, policy: p, q: make(chan *stream.Event, l.Events), max: l.Bytes, done: make(chan struct{})}
+	return &Output{id: id, policy: p, maxEvents: l.Events, maxBytes: l.Bytes, ready: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // ID is the subscription id.
@@ -103,20 +120,93 @@ func (o *Output) ID() uint64 { return o.id }
 func (o *Output) Policy() Policy { return o.policy }
 
 // Offer queues ev without waiting. It reports false when the queue is full, by count or by
-// bytes, or the output has ended; the caller then applies the policy.
+// bytes; the caller then applies the policy. The first event queued after the consumer emptied
+// the queue tells the consumer (SetNotify).
 func (o *Output) Offer(ev *stream.Event) bool {
-	n := int64(ev.Size())
-	if o.bytes.Add(n) > o.max {
-		o.bytes.Add(-n)
+	size := int64(ev.Size())
+	o.mu.Lock()
+	if o.n >= o.maxEvents || o.bytes+size > o.maxBytes {
+		o.mu.Unlock()
 		return false
+	}
+	if o.n == len(o.ring) {
+		o.grow()
+	}
+	i := o.head + o.n
+	if i >= len(o.ring) {
+		i -= len(o.ring)
+	}
+	o.ring[i] = ev
+	o.n++
+	o.bytes += size
+	tell := o.n == 1 // the consumer emptied the queue last time, so it waits to be told
+	f := o.notify
+	o.mu.Unlock()
+	if tell {
+		o.tell(f)
+	}
+	return true
+}
+
+// grow doubles the ring, up to the limit; o.mu is held.
+func (o *Output) grow() {
+	ring := make([]*stream.Event, min(max(2*len(o.ring), 4), o.maxEvents))
+	k := copy(ring, o.ring[o.head:])
+	copy(ring[k:], o.ring[:o.head])
+	o.ring, o.head = ring, 0
+}
+
+func (o *Output) tell(f func()) {
+	if f != nil {
+		f()
+		return
 	}
 	select {
-	case o.q <- ev:
-		return true
+	case o.ready <- struct{}{}:
 	default:
-		o.bytes.Add(-n)
-		return false
 	}
+}
+
+// SetNotify makes f how the consumer learns that events were queued into an empty queue, or
+// that the output ended, instead of the channel Pump waits on. f is called from the goroutine
+// that queued or closed, so it must not block. If events are already queued, or the output has
+// ended, f is called at once.
+func (o *Output) SetNotify(f func()) {
+	o.mu.Lock()
+	o.notify = f
+	now := o.n > 0
+	o.mu.Unlock()
+	if now || o.Err() != nil {
+		f()
+	}
+}
+
+// Take moves up to max queued events, oldest first, to dst and returns it. more reports that
+// events remain queued: the consumer must come back for them, for it will not be told again.
+// Once Take empties the queue, the next Offer tells the consumer.
+func (o *Output) Take(dst []*stream.Event, max int) (evs []*stream.Event, more bool) {
+	o.mu.Lock()
+	k := min(o.n, max)
+	for ; k > 0; k-- {
+		ev := o.ring[o.head]
+		o.ring[o.head] = nil // let the event be collected once the history forgets it
+		o.bytes -= int64(ev.Size())
+		dst = append(dst, ev)
+		o.head++
+		if o.head == len(o.ring) {
+			o.head = 0
+		}
+		o.n--
+	}
+	if o.n == 0 {
+		o.head = 0
+		if len(o.ring) > keepRing {
+			o.ring = nil
+		}
+	}
+	more = o.n > 0
+	o.mu.Unlock()
+	return dst, more
 }
 
 // Close ends the output; the first reason wins. Safe to call many times from many goroutines.
@@ -124,6 +214,12 @@ func (o *Output) Close(reason error) {
 	o.once.Do(func() {
 		o.reason = reason
 		close(o.done)
+		o.mu.Lock()
+		f := o.notify
+		o.mu.Unlock()
+		if f != nil {
+			f()
+		}
 	})
 }
 
@@ -141,7 +237,11 @@ func (o *Output) Err() error {
 }
 
 // Depth is the number of events queued now.
-func (o *Output) Depth() int { return len(o.q) }
+func (o *Output) Depth() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.n
+}
 
 // CountMatch records that a router matched an event for this output.
 func (o *Output) CountMatch() { o.matched.Add(1) }
@@ -164,8 +264,14 @@ type Counters struct {
 
 // Counters returns the counters now.
 func (o *Output) Counters() Counters {
+	o.mu.Lock()
+	depth, bytes := o.n, o.bytes
+	o.mu.Unlock()
 	return Counters{
 		Matched: o.matched.Load(), Delivered: o.delivered.Load(), Dropped: o.dropped.Load(),
-		EvalErrors: o.evalErrs.Load(), Depth: len(o.q), QueueBytes: o.bytes.Load(),
+		EvalErrors: o.evalErrs.Load(), Depth: depth, QueueBytes: bytes,
 	}
 }
+
+// CountDelivered records n messages written to the client.
+func (o *Output) CountDelivered(n uint64) { o.delivered.Add(n) }

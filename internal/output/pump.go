@@ -12,8 +12,7 @@ import (
 type Writer interface {
 	// Write sends evs, in order, with as few system calls as the transport allows (one flush).
 	Write(evs []*stream.Event) error
-	// Heartbeat keeps an idle connection alive: an SSE comment, a WebSocket ping. It is also
-	// where a transport notices a peer that stopped answering.
+	// Heartbeat keeps an idle connection alive (an SSE comment line).
 	Heartbeat() error
 }
 
@@ -21,24 +20,22 @@ type Writer interface {
 type PumpOptions struct {
 	// Heartbeat is the interval between heartbeats on an idle stream. Defaults to 15s.
 	Heartbeat time.Duration
-	// HeartbeatBusy keeps the heartbeat going while events flow too: WebSocket pings are how
-	// the peer proves it is alive, and a client that only listens answers nothing else.
-	HeartbeatBusy bool
 	// MaxBatch is the most events joined into one write. Defaults to 256.
 	MaxBatch int
-	// Wake, when it fires, makes the pump call OnWake: a transport's reader goroutine uses it to
-	// have a pong or a close frame written by the one goroutine that writes.
-	Wake   <-chan struct{}
-	OnWake func() error
 	// Written, if set, is told after each write how many events it carried and when the
 	// oldest message among them was received (zero if none was a message): for metrics, once
 	// per write rather than once per event.
 	Written func(events int, oldest time.Time)
 }
 
+// closed is ready at once: the pump selects on it to look at its other channels without waiting
+// while events remain queued.
+var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
 // Pump writes the backlog, then every event queued, until the output ends (it returns Err), ctx
-// is done (the client went away: ErrClientGone), or a write fails (that error). Each round drains
-// everything queued, up to MaxBatch, into one Write.
+// is done (the client went away: ErrClientGone), or a write fails (that error). Each round takes
+// everything queued, up to MaxBatch, into one Write. Pump is the output's consumer: it must not
+// be used with SetNotify.
 func (o *Output) Pump(ctx context.Context, w Writer, backlog []*stream.Event, opt PumpOptions) error {
 	if opt.Heartbeat <= 0 {
 		opt.Heartbeat = 15 * time.Second
@@ -59,35 +56,32 @@ func (o *Output) Pump(ctx context.Context, w Writer, backlog []*stream.Event, op
 	hb := time.NewTicker(opt.Heartbeat)
 	defer hb.Stop()
 	batch := make([]*stream.Event, 0, 16)
+	more := true // events may have been queued before the pump started
 	for {
-		select {
-		case ev := <-o.q:
-			batch = append(batch[:0], ev)
-			o.bytes.Add(-int64(ev.Size()))
-		fill:
-			for len(batch) < opt.MaxBatch {
-				select {
-				case ev := <-o.q:
-					batch = append(batch, ev)
-					o.bytes.Add(-int64(ev.Size()))
-				default:
-					break fill
-				}
-			}
-			err := o.write(w, batch, opt.Written)
-			clear(batch) // let the events be collected once the history forgets them
-			if err != nil {
+		if more {
+			if err := o.Err(); err != nil {
 				return err
 			}
-			if !opt.HeartbeatBusy {
+			batch, more = o.Take(batch[:0], opt.MaxBatch)
+			if len(batch) > 0 {
+				err := o.write(w, batch, opt.Written)
+				clear(batch) // let the events be collected once the history forgets them
+				if err != nil {
+					return err
+				}
 				hb.Reset(opt.Heartbeat)
 			}
+		}
+		var busy chan struct{}
+		if more {
+			busy = closed // events remain: look at the other channels, but do not wait
+		}
+		select {
+		case <-busy:
+		case <-o.ready:
+			more = true
 		case <-hb.C:
 			if err := w.Heartbeat(); err != nil {
-				return err
-			}
-		case <-opt.Wake:
-			if err := opt.OnWake(); err != nil {
 				return err
 			}
 		case <-o.done:
@@ -102,8 +96,17 @@ func (o *Output) write(w Writer, evs []*stream.Event, written func(int, time.Tim
 	if err := w.Write(evs); err != nil {
 		return err
 	}
-	var n uint64
-	var oldest time.Time
+	n, oldest := Messages(evs)
+	o.delivered.Add(n)
+	if written != nil {
+		written(len(evs), oldest)
+	}
+	return nil
+}
+
+// Messages counts the messages among evs (the rest are gap and status events) and returns when
+// the oldest of them was received (zero if none): what a write reports to the metrics.
+func Messages(evs []*stream.Event) (n uint64, oldest time.Time) {
 	for _, ev := range evs {
 		if ev.Kind == stream.KindMessage {
 			if n == 0 || ev.Msg.Time.Before(oldest) {
@@ -112,9 +115,5 @@ func (o *Output) write(w Writer, evs []*stream.Event, written func(int, time.Tim
 			n++
 		}
 	}
-	o.delivered.Add(n)
-	if written != nil {
-		written(len(evs), oldest)
-	}
-	return nil
+	return n, oldest
 }

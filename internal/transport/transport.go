@@ -1,6 +1,6 @@
 // Package transport holds what the three client transports (ws, sse, ndjson) share: their
-// options. Each transport serves one subscription's output on the HTTP request goroutine, which
-// is the output's only writer.
+// options. SSE and NDJSON serve one subscription's output on its HTTP request goroutine, the
+// output's only writer; WebSocket streams are written by the ws package's Hub.
 package transport
 
 import "time"
@@ -18,6 +18,13 @@ type Options struct {
 	Heartbeat time.Duration
 	// MaxBatch is the most events joined into one write. Defaults to 256.
 	MaxBatch int
+	// WriteDelay holds each WebSocket write back this long, so that what is queued meanwhile
+	// joins it: fewer, larger writes (less CPU per event) for up to this much more latency. 0
+	// writes at once. The server's, not a stream's.
+	WriteDelay time.Duration
+	// Batch joins the events of one WebSocket write into one frame, one event per line, instead
+	// of one frame each. A stream's own (the batch query parameter).
+	Batch bool
 	// MaxClientFrame is the largest frame a WebSocket client may send; a larger one closes the
 	// connection with 1009. Defaults to 64 KiB.
 	MaxClientFrame int64

@@ -147,6 +147,7 @@ func startServer(t *testing.T, o serverOptions) *server {
 		if err := sup.Shutdown(sctx); err != nil {
 			o.owner.Errorf("shutdown: %v", err)
 		}
+		api.Close(sctx)
 		hs.Close()
 		cancel()
 		<-done

@@ -1,17 +1,17 @@
 // Package ws serves a subscription over WebSocket: one event per text frame, pings from the
 // server, and close codes that say why a stream ended (4008 slow consumer, 1001 shutdown).
 //
-// Each connection has two goroutines. The HTTP request goroutine is the only writer: it joins
-// every queued event's pre-encoded frame into one writev system call, and writes pongs and close
-// frames when the reader asks for them. A reader goroutine, started and waited for by Serve,
-// reads the client's frames: it answers pings through the writer, notices a close, and cuts a
-// peer that has been silent for two heartbeats (it did not answer our pings).
+// Each connection has one goroutine of its own, which reads the client's frames: it has pings
+// answered, notices a close, and cuts a peer that has been silent for two heartbeats (it did not
+// answer our pings). Writing is the Hub's: a few shared goroutines join every queued event's
+// pre-encoded frame into one writev per connection, without waiting on any socket, and a
+// connection that cannot keep up gets a writer goroutine of its own until it has caught up.
+// Exactly one goroutine writes a connection at any time; its state, under its mutex, says which.
 package ws
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -19,7 +19,11 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/gobwas/ws"
 
@@ -59,58 +63,90 @@ func Upgrade(w http.ResponseWriter, r *http.Request, opt transport.Options) (net
 	return conn, rw.Reader, nil
 }
 
-// Serve streams out over conn, which Upgrade returned, until the output ends, the client closes
-// or goes silent, or a write fails; it closes conn and returns why.
-func Serve(conn net.Conn, br *bufio.Reader, out *output.Output, backlog []*stream.Event, opt transport.Options) error {
+// Serve streams out over nc, which Upgrade returned, until the output ends, the client closes
+// or goes silent, or a write fails; it closes nc and returns why. The calling goroutine reads
+// the client's frames; the hub writes.
+func (h *Hub) Serve(nc net.Conn, br *bufio.Reader, out *output.Output, backlog []*stream.Event, opt transport.Options) error {
 	opt = opt.WithDefaults()
-	c := &wsConn{conn: conn, opt: opt, wake: make(chan struct{}, 1)}
+	opt.MaxBatch = min(opt.MaxBatch, maxFrames)
+	// The backlog is written first, by a writer goroutine of the connection's own (started
+	// below); the hub takes over once it and what was queued meanwhile are written.
+	c := &conn{nc: nc, out: out, opt: opt, backlog: backlog, ended: make(chan struct{}), state: draining}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if _, tls := nc.(interface{ ConnectionState() }); !tls {
+			c.raw, _ = sc.SyscallConn()
+		}
+	}
+	if err := h.join(c); err != nil {
+		nc.Close()
+		return err
+	}
+	defer c.shard.leave(c)
 
 	// Keep only what the handshake's reader already buffered, so that an idle connection does
 	// not hold net/http's 4 KiB read buffer.
-	var rd io.Reader = conn
+	var rd io.Reader = nc
 	if n := br.Buffered(); n > 0 {
 		pending, _ := br.Peek(n)
-		rd = io.MultiReader(bytes.NewReader(bytes.Clone(pending)), conn)
+		rd = io.MultiReader(bytes.NewReader(bytes.Clone(pending)), nc)
 	}
-	readerDone := make(chan struct{})
-	defer func() {
-		// Closing the connection ends the reader, whatever ended the writer (a panic too).
-		conn.Close()
-		<-readerDone
-	}()
-	go func() { // the reader; Serve waits for it below
-		defer close(readerDone)
-		defer func() {
-			// A bug in the reader ends this connection, not the process.
-			if p := recover(); p != nil {
-				c.fail(fmt.Errorf("panic: %v", p))
-			}
-		}()
-		c.read(rd)
-	}()
 
-	// The connection is hijacked, so no request context tells of the client leaving: the
-	// reader does, through Wake.
-	err := out.Pump(context.Background(), c, backlog, output.PumpOptions{
-		Heartbeat: opt.Heartbeat, HeartbeatBusy: true, MaxBatch: opt.MaxBatch, Wake: c.wake, OnWake: c.onWake, Written: opt.Written,
-	})
-	c.finish(err)
-	return err
+	go c.drain() // ends by closing c.ended, which this function waits for
+	out.SetNotify(c.schedule)
+
+	reason := c.read(rd)
+	out.Close(reason) // the first reason wins: the output may have ended first
+	<-c.ended
+	nc.Close()
+	return out.Err()
 }
 
-type wsConn struct {
-	conn net.Conn
-	opt  transport.Options
-	wake chan struct{}
-	bufs [][]byte
-	out  net.Buffers // what is left to write of bufs; a field, so that writing allocates nothing
+// maxFrames bounds the frames of one writev, below the kernel's 1,024 (IOV_MAX).
+const maxFrames = 1000
 
-	mu       sync.Mutex // guards the fields below, shared with the reader
-	pong     []byte     // payload of a ping to answer
+// state is where a connection's writing is.
+type state uint8
+
+const (
+	// idle: nothing to write; the next event or request queues the connection on its shard.
+	idle state = iota
+	// queued on its shard, which will write it.
+	queued
+	// writing: its shard is writing it.
+	writing
+	// draining: a goroutine of its own writes it, with blocking writes: the socket was full,
+	// it is not a plain TCP socket, or the stream is ending.
+	draining
+	// over: the stream has ended; nothing more is written.
+	over
+)
+
+type conn struct {
+	nc    net.Conn
+	raw   syscall.RawConn // nil when the socket is not a plain one (TLS): it is then always drained
+	out   *output.Output
+	opt   transport.Options
+	shard *shard
+	ended chan struct{} // closed when the writing is over for good
+
+	lastPing time.Time // guarded by shard.mu
+
+	mu       sync.Mutex // guards the fields below, shared with the reader and the routers
+	state    state
+	again    bool   // something to write arrived while the connection was being written
+	pong     []byte // payload of a ping to answer
 	pongDue  bool
-	closeIn  *closeFrame // the client's close frame
-	readErr  error
-	tooLarge bool
+	pingDue  bool
+	closeOut *closeFrame // the close frame the reader chose (an echo, 1009); it wins over the output's reason
+
+	// The writer's own: whichever goroutine holds the writing (state writing or draining).
+	backlog []*stream.Event
+	evs     []*stream.Event // the events of the write in progress
+	more    bool            // events remain queued after evs
+	bufs    [][]byte        // the frames of the write in progress
+	pending net.Buffers     // what is left of bufs to write
+	ctl     []byte          // a pong frame
+	hdr     [10]byte        // the header of a frame of joined events
 }
 
 type closeFrame struct {
@@ -120,100 +156,315 @@ type closeFrame struct {
 
 var errPeerClosed = errors.New("ws: client closed the connection")
 
-// Write sends every event's frame in one writev.
-func (c *wsConn) Write(evs []*stream.Event) error {
-	c.bufs = c.bufs[:0]
-	for _, ev := range evs {
-		c.bufs = append(c.bufs, ev.WSFrame())
-	}
-	c.out = c.bufs
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.opt.WriteTimeout))
-	_, err := c.out.WriteTo(c.conn)
-	clear(c.bufs)
-	return err
-}
-
-// Heartbeat sends a ping; the reader cuts the connection if nothing comes back.
-func (c *wsConn) Heartbeat() error {
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.opt.WriteTimeout))
-	_, err := c.conn.Write(ws.CompiledPing)
-	return err
-}
-
-// onWake does what the reader asked for.
-func (c *wsConn) onWake() error {
+// schedule asks for the connection to be written: the output queued an event into an empty
+// queue or ended, the reader has a pong to send, or a ping is due. It never blocks.
+func (c *conn) schedule() {
 	c.mu.Lock()
-	pongDue, pong, in, rerr, tooLarge := c.pongDue, c.pong, c.closeIn, c.readErr, c.tooLarge
-	c.pongDue = false
+	switch c.state {
+	case idle:
+		c.state = queued
+		c.mu.Unlock()
+		c.shard.enqueue(c)
+		return
+	case writing, draining:
+		c.again = true
+	}
 	c.mu.Unlock()
-	if pongDue {
-		_ = c.conn.SetWriteDeadline(time.Now().Add(c.opt.WriteTimeout))
-		if err := ws.WriteFrame(c.conn, ws.NewPongFrame(pong)); err != nil {
-			return err
+}
+
+func (c *conn) requestPing() {
+	c.mu.Lock()
+	c.pingDue = true
+	c.mu.Unlock()
+	c.schedule()
+}
+
+// flush is the shard's turn at c: one non-blocking write of what is queued. A socket that takes
+// less than all of it, an ending stream and a TLS connection go to drain.
+func (c *conn) flush(s *shard) {
+	c.mu.Lock()
+	if c.state != queued {
+		c.mu.Unlock()
+		return
+	}
+	if c.raw == nil || c.out.Err() != nil {
+		c.mu.Unlock()
+		c.drainQueued()
+		return
+	}
+	c.state = writing
+	c.mu.Unlock()
+
+	if c.collect() {
+		n, err := c.writeNow(s)
+		switch {
+		case err != nil && !errors.Is(err, unix.EAGAIN):
+			c.fail(err)
+			return
+		case n < c.size():
+			// The socket is full: the rest is written by a goroutine that can wait for it.
+			c.pending = rest(c.bufs, n)
+			c.mu.Lock()
+			c.state = draining
+			c.mu.Unlock()
+			go c.drain() // as above
+			return
 		}
+		c.written()
+	}
+	c.mu.Lock()
+	if c.again || c.more {
+		// More came meanwhile: back on the queue, behind the others, so that one busy
+		// connection does not hold the shard.
+		c.again = false
+		c.state = queued
+		c.mu.Unlock()
+		s.enqueue(c)
+		return
+	}
+	c.state = idle
+	c.mu.Unlock()
+}
+
+// drainQueued hands a queued connection to a goroutine of its own.
+func (c *conn) drainQueued() {
+	c.mu.Lock()
+	if c.state != queued {
+		c.mu.Unlock()
+		return
+	}
+	c.state = draining
+	c.mu.Unlock()
+	go c.drain() // ends by closing c.ended or by going idle; Serve waits for the first
+}
+
+// writeNow writes c.bufs with one writev that does not wait; it returns how much was taken.
+func (c *conn) writeNow(s *shard) (int, error) {
+	s.iov = s.iov[:0]
+	for _, b := range c.bufs {
+		var v unix.Iovec
+		v.Base = &b[0]
+		v.SetLen(len(b))
+		s.iov = append(s.iov, v)
+	}
+	var n int
+	var errno syscall.Errno
+	err := c.raw.Write(func(fd uintptr) bool {
+		r, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(len(s.iov)))
+		n, errno = int(r), e
+		return true // never wait here: a full socket is drain's
+	})
+	clear(s.iov)
+	if err != nil {
+		return 0, err
+	}
+	if errno != 0 {
+		return 0, errno
+	}
+	return n, nil
+}
+
+// rest is what remains of bufs once n bytes of them are written.
+func rest(bufs [][]byte, n int) net.Buffers {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if n > 0 {
+		bufs[0] = bufs[0][n:]
+	}
+	return bufs
+}
+
+func (c *conn) size() int {
+	n := 0
+	for _, b := range c.bufs {
+		n += len(b)
+	}
+	return n
+}
+
+// drain writes with blocking writes, each within the write timeout, until nothing is left; the
+// connection is then the shard's again. When the stream has ended it writes the close frame.
+func (c *conn) drain() {
+	for {
+		if err := c.out.Err(); err != nil {
+			c.finish(err)
+			return
+		}
+		if len(c.pending) == 0 {
+			if !c.collect() {
+				// The shard's writes do not wait, but they would fail once this deadline passed.
+				_ = c.nc.SetWriteDeadline(time.Time{})
+				c.mu.Lock()
+				if c.again {
+					c.again = false
+					c.mu.Unlock()
+					continue
+				}
+				c.state = idle
+				c.mu.Unlock()
+				return
+			}
+			c.pending = c.bufs
+		}
+		_ = c.nc.SetWriteDeadline(time.Now().Add(c.opt.WriteTimeout))
+		if _, err := c.pending.WriteTo(c.nc); err != nil {
+			c.fail(err)
+			return
+		}
+		c.written()
+	}
+}
+
+// collect lays out the next write in c.bufs: a pong and a ping if due, then the backlog or the
+// queued events. It reports false when there is nothing to write.
+func (c *conn) collect() bool {
+	c.mu.Lock()
+	c.again = false
+	pongDue, pingDue, pong := c.pongDue, c.pingDue, c.pong
+	c.pongDue, c.pingDue = false, false
+	c.mu.Unlock()
+
+	c.bufs = c.bufs[:0]
+	if pongDue {
+		c.ctl = append(append(c.ctl[:0], 0x80|byte(ws.OpPong), byte(len(pong))), pong...)
+		c.bufs = append(c.bufs, c.ctl)
+	}
+	if pingDue {
+		c.bufs = append(c.bufs, ws.CompiledPing)
+	}
+	c.evs = c.evs[:0]
+	if len(c.backlog) > 0 {
+		n := min(len(c.backlog), c.opt.MaxBatch)
+		c.evs = append(c.evs, c.backlog[:n]...)
+		clear(c.backlog[:n])
+		c.backlog = c.backlog[n:]
+		c.more = true
+	} else {
+		c.evs, c.more = c.out.Take(c.evs, c.opt.MaxBatch)
 	}
 	switch {
-	case tooLarge:
-		c.writeClose(ws.StatusMessageTooBig, "frame too large")
-		return fmt.Errorf("ws: client frame over %d bytes", c.opt.MaxClientFrame)
-	case in != nil:
-		code := in.code
-		if code.Empty() {
-			code = ws.StatusNormalClosure
+	case len(c.evs) == 0:
+	case c.opt.Batch && len(c.evs) > 1:
+		// One frame: the events' JSON, one per line.
+		n := -1
+		for _, ev := range c.evs {
+			n += len(ev.Line())
 		}
-		c.writeClose(code, "")
-		return errPeerClosed
-	case rerr != nil:
-		return rerr
+		c.bufs = append(c.bufs, c.header(n))
+		for i, ev := range c.evs {
+			if i == len(c.evs)-1 {
+				c.bufs = append(c.bufs, ev.JSON())
+			} else {
+				c.bufs = append(c.bufs, ev.Line())
+			}
+		}
+	default:
+		for _, ev := range c.evs {
+			c.bufs = append(c.bufs, ev.WSFrame())
+		}
+	}
+	return len(c.bufs) > 0
+}
+
+// header is the header of an unmasked final text frame of n bytes.
+func (c *conn) header(n int) []byte {
+	h := c.hdr[:0]
+	h = append(h, 0x80|byte(ws.OpText))
+	switch {
+	case n < 126:
+		h = append(h, byte(n))
+	case n < 1<<16:
+		h = append(h, 126, byte(n>>8), byte(n))
+	default:
+		h = append(h, 127, byte(n>>56), byte(n>>48), byte(n>>40), byte(n>>32), byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	return h
+}
+
+// written accounts for the events of a write that the kernel has taken whole.
+func (c *conn) written() {
+	n, oldest := output.Messages(c.evs)
+	c.out.CountDelivered(n)
+	if c.opt.Written != nil && len(c.evs) > 0 {
+		c.opt.Written(len(c.evs), oldest)
+	}
+	clear(c.evs) // let the events be collected once the history forgets them
+	c.evs = c.evs[:0]
+	clear(c.bufs)
+	c.bufs = c.bufs[:0]
+}
+
+// finish ends the writing: it completes a frame cut short, writes the close frame that says why
+// the stream ended, if there is one to write, and closes the connection.
+func (c *conn) finish(reason error) {
+	_ = c.nc.SetWriteDeadline(time.Now().Add(c.opt.WriteTimeout))
+	_, err := c.pending.WriteTo(c.nc)
+	c.mu.Lock()
+	cf := c.closeOut
+	c.mu.Unlock()
+	if cf == nil {
+		cf = closeFor(reason)
+	}
+	if cf != nil && err == nil {
+		_ = ws.WriteFrame(c.nc, ws.NewCloseFrame(ws.NewCloseFrameBody(cf.code, cf.reason)))
+	}
+	c.end()
+}
+
+// fail ends the stream after a failed write.
+func (c *conn) fail(err error) {
+	c.out.Close(fmt.Errorf("ws: write: %w", err))
+	c.end()
+}
+
+func (c *conn) end() {
+	c.nc.Close() // ends the reader too
+	clear(c.backlog)
+	clear(c.evs)
+	clear(c.bufs)
+	c.pending = nil
+	c.mu.Lock()
+	c.state = over
+	c.mu.Unlock()
+	close(c.ended)
+}
+
+// closeFor is the close frame for why an output ended, or nil when the client's side ended it.
+func closeFor(reason error) *closeFrame {
+	switch {
+	case errors.Is(reason, output.ErrSlowConsumer):
+		return &closeFrame{CloseSlowConsumer, "slow consumer"}
+	case errors.Is(reason, output.ErrShutdown):
+		return &closeFrame{ws.StatusGoingAway, "server shutting down"}
+	case errors.Is(reason, output.ErrKicked):
+		return &closeFrame{ws.StatusPolicyViolation, "ended by an administrator"}
+	case errors.Is(reason, output.ErrExpired):
+		return &closeFrame{ws.StatusPolicyViolation, "credential expired"}
 	}
 	return nil
 }
 
-// finish writes the close frame that says why the stream ended, where there is one to write.
-func (c *wsConn) finish(err error) {
-	switch {
-	case errors.Is(err, output.ErrSlowConsumer):
-		c.writeClose(CloseSlowConsumer, "slow consumer")
-	case errors.Is(err, output.ErrShutdown):
-		c.writeClose(ws.StatusGoingAway, "server shutting down")
-	case errors.Is(err, output.ErrKicked):
-		c.writeClose(ws.StatusPolicyViolation, "ended by an administrator")
-	case errors.Is(err, output.ErrExpired):
-		c.writeClose(ws.StatusPolicyViolation, "credential expired")
-	}
-}
-
-func (c *wsConn) writeClose(code ws.StatusCode, reason string) {
-	_ = c.conn.SetWriteDeadline(time.Now().Add(c.opt.WriteTimeout))
-	_ = ws.WriteFrame(c.conn, ws.NewCloseFrame(ws.NewCloseFrameBody(code, reason)))
-}
-
-func (c *wsConn) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// read reads client frames until an error or a close frame.
-func (c *wsConn) read(r io.Reader) {
+// read reads client frames until an error, a close frame or a frame too large, and returns why
+// the stream should end. It answers pings through the writer, and cuts a peer silent for two
+// heartbeats and a write timeout (it did not answer our pings).
+func (c *conn) read(r io.Reader) error {
 	idle := 2*c.opt.Heartbeat + c.opt.WriteTimeout
 	var ctl [125]byte
 	for {
-		_ = c.conn.SetReadDeadline(time.Now().Add(idle))
+		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
 		h, err := ws.ReadHeader(r)
 		if err == nil {
 			err = ws.CheckHeader(h, ws.StateServerSide)
 		}
 		if err != nil {
-			c.fail(err)
-			return
+			return fmt.Errorf("ws: read: %w", err)
 		}
 		if h.OpCode.IsControl() {
 			p := ctl[:h.Length]
 			if _, err := io.ReadFull(r, p); err != nil {
-				c.fail(err)
-				return
+				return fmt.Errorf("ws: read: %w", err)
 			}
 			if h.Masked {
 				ws.Cipher(p, h.Mask, 0)
@@ -223,37 +474,30 @@ func (c *wsConn) read(r io.Reader) {
 				c.mu.Lock()
 				c.pong, c.pongDue = bytes.Clone(p), true
 				c.mu.Unlock()
-				c.signal()
+				c.schedule()
 			case ws.OpClose:
-				code, reason := ws.ParseCloseFrameData(p)
-				c.mu.Lock()
-				c.closeIn = &closeFrame{code: code, reason: reason}
-				c.mu.Unlock()
-				c.signal()
-				return
+				code, _ := ws.ParseCloseFrameData(p)
+				if code.Empty() {
+					code = ws.StatusNormalClosure
+				}
+				c.setClose(code, "")
+				return errPeerClosed
 			}
 			continue
 		}
 		// Clients have nothing to tell a stream; their data frames are read and dropped.
 		if h.Length > c.opt.MaxClientFrame {
-			c.mu.Lock()
-			c.tooLarge = true
-			c.mu.Unlock()
-			c.signal()
-			return
+			c.setClose(ws.StatusMessageTooBig, "frame too large")
+			return fmt.Errorf("ws: client frame over %d bytes", c.opt.MaxClientFrame)
 		}
 		if _, err := io.CopyN(io.Discard, r, h.Length); err != nil {
-			c.fail(err)
-			return
+			return fmt.Errorf("ws: read: %w", err)
 		}
 	}
 }
 
-func (c *wsConn) fail(err error) {
+func (c *conn) setClose(code ws.StatusCode, reason string) {
 	c.mu.Lock()
-	if c.readErr == nil {
-		c.readErr = fmt.Errorf("ws: read: %w", err)
-	}
+	c.closeOut = &closeFrame{code, reason}
 	c.mu.Unlock()
-	c.signal()
 }

@@ -1,0 +1,189 @@
+package output
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/streamux/streamux/internal/stream"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func event(seq uint64) *stream.Event {
+	return stream.NewMessage(&stream.Message{Source: "s", Seq: seq, Key: "k", Body: []byte(`{"n":1}`), Time: time.Now()})
+}
+
+// The ring wraps and grows without reordering, and an emptied ring that a burst grew is given
+// back.
+func TestQueueKeepsOrderAcrossGrowthAndWrap(t *testing.T) {
+	o := New(1, Disconnect, Limits{Events: 100, Bytes: 1 << 30})
+	var next, want uint64 = 1, 1
+	var got []*stream.Event
+	for round := range 50 {
+		for range round % 7 {
+			if !o.Offer(event(next)) {
+				t.Fatalf("offer %d refused with %d queued", next, o.Depth())
+			}
+			next++
+		}
+		got, _ = o.Take(got[:0], 1+round%3)
+		for _, ev := range got {
+			if ev.Seq() != want {
+				t.Fatalf("took seq %d, want %d", ev.Seq(), want)
+			}
+			want++
+		}
+	}
+	for o.Depth() > 0 {
+		got, _ = o.Take(got[:0], 1000)
+		for _, ev := range got {
+			if ev.Seq() != want {
+				t.Fatalf("took seq %d, want %d", ev.Seq(), want)
+			}
+			want++
+		}
+	}
+	if want != next {
+		t.Fatalf("took %d events, offered %d", want-1, next-1)
+	}
+	for i := range uint64(64) {
+		o.Offer(event(i))
+	}
+	o.Take(nil, 1000)
+	if o.ring != nil || o.bytes != 0 {
+		t.Fatalf("an emptied queue holds a ring of %d and %d bytes", len(o.ring), o.bytes)
+	}
+}
+
+func TestQueueLimits(t *testing.T) {
+	ev := event(1)
+	byCount := New(1, Disconnect, Limits{Events: 3, Bytes: 1 << 30})
+	for i := range 3 {
+		if !byCount.Offer(ev) {
+			t.Fatalf("offer %d refused", i)
+		}
+	}
+	if byCount.Offer(ev) {
+		t.Fatal("a fourth event fit a queue of 3")
+	}
+	byBytes := New(2, Drop, Limits{Events: 100, Bytes: int64(2*ev.Size() + ev.Size()/2)})
+	if !byBytes.Offer(ev) || !byBytes.Offer(ev) || byBytes.Offer(ev) {
+		t.Fatal("the byte limit is not kept")
+	}
+	if c := byBytes.Counters(); c.Depth != 2 || c.QueueBytes != int64(2*ev.Size()) {
+		t.Fatalf("counters %+v", c)
+	}
+	byBytes.Take(nil, 1)
+	if !byBytes.Offer(ev) {
+		t.Fatal("taking an event did not free its bytes")
+	}
+}
+
+// The consumer is told once per empty-to-queued change and when the output ends, never while it
+// has events left to take.
+func TestNotify(t *testing.T) {
+	o := New(1, Disconnect, Limits{})
+	o.Offer(event(1)) // before SetNotify: told at once by SetNotify
+	var told atomic.Int32
+	o.SetNotify(func() { told.Add(1) })
+	if told.Load() != 1 {
+		t.Fatalf("told %d times on SetNotify with an event queued", told.Load())
+	}
+	o.Offer(event(2))
+	if told.Load() != 1 {
+		t.Fatal("told again while events were queued")
+	}
+	evs, more := o.Take(nil, 1)
+	if len(evs) != 1 || !more {
+		t.Fatalf("took %d, more %v", len(evs), more)
+	}
+	o.Offer(event(3))
+	if told.Load() != 1 {
+		t.Fatal("told while the consumer had events left")
+	}
+	if evs, more = o.Take(nil, 10); len(evs) != 2 || more {
+		t.Fatalf("took %d, more %v", len(evs), more)
+	}
+	o.Offer(event(4))
+	if told.Load() != 2 {
+		t.Fatalf("told %d times after the queue was emptied and refilled, want 2", told.Load())
+	}
+	o.Close(ErrKicked)
+	o.Close(ErrShutdown)
+	if told.Load() != 3 || !errors.Is(o.Err(), ErrKicked) {
+		t.Fatalf("told %d times, err %v", told.Load(), o.Err())
+	}
+}
+
+type sliceWriter struct {
+	mu  sync.Mutex
+	got []uint64
+}
+
+func (w *sliceWriter) Write(evs []*stream.Event) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, ev := range evs {
+		w.got = append(w.got, ev.Seq())
+	}
+	return nil
+}
+
+func (w *sliceWriter) Heartbeat() error { return nil }
+
+func (w *sliceWriter) len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.got)
+}
+
+// Pump delivers the backlog, then everything offered concurrently, in order, in batches of at
+// most MaxBatch, and returns the output's reason when it ends.
+func TestPump(t *testing.T) {
+	o := New(1, Disconnect, Limits{Events: 1 << 16, Bytes: 1 << 30})
+	w := &sliceWriter{}
+	done := make(chan error, 1)
+	go func() { done <- o.Pump(context.Background(), w, []*stream.Event{event(1), event(2)}, PumpOptions{MaxBatch: 7}) }()
+	for i := uint64(3); i <= 5000; i++ {
+		for !o.Offer(event(i)) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for w.len() < 5000 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	o.Close(ErrShutdown)
+	if err := <-done; !errors.Is(err, ErrShutdown) {
+		t.Fatalf("Pump returned %v", err)
+	}
+	for i, seq := range w.got {
+		if seq != uint64(i+1) {
+			t.Fatalf("event %d has seq %d", i, seq)
+		}
+	}
+	if len(w.got) != 5000 || o.Counters().Delivered != 5000 {
+		t.Fatalf("delivered %d (counted %d), want 5000", len(w.got), o.Counters().Delivered)
+	}
+}
+
+// BenchmarkOfferTake is the queue's cost per event for a router offering and a writer taking
+// in batches.
+func BenchmarkOfferTake(b *testing.B) {
+	o := New(1, Disconnect, Limits{Events: 1024, Bytes: 1 << 30})
+	ev := event(1)
+	buf := make([]*stream.Event, 0, 64)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		o.Offer(ev)
+		if i%16 == 15 {
+			buf, _ = o.Take(buf[:0], 64)
+		}
+	}
+}

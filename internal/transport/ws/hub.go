@@ -1,0 +1,206 @@
+package ws
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/streamux/streamux/internal/transport"
+)
+
+// ErrHubClosed is returned by Serve once the hub is closed.
+var ErrHubClosed = errors.New("ws: hub closed")
+
+// Hub writes the WebSocket streams of one server. It has one writer goroutine per core (a
+// shard); each connection belongs to one shard, which writes what the connection's output
+// queues with non-blocking writev calls, many connections per wake-up. A connection whose
+// socket is full (or that is not a plain TCP socket, such as TLS) is handed to a goroutine of
+// its own until it has caught up, so a slow client never holds a shard. The shards also send
+// every connection's pings.
+//
+// The shards start with the first connection and stop at Close, which must come after every
+// stream has ended.
+type Hub struct {
+	heartbeat time.Duration
+	delay     time.Duration
+	scan      time.Duration
+	shards    []*shard
+	next      atomic.Uint32
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// NewHub returns a hub for streams with opt's Heartbeat and WriteDelay.
+func NewHub(opt transport.Options) *Hub {
+	opt = opt.WithDefaults()
+	h := &Hub{heartbeat: opt.Heartbeat, delay: opt.WriteDelay, scan: min(max(opt.Heartbeat/4, 10*time.Millisecond), time.Second)}
+	for range runtime.GOMAXPROCS(0) {
+		h.shards = append(h.shards, &shard{hub: h, wake: make(chan struct{}, 1), members: map[*conn]struct{}{}})
+	}
+	return h
+}
+
+// join adds c to a shard, starting the shards with the first connection.
+func (h *Hub) join(c *conn) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrHubClosed
+	}
+	if !h.started {
+		h.started = true
+		ctx, cancel := context.WithCancel(context.Background())
+		h.cancel = cancel
+		for _, s := range h.shards {
+			h.wg.Go(func() { s.run(ctx) })
+		}
+	}
+	s := h.shards[int(h.next.Add(1))%len(h.shards)]
+	s.mu.Lock()
+	s.members[c] = struct{}{}
+	c.shard, c.lastPing = s, time.Now()
+	s.mu.Unlock()
+	return nil
+}
+
+// Cut closes every connection: their streams then end at once, whatever they were waiting for.
+func (h *Hub) Cut() {
+	for _, s := range h.shards {
+		s.mu.Lock()
+		for c := range s.members {
+			c.nc.Close()
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Close stops the shards and waits for them. Streams still open then are no longer written.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	if h.cancel != nil {
+		h.cancel()
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
+}
+
+// shard is one writer goroutine and the connections it writes.
+type shard struct {
+	hub  *Hub
+	wake chan struct{}
+
+	mu      sync.Mutex
+	queue   []*conn // connections with something to write, each once
+	members map[*conn]struct{}
+	stopped bool // the hub is closed: connections are written by goroutines of their own
+
+	// The shard goroutine's own.
+	iov  []unix.Iovec
+	work []*conn
+	due  []*conn
+}
+
+// enqueue puts c on the shard's queue; c.state has just become queued.
+func (s *shard) enqueue(c *conn) {
+	s.mu.Lock()
+	if s.stopped {
+		s.mu.Unlock()
+		c.drainQueued()
+		return
+	}
+	s.queue = append(s.queue, c)
+	first := len(s.queue) == 1
+	s.mu.Unlock()
+	if first {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (s *shard) leave(c *conn) {
+	s.mu.Lock()
+	delete(s.members, c)
+	s.mu.Unlock()
+}
+
+// run writes the queued connections each time it is woken, and sends pings on time, until ctx
+// is done.
+func (s *shard) run(ctx context.Context) {
+	scan := time.NewTicker(s.hub.scan)
+	defer scan.Stop()
+	var window *time.Timer
+	if s.hub.delay > 0 {
+		window = time.NewTimer(s.hub.delay)
+		window.Stop()
+	}
+	for {
+		select {
+		case <-s.wake:
+			if window != nil {
+				// The write window: what is queued meanwhile joins this round's writes.
+				window.Reset(s.hub.delay)
+				select {
+				case <-window.C:
+				case <-ctx.Done():
+					s.stop()
+					return
+				}
+			}
+		case now := <-scan.C:
+			s.ping(now)
+		case <-ctx.Done():
+			s.stop()
+			return
+		}
+		s.mu.Lock()
+		s.work, s.queue = s.queue, s.work[:0]
+		s.mu.Unlock()
+		for i, c := range s.work {
+			c.flush(s)
+			s.work[i] = nil
+		}
+	}
+}
+
+// stop hands what is queued, and all that comes later, to the connections' own goroutines, so
+// that a stream still open when the hub closes can end.
+func (s *shard) stop() {
+	s.mu.Lock()
+	s.stopped = true
+	queue := s.queue
+	s.queue = nil
+	s.mu.Unlock()
+	for _, c := range queue {
+		c.drainQueued()
+	}
+}
+
+// ping asks for a ping on every connection that has not had one for a heartbeat, busy or not:
+// a client that only listens proves it is alive by its pongs.
+func (s *shard) ping(now time.Time) {
+	s.mu.Lock()
+	for c := range s.members {
+		if now.Sub(c.lastPing) >= s.hub.heartbeat {
+			c.lastPing = now
+			s.due = append(s.due, c)
+		}
+	}
+	s.mu.Unlock()
+	for i, c := range s.due {
+		c.requestPing()
+		s.due[i] = nil
+	}
+	s.due = s.due[:0]
+}

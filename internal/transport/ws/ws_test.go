@@ -1,0 +1,282 @@
+package ws
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+
+	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/stream"
+	"github.com/streamux/streamux/internal/transport"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// harness serves one output per connection through a Hub.
+type harness struct {
+	t    *testing.T
+	hub  *Hub
+	srv  *httptest.Server
+	outs chan *output.Output
+	errs chan error
+	wg   sync.WaitGroup
+}
+
+func newHarness(t *testing.T, opt transport.Options, limits output.Limits, backlog []*stream.Event) *harness {
+	h := &harness{t: t, hub: NewHub(opt), outs: make(chan *output.Output, 1), errs: make(chan error, 1)}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out := output.New(1, output.Disconnect, limits)
+		conn, br, err := Upgrade(w, r, opt)
+		if err != nil {
+			t.Errorf("upgrade: %v", err)
+			return
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetWriteBuffer(64 << 10) // small, so that a client that pauses fills it soon
+		}
+		h.outs <- out
+		h.wg.Add(1)
+		defer h.wg.Done()
+		h.errs <- h.hub.Serve(conn, br, out, backlog, opt)
+	}))
+	t.Cleanup(func() {
+		h.wg.Wait() // the clients' cleanups, which ran first, end the streams
+		h.srv.Close()
+		h.hub.Close()
+	})
+	return h
+}
+
+// dial connects a client with a small receive buffer.
+func (h *harness) dial() (*websocket.Conn, *output.Output) {
+	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
+		c, err := net.Dial(network, addr)
+		if tc, ok := c.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(128 << 10) // small, but over loopback's 64 KiB segments (smaller stalls the window)
+		}
+		return c, err
+	}}
+	c, _, err := d.Dial("ws"+strings.TrimPrefix(h.srv.URL, "http"), nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { c.Close() })
+	return c, <-h.outs
+}
+
+func message(seq uint64, size int) *stream.Event {
+	body := `{"pad":"` + strings.Repeat("x", size) + `"}`
+	return stream.NewMessage(&stream.Message{Source: "s", Seq: seq, Key: "k", Body: []byte(body), Time: time.Now()})
+}
+
+type wireEvent struct {
+	Type string `json:"type"`
+	Seq  uint64 `json:"seq"`
+}
+
+// readEvents reads frames until n events arrived; a frame may hold several, one per line.
+func readEvents(t *testing.T, c *websocket.Conn, n int) (seqs []uint64, frames int) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	for len(seqs) < n {
+		typ, data, err := c.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d events in %d frames: %v", len(seqs), frames, err)
+		}
+		if typ != websocket.TextMessage {
+			t.Fatalf("frame of type %d", typ)
+		}
+		frames++
+		for _, line := range strings.Split(string(data), "\n") {
+			var ev wireEvent
+			if err := json.Unmarshal([]byte(line), &ev); err != nil {
+				t.Fatalf("frame %d: %v in %.80q", frames, err, line)
+			}
+			seqs = append(seqs, ev.Seq)
+		}
+	}
+	return seqs, frames
+}
+
+func inOrder(t *testing.T, seqs []uint64, from uint64) {
+	t.Helper()
+	for i, s := range seqs {
+		if s != from+uint64(i) {
+			t.Fatalf("event %d has seq %d, want %d", i, s, from+uint64(i))
+		}
+	}
+}
+
+// A client that stops reading fills its socket: the shard hands the connection to a goroutine of
+// its own, which finishes the frame it cut and catches up; the shard then writes it again. The
+// client gets every event, in order, in whole frames, and the output's counters say so.
+func TestFullSocketLosesNothing(t *testing.T) {
+	h := newHarness(t, transport.Options{}, output.Limits{Events: 1 << 16, Bytes: 1 << 30}, []*stream.Event{message(1, 10), message(2, 10)})
+	c, out := h.dial()
+	const n = 4000
+	go func() {
+		for i := uint64(3); i <= n; i++ {
+			if !out.Offer(message(i, 900)) {
+				t.Errorf("queue full at %d", i)
+				return
+			}
+			if i%500 == 0 {
+				time.Sleep(20 * time.Millisecond) // several rounds of full socket, catching up, idle
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond) // not reading: the 8 KiB buffers fill at once
+	seqs, _ := readEvents(t, c, n)
+	inOrder(t, seqs, 1)
+	waitFor(t, "the delivered counter", func() bool { return out.Counters().Delivered == n })
+}
+
+// With batch, what one write carries is one frame, its events one per line; with a write delay,
+// a burst is joined into few writes.
+func TestBatchAndWriteDelay(t *testing.T) {
+	var writes, events atomic.Int64
+	opt := transport.Options{Batch: true, WriteDelay: 50 * time.Millisecond, Written: func(n int, _ time.Time) {
+		writes.Add(1)
+		events.Add(int64(n))
+	}}
+	h := newHarness(t, opt, output.Limits{}, nil)
+	c, out := h.dial()
+	const n = 300
+	for i := uint64(1); i <= n; i++ {
+		out.Offer(message(i, 20))
+	}
+	seqs, frames := readEvents(t, c, n)
+	inOrder(t, seqs, 1)
+	if frames >= n/10 {
+		t.Errorf("%d events came in %d frames; a 50 ms window should join a burst into a few", n, frames)
+	}
+	// The writer records a write just after the kernel took it: the client may be quicker.
+	waitFor(t, "the metrics of every write", func() bool { return events.Load() == n })
+	if w := writes.Load(); w != int64(frames) {
+		t.Errorf("metrics saw %d writes, the client %d frames", w, frames)
+	}
+	t.Logf("%d events in %d frames", n, frames)
+}
+
+// The server pings on the heartbeat even while events flow, answers the client's pings with the
+// same payload, and echoes its close.
+func TestPingsPongsAndClose(t *testing.T) {
+	h := newHarness(t, transport.Options{Heartbeat: 50 * time.Millisecond}, output.Limits{}, nil)
+	c, out := h.dial()
+	pings := make(chan struct{}, 100)
+	c.SetPingHandler(func(string) error { pings <- struct{}{}; return nil })
+	pong := make(chan string, 1)
+	c.SetPongHandler(func(s string) error { pong <- s; return nil })
+	go func() {
+		for i := uint64(1); i <= 100; i++ {
+			out.Offer(message(i, 10))
+			time.Sleep(3 * time.Millisecond)
+		}
+	}()
+	if err := c.WriteControl(websocket.PingMessage, []byte("hello"), time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	seqs, _ := readEvents(t, c, 100) // runs the handlers
+	inOrder(t, seqs, 1)
+	if len(pings) < 2 {
+		t.Errorf("%d pings in 300 ms of traffic at a 50 ms heartbeat", len(pings))
+	}
+	select {
+	case s := <-pong:
+		if s != "hello" {
+			t.Errorf("pong %q, want hello", s)
+		}
+	default:
+		t.Error("no pong")
+	}
+	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")
+	if err := c.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) || ce.Code != websocket.CloseNormalClosure {
+		t.Fatalf("after our close: %v, want the echo 1000", err)
+	}
+	if err := <-h.errs; !errors.Is(err, errPeerClosed) {
+		t.Fatalf("Serve returned %v", err)
+	}
+}
+
+// An output that ends closes its stream with the code that says why, also when the client does
+// not read and its socket is full.
+func TestCloseCodes(t *testing.T) {
+	for _, tc := range []struct {
+		reason error
+		code   int
+	}{
+		{output.ErrSlowConsumer, 4008},
+		{output.ErrShutdown, websocket.CloseGoingAway},
+		{output.ErrKicked, websocket.ClosePolicyViolation},
+	} {
+		t.Run(tc.reason.Error(), func(t *testing.T) {
+			h := newHarness(t, transport.Options{}, output.Limits{Events: 1 << 16, Bytes: 1 << 30}, nil)
+			c, out := h.dial()
+			for i := uint64(1); i <= 200; i++ {
+				out.Offer(message(i, 900)) // more than the sockets hold
+			}
+			time.Sleep(100 * time.Millisecond)
+			out.Close(tc.reason)
+			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				_, _, err := c.ReadMessage()
+				if err == nil {
+					continue
+				}
+				var ce *websocket.CloseError
+				if !errors.As(err, &ce) || ce.Code != tc.code {
+					t.Fatalf("stream ended with %v, want close %d", err, tc.code)
+				}
+				break
+			}
+			if err := <-h.errs; !errors.Is(err, tc.reason) {
+				t.Fatalf("Serve returned %v", err)
+			}
+		})
+	}
+}
+
+// Cut ends streams stuck on a client that does not read at once.
+func TestCut(t *testing.T) {
+	h := newHarness(t, transport.Options{WriteTimeout: time.Minute}, output.Limits{Events: 1 << 16, Bytes: 1 << 30}, nil)
+	_, out := h.dial()
+	for i := uint64(1); i <= 200; i++ {
+		out.Offer(message(i, 900))
+	}
+	time.Sleep(100 * time.Millisecond)
+	out.Close(output.ErrShutdown)
+	start := time.Now()
+	h.hub.Cut()
+	select {
+	case <-h.errs:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the stream did not end within 5s of Cut")
+	}
+	t.Logf("ended %v after Cut", time.Since(start))
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
