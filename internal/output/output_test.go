@@ -149,7 +149,9 @@ func TestPump(t *testing.T) {
 	o := New(1, Disconnect, Limits{Events: 1 << 16, Bytes: 1 << 30})
 	w := &sliceWriter{}
 	done := make(chan error, 1)
-	go func() { done <- o.Pump(context.Background(), w, []*stream.Event{event(1), event(2)}, PumpOptions{MaxBatch: 7}) }()
+	go func() {
+		done <- o.Pump(context.Background(), w, []*stream.Event{event(1), event(2)}, PumpOptions{MaxBatch: 7})
+	}()
 	for i := uint64(3); i <= 5000; i++ {
 		for !o.Offer(event(i)) {
 			time.Sleep(time.Millisecond)
