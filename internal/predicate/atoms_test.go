@@ -3,8 +3,9 @@ package predicate
 import (
 	"math/rand/v2"
 	"reflect"
-	"strings"
 	"testing"
+
+	"github.com/streamux/streamux/internal/predicate/predicatetest"
 )
 
 func TestAtoms(t *testing.T) {
@@ -74,28 +75,15 @@ func TestAtomsRequired(t *testing.T) {
 		for j := range data {
 			data[j] = byte(r.Uint32())
 		}
-		g := &gen{data: data}
-		var conj []string
-		if g.pick(3) == 0 {
-			conj = append(conj, g.boolExpr(2))
-		}
-		for n := g.pick(3) + 1; n > 0; n-- {
-			field := g.of("key", "source", "headers.region", `headers["x-y"]`, "body", "body.a", "body.n", "body.a.b", `body["s"]`)
-			if g.pick(2) == 0 {
-				conj = append(conj, field+" == "+g.constant())
-			} else {
-				conj = append(conj, field+" in ["+g.constList()+"]")
-			}
-		}
-		r.Shuffle(len(conj), func(i, j int) { conj[i], conj[j] = conj[j], conj[i] })
-		src := strings.Join(conj, " && ")
+		g := &predicatetest.Gen{Data: data}
+		src := g.Conjunction()
 		p, err := Compile(src, Limits{MaxCost: 1 << 40})
 		if err != nil || len(p.Atoms()) == 0 {
 			continue
 		}
 		var in Input
 		for tries := 0; tries < 20; tries++ {
-			m := g.message()
+			m := g.Message()
 			in.Reset(m)
 			if ok, _ := p.Match(&in); !ok {
 				continue
