@@ -22,7 +22,10 @@ type Atom struct {
 	// Values are the constants the field must equal one of: one for ==, the list for in, none
 	// for in [] (which never matches). Each is a string, int64, uint64, float64 or bool. For
 	// a body field the comparison is CEL's: numbers are equal across int, uint and double
-	// (1 == 1.0), and a value of another type is not equal.
+	// (1 == 1.0), and a value of another type is not equal. A number is an integer of magnitude
+	// below 2^53 or a finite double with a fraction: beyond 2^53 CEL's == and in disagree, and
+	// its == is not transitive, so no index could mirror it and such a test is no atom. Keys
+	// gives the values as an index compares them.
 	Values []any
 }
 
@@ -30,13 +33,7 @@ type Atom struct {
 func (a Atom) String() string {
 	var b strings.Builder
 	b.WriteString(a.Var)
-	for _, p := range a.Path {
-		if isIdent(p) {
-			b.WriteString("." + p)
-		} else {
-			b.WriteString("[" + strconv.Quote(p) + "]")
-		}
-	}
+	writePath(&b, a.Path)
 	if len(a.Values) == 1 {
 		return b.String() + " == " + literal(a.Values[0])
 	}
@@ -48,6 +45,17 @@ func (a Atom) String() string {
 		b.WriteString(literal(v))
 	}
 	return b.String() + "]"
+}
+
+// writePath writes field names as CEL selections: .name, or ["name"] when name is no identifier.
+func writePath(b *strings.Builder, path []string) {
+	for _, p := range path {
+		if isIdent(p) {
+			b.WriteString("." + p)
+		} else {
+			b.WriteString("[" + strconv.Quote(p) + "]")
+		}
+	}
 }
 
 func literal(v any) string {
@@ -89,14 +97,24 @@ func isIdent(s string) bool {
 
 // Atoms lists the equality and membership tests that every match requires: the top-level &&
 // conjuncts of the form field == constant or field in [constants], where field is source,
-// key, headers.name or a path of field names into the body. It is empty when there are none,
-// and for a predicate that matches everything. The slice is shared: do not modify it.
+// key, headers.name or a path of field names into the body (no list indexes), and the
+// constants are strings, bools or numbers that an index can compare exactly (see Atom.Values).
+// Tests under ||, !, ?: or a comprehension, and tests against anything but literals, are not
+// atoms. Atoms is empty when there are none, and for a predicate that matches everything. The
+// slice is shared: do not modify it.
+//
+// An atom is true, false, or an error when its field cannot be read (a missing header or body
+// field, a body that is not an object down to the path), except `in []`, which is false
+// whatever the field: CEL's && then makes the predicate false if another conjunct is false,
+// and an error otherwise. So a message that fails an atom
+// never matches; one whose field is missing does not match either, but an index that skips it
+// must still count the error that evaluation would have counted.
 func (p *Predicate) Atoms() []Atom { return p.atoms }
 
 // Decided reports whether the atoms are the whole predicate: every top-level && conjunct is an
-// atom, so a message that passes every atom matches, and one that fails any does not (a
-// missing field fails its atom, as it makes the predicate not match). An index that checks
-// all the atoms need not evaluate such a predicate.
+// atom. Then the predicate is true when every atom is true, false when any atom is false, and
+// an error otherwise (some atom's field is missing, as Match would report). An index that
+// checks all the atoms need not evaluate such a predicate.
 func (p *Predicate) Decided() bool { return p.decided }
 
 // allAtoms reports whether every top-level && conjunct of e is an atom.
@@ -177,21 +195,28 @@ func atomField(e celast.Expr) (Atom, bool) {
 	return Atom{}, false
 }
 
+// atomValue is a literal that an index can compare exactly: one with a Key.
 func atomValue(e celast.Expr) (any, bool) {
 	if e.Kind() != celast.LiteralKind {
 		return nil, false
 	}
+	var c any
 	switch v := e.AsLiteral().(type) {
 	case types.String:
-		return string(v), true
+		c = string(v)
 	case types.Int:
-		return int64(v), true
+		c = int64(v)
 	case types.Uint:
-		return uint64(v), true
+		c = uint64(v)
 	case types.Double:
-		return float64(v), true
+		c = float64(v)
 	case types.Bool:
-		return bool(v), true
+		c = bool(v)
+	default:
+		return nil, false
 	}
-	return nil, false
+	if _, ok := constKey(c); !ok {
+		return nil, false
+	}
+	return c, true
 }

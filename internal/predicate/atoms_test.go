@@ -26,16 +26,41 @@ func TestAtoms(t *testing.T) {
 			[]string{`headers["x-y"] == "z"`, `body.ok == true`, `body.u == 7u`, `body.f == 2.0`}},
 		{`key in []`, []string{`key in []`}},
 		{`body == "text"`, []string{`body == "text"`}},
+		{`body.a in ["x", 1, 2.0, 1.5, 3u, true] && body.b == -9007199254740991`,
+			[]string{`body.a in ["x", 1, 2.0, 1.5, 3u, true]`, `body.b == -9007199254740991`}},
+		{`body.x.y in ["eu"] && (body.a == 1 || key == "k") && body.n > 1`, []string{`body.x.y == "eu"`}},
 		// Not required by every match, or not an equality with constants.
 		{`key == "a" || key == "b"`, nil},
+		{`body.a == "x" || body.b == "y"`, nil},
 		{`!(key == "a")`, nil},
+		{`!(body.a == "x")`, nil},
 		{`key != "a"`, nil},
+		{`body.a != "x"`, nil},
+		{`body.ok ? body.a == "x" : false`, nil},
+		{`body.items.exists(i, i.sku == "x")`, nil},
+		{`body.items.all(i, body.a == "x")`, nil},
+		{`[1].exists(x, body.a == "x" && key == "k")`, nil},
 		{`body.items[0].sku == "x"`, nil},
 		{`body.n == body.m`, nil},
+		{`body.n == key`, nil},
+		{`body.n == 1 + 1`, nil},
+		{`body.s == "a" + "b"`, nil},
 		{`body.n == null`, nil},
+		{`body.t == timestamp("2026-01-01T00:00:00Z")`, nil},
+		{`body.n in [1, null]`, nil},
+		{`body.n in body.list`, nil},
 		{`key in ["a", key]`, nil},
 		{`time == timestamp("2026-01-01T00:00:00Z")`, nil},
 		{`seq == 3`, nil},
+		{`body.active`, nil},
+		{`has(body.a)`, nil},
+		// Numbers that CEL's == and in compare inexactly (beyond 2^53) are no atoms.
+		{`body.n == 9007199254740992`, nil},
+		{`body.n == 9223372036854775807`, nil},
+		{`body.n == 18446744073709551615u`, nil},
+		{`body.n == 1e19`, nil},
+		{`body.n in [1, 9007199254740993]`, nil},
+		{`body.n == 4.611686018427388e18 && key == "a"`, []string{`key == "a"`}},
 		{``, nil},
 		{`true`, nil},
 	}
@@ -65,7 +90,8 @@ func TestAtoms(t *testing.T) {
 }
 
 // Every atom holds for every message that matches: checked on conjunctions of atoms and the
-// differential generator's predicates, over its messages.
+// differential generator's predicates, over its messages. (FuzzDifferential checks more: what
+// the index reads of each atom.)
 func TestAtomsRequired(t *testing.T) {
 	t.Parallel()
 	r := rand.New(rand.NewPCG(1, 2))
@@ -109,6 +135,11 @@ func TestAtomsRequired(t *testing.T) {
 func TestDecided(t *testing.T) {
 	for src, want := range map[string]bool{
 		`key == "a"`:                             true,
+		`body.user == "u1"`:                      true,
+		`source == "s" && body.a.b in [1, 2.5]`:  true,
+		`body.user == "u1" && body.n > 1`:        false,
+		`body.n == 9007199254740993`:             false,
+		`body.a == "x" && body.l[0] == 1`:        false,
 		`key in ["a", "b"] && headers.r == "eu"`: true,
 		`"a" == key && source == "s"`:            true,
 		`key == "a" && body.n > 1`:               false,

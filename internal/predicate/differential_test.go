@@ -12,7 +12,8 @@ import (
 	"github.com/streamux/streamux/internal/stream"
 )
 
-// differ evaluates src both ways on m and reports whether they agree.
+// differ evaluates src both ways on m and reports whether they agree, with each other and with
+// what an index reads of the predicate's atoms (indexAgrees).
 func differ(t *testing.T, src string, m *stream.Message) bool {
 	t.Helper()
 	p, err := Compile(src, Limits{MaxCost: 1 << 40})
@@ -42,7 +43,21 @@ func differ(t *testing.T, src string, m *stream.Message) bool {
 		t.Errorf("%s\non body %q key %q headers %v:\nfast %v, %v\ncel  %v, %v", src, m.Body, m.Key, m.Headers, fastOK, fastErr, out, celErr)
 		return false
 	}
-	return true
+	return indexAgrees(t, p, m)
+}
+
+// differential writes a differential case: a predicate from the fast subset and a message, or a
+// third of the time a conjunction with atoms and, mostly, a message with an object for a body,
+// so that what an index reads of atoms is checked too.
+func differential(g *predicatetest.Gen) (string, *stream.Message) {
+	if g.Pick(3) != 0 {
+		return g.BoolExpr(0), g.Message()
+	}
+	src := g.Conjunction()
+	if g.Pick(4) == 0 {
+		return src, g.Message()
+	}
+	return src, g.Record()
 }
 
 func FuzzDifferential(f *testing.F) {
@@ -54,7 +69,8 @@ func FuzzDifferential(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		g := &predicatetest.Gen{Data: data}
-		differ(t, g.BoolExpr(0), g.Message())
+		src, m := differential(g)
+		differ(t, src, m)
 	})
 }
 
@@ -74,8 +90,7 @@ func TestDifferential(t *testing.T) {
 			data[j] = byte(r.Uint32())
 		}
 		g := &predicatetest.Gen{Data: data}
-		src := g.BoolExpr(0)
-		if !differ(t, src, g.Message()) {
+		if src, m := differential(g); !differ(t, src, m) {
 			t.Fatalf("seed %d, case %d", seed, i)
 		}
 	}

@@ -58,7 +58,11 @@
 // to CEL values, once per message however many predicates need it. Both give the same results,
 // errors included; a differential fuzz test holds them to it.
 //
-// Atoms lists the equality and membership tests that every match requires, for an index.
+// Atoms lists the equality and membership tests that every match requires (on source, key,
+// headers.name and body paths), for an index; Atom.Keys and BodyField.Key give the values and a
+// message's field as one map key each, with CEL's equality, so that an index finds the
+// predicates filed under a message's body value with one lookup per path. The index reads a
+// body path through the same Input as the predicates, so the body is parsed once for both.
 //
 // # Concurrency
 //
