@@ -3,6 +3,9 @@
 // it ends.
 //
 // Concurrency: Run starts one goroutine per router and one per source and waits for them all.
+// Routers outlive their sources: Run stops the sources, waits for them, and only then stops the
+// routers, so that every message a source emitted is routed and its last state (stopped) reaches
+// the clients.
 // Subscribe, the Subscription methods and the listing methods are safe from any goroutine; the
 // registry of live subscriptions is guarded by a mutex that is taken on subscribe and
 // unsubscribe only, never per message.
@@ -18,8 +21,6 @@ import (
 	"sort"
 	"sync"
 	"time"
-
-	"golang.org/x/sync/errgroup"
 
 	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/predicate"
@@ -95,27 +96,26 @@ func New(sources []Source, opt Options) (*Supervisor, error) {
 	return s, nil
 }
 
-// Run runs every router and source until ctx is done, then waits for them to stop.
+// Run runs every router and source until ctx is done, then stops them: first the sources,
+// which it waits for, then the routers. A router stops only once no source can emit to it any
+// more, so it routes what its source emitted up to the end (a router also routes every message
+// it accepted before it stops, whoever stops it), and the source's last state change reaches the
+// clients. Run returns nil once every goroutine it started has returned.
 func (s *Supervisor) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	srcCtx, stopSources := context.WithCancel(ctx)
-	defer stopSources()
-	var sources sync.WaitGroup
+	// The routers' context is not ctx: it ends after the sources have returned.
+	routerCtx, stopRouters := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRouters()
+	var routers, sources sync.WaitGroup
 	for _, name := range s.names {
 		r, run := s.routers[name], s.runners[name]
-		// Each router is waited for by g; each source by sources, so that sources stop
-		// before their routers do.
-		g.Go(func() error { r.Run(ctx); return nil })
-		sources.Add(1)
-		go func() {
-			defer sources.Done()
-			run.Run(srcCtx, r.Emit, r.Notify)
-		}()
+		routers.Go(func() { r.Run(routerCtx) })               // waited for below, after the sources
+		sources.Go(func() { run.Run(ctx, r.Emit, r.Notify) }) // waited for below
 	}
 	<-ctx.Done()
-	stopSources()
 	sources.Wait()
-	return g.Wait()
+	stopRouters()
+	routers.Wait()
+	return nil
 }
 
 // Names returns the configured source names, sorted.
