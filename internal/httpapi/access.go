@@ -215,7 +215,7 @@ func (s *Server) narrow(p *auth.Principal, client *predicate.Predicate) (*predic
 	if p.Where == "" {
 		return client, nil
 	}
-	forced, err := s.forced(p.Where)
+	forced, err := s.forcedPreds.compile(p.Where)
 	if err != nil {
 		// An operator's predicate was checked at start; a token's was not.
 		return nil, newError(http.StatusUnauthorized, "unauthorized", "the credential's where claim does not compile: "+err.Error())
@@ -225,25 +225,6 @@ func (s *Server) narrow(p *auth.Principal, client *predicate.Predicate) (*predic
 		return nil, predicateError(err)
 	}
 	return both, nil
-}
-
-// forced compiles a credential's forced predicate once and keeps it: the same few appear on
-// every request of their holders.
-func (s *Server) forced(where string) (*predicate.Predicate, error) {
-	s.forcedMu.Lock()
-	defer s.forcedMu.Unlock()
-	if p, ok := s.forcedCache[where]; ok {
-		return p, nil
-	}
-	p, err := predicate.Compile(where, predicate.Limits{MaxBytes: 64 << 10})
-	if err != nil {
-		return nil, err
-	}
-	if len(s.forcedCache) >= 1024 {
-		clear(s.forcedCache)
-	}
-	s.forcedCache[where] = p
-	return p, nil
 }
 
 // originAllowed reports whether a browser page of origin may use the API: no Origin (not a

@@ -64,8 +64,8 @@ type Server struct {
 	hub      *ws.Hub        // writes the WebSocket streams
 	streams  sync.WaitGroup // the goroutines that serve WebSocket streams after their handler returned
 
-	forcedMu    sync.Mutex
-	forcedCache map[string]*predicate.Predicate
+	preds       *predicateCache // the clients' predicates
+	forcedPreds *predicateCache // the credentials' forced predicates
 }
 
 // The transports, as /v1/subscriptions and the metrics name them.
@@ -76,7 +76,7 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 	if opt.Log == nil {
 		opt.Log = slog.Default()
 	}
-	s := &Server{sup: sup, opt: opt, log: opt.Log, mux: http.NewServeMux(), gate: newGate(opt.Limits), forcedCache: map[string]*predicate.Predicate{},
+	s := &Server{sup: sup, opt: opt, log: opt.Log, mux: http.NewServeMux(), gate: newGate(opt.Limits), preds: newPredicateCache(opt.Predicates), forcedPreds: newPredicateCache(predicate.Limits{MaxBytes: 64 << 10}),
 		hub: ws.NewHub(opt.Transport)}
 	s.metrics = newMetrics(s)
 	s.mux.HandleFunc("/v1/stream", s.only("GET", s.stream))
@@ -136,7 +136,7 @@ func (s *Server) only(m string, h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) compile(where string) (*predicate.Predicate, *apiError) {
-	p, err := predicate.Compile(where, s.opt.Predicates)
+	p, err := s.preds.compile(where)
 	if err != nil {
 		return nil, predicateError(err)
 	}
