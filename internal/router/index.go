@@ -5,6 +5,7 @@ import (
 
 	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/stream"
 )
 
 // table is a router's subscriber table and its index; it belongs to the router goroutine.
@@ -13,15 +14,20 @@ import (
 // message. A group is filed under one of its predicate's atoms (predicate.Atom: a test every
 // match passes) on the key or a header, so that a message visits only the groups filed under
 // its own key and header values, plus the residual groups that have no such atom. A group whose
-// predicate is nothing but that atom is decided by the lookup and is not evaluated at all. A
-// predicate whose source atom excludes this router's source never matches here and is filed
-// nowhere.
+// predicate is nothing but that atom is decided by the lookup and is not evaluated at all. A predicate whose source atom excludes this router's source, or with an
+// atom `in []`, never matches here and is filed nowhere.
+//
+// Counters stay what evaluating every predicate would make them: a message that lacks the
+// header of an atom fails the atom with an error, which makes the predicate an error (counted)
+// unless another conjunct is false; so the groups filed under that header are then evaluated
+// (the decided ones simply counted), though none of them can match.
 type table struct {
 	source   string
 	byID     map[uint64]*entry
 	groups   map[string]*group // by predicate text
 	byKey    map[string][]*group
 	byHeader map[string]map[string][]*group // header name → value → groups
+	onHeader map[string][]*group            // header name → every group filed under it
 	residual []*group
 }
 
@@ -50,6 +56,7 @@ func newTable(source string) table {
 	return table{
 		source: source, byID: make(map[uint64]*entry), groups: make(map[string]*group),
 		byKey: make(map[string][]*group), byHeader: make(map[string]map[string][]*group),
+		onHeader: make(map[string][]*group),
 	}
 }
 
@@ -109,14 +116,13 @@ func (t *table) newGroup(p *predicate.Predicate, text string) *group {
 			}
 			continue
 		}
-		others++
-		if _, ok := stringValues(a.Values); !ok {
-			continue
+		if len(a.Values) == 0 {
+			g.never = true // in []: false, whatever the other conjuncts are
+			return g
 		}
-		if pick == nil || (a.Var == "key" && pick.Var != "key") {
-			if a.Var == "key" || a.Var == "headers" {
-				pick = a
-			}
+		others++
+		if a.Var != "body" && (pick == nil || rank(a) < rank(pick)) {
+			pick = a
 		}
 	}
 	if p.Decided() && others == 0 {
@@ -124,29 +130,38 @@ func (t *table) newGroup(p *predicate.Predicate, text string) *group {
 		return g
 	}
 	if pick != nil {
-		g.values, _ = stringValues(pick.Values)
-		g.onKey = pick.Var == "key"
-		if !g.onKey {
+		switch pick.Var {
+		case "key":
+			g.onKey = true
+			g.values = stringValues(pick.Values)
+		default:
 			g.header = pick.Path[0]
+			g.values = stringValues(pick.Values)
 		}
 		g.decided = p.Decided() && others == 1
 	}
 	return g
 }
 
-// stringValues returns the values, without repeats, if they are all strings.
-func stringValues(vs []any) ([]string, bool) {
+// rank orders the variables an atom may be on by how cheap they are to read.
+func rank(a *predicate.Atom) int {
+	if a.Var == "key" {
+		return 0
+	}
+	return 1
+}
+
+// stringValues returns the strings among the values, without repeats. The key and headers are
+// strings, which equal no value of another type (CEL's == is false there, not an error), so
+// the other values can be left out: `key in [1, "a"]` is `key == "a"`.
+func stringValues(vs []any) []string {
 	out := make([]string, 0, len(vs))
 	for _, v := range vs {
-		s, ok := v.(string)
-		if !ok {
-			return nil, false
-		}
-		if !slices.Contains(out, s) {
+		if s, ok := v.(string); ok && !slices.Contains(out, s) {
 			out = append(out, s)
 		}
 	}
-	return out, true
+	return out
 }
 
 // file puts g in the buckets it belongs to.
@@ -166,6 +181,7 @@ func (t *table) file(g *group) {
 		for _, v := range g.values {
 			m[v] = append(m[v], g)
 		}
+		t.onHeader[g.header] = append(t.onHeader[g.header], g)
 	default:
 		t.residual = append(t.residual, g)
 	}
@@ -191,8 +207,37 @@ func (t *table) unfile(g *group) {
 		if len(m) == 0 {
 			delete(t.byHeader, g.header)
 		}
+		if t.onHeader[g.header] = without(t.onHeader[g.header], g); len(t.onHeader[g.header]) == 0 {
+			delete(t.onHeader, g.header)
+		}
 	default:
 		t.residual = without(t.residual, g)
+	}
+}
+
+// visitFields does, for one message, the part of the index lookup that route's loops over the
+// key and header values do not: it evaluates (or, when decided, counts as failed) the groups
+// whose header the message lacks, so that their errors are counted as evaluation would count
+// them.
+func (r *Router) visitFields(m *stream.Message, ev *stream.Event) {
+	t := &r.table
+	for name, gs := range t.onHeader {
+		if _, ok := m.Headers[name]; !ok {
+			r.fail(gs)
+		}
+	}
+}
+
+// fail accounts for groups whose index atom failed with an error on this message: none of them
+// matches, and each is an error unless another of its conjuncts is false. A decided group has no
+// other conjunct; the others are evaluated to know.
+func (r *Router) fail(gs []*group) {
+	for _, g := range gs {
+		if g.decided {
+			r.evalFailed(g)
+			continue
+		}
+		r.match(g) // false: the failed atom sees to it
 	}
 }
 

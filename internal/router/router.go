@@ -258,6 +258,7 @@ func (r *Router) route(m *stream.Message) {
 			}
 		}
 	}
+	r.visitFields(m, ev) // what the loops above leave to the index: see index.go
 	r.visit(t.residual, ev)
 	if r.dead {
 		r.sweep()
