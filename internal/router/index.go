@@ -12,23 +12,36 @@ import (
 //
 // Subscriptions with the same predicate text form one group and share one evaluation per
 // message. A group is filed under one of its predicate's atoms (predicate.Atom: a test every
-// match passes) on the key or a header, so that a message visits only the groups filed under
-// its own key and header values, plus the residual groups that have no such atom. A group whose
-// predicate is nothing but that atom is decided by the lookup and is not evaluated at all. A predicate whose source atom excludes this router's source, or with an
+// match passes): on the key if it has one (no decoding at all), else on a header, else on a body
+// path, the atom with the fewest values. A message visits the groups filed under its own key,
+// header values and body values, plus the residual groups that have no such atom. Per message,
+// each header name and each body path that some group is filed under is read once, and looked
+// up once in a map of its values: the cost grows with the distinct names and paths, not with the
+// subscriptions. A group whose predicate is nothing but that atom is decided by the lookup and is
+// not evaluated at all. A predicate whose source atom excludes this router's source, or with an
 // atom `in []`, never matches here and is filed nowhere.
 //
 // Counters stay what evaluating every predicate would make them: a message that lacks the
-// header of an atom fails the atom with an error, which makes the predicate an error (counted)
-// unless another conjunct is false; so the groups filed under that header are then evaluated
-// (the decided ones simply counted), though none of them can match.
+// header or body field of an atom fails the atom with an error, which makes the predicate an
+// error (counted) unless another conjunct is false; so the groups filed under that field are
+// then evaluated (the decided ones simply counted), though none of them can match.
 type table struct {
-	source   string
-	byID     map[uint64]*entry
-	groups   map[string]*group // by predicate text
-	byKey    map[string][]*group
-	byHeader map[string]map[string][]*group // header name → value → groups
-	onHeader map[string][]*group            // header name → every group filed under it
-	residual []*group
+	source    string
+	byID      map[uint64]*entry
+	groups    map[string]*group // by predicate text
+	byKey     map[string][]*group
+	byHeader  map[string]map[string][]*group // header name → value → groups
+	onHeader  map[string][]*group            // header name → every group filed under it
+	bodies    []*bodyIndex                   // one per body path that groups are filed under
+	bodyPaths map[string]*bodyIndex          // by path, as CEL source
+	residual  []*group
+}
+
+// bodyIndex is the groups filed under one body path.
+type bodyIndex struct {
+	field   *predicate.BodyField
+	byValue map[predicate.Key][]*group
+	all     []*group // every group filed here, for the messages without the field
 }
 
 type group struct {
@@ -38,10 +51,13 @@ type group struct {
 	decided bool // the index lookup decides it: no evaluation
 	entries []*entry
 
-	// Where the group is filed: under the key, under header, or (neither) residual or nowhere.
+	// Where the group is filed: under the key, a header or a body path, or (none) residual or
+	// nowhere.
 	onKey  bool
 	header string
 	values []string
+	body   *predicate.BodyField
+	keys   []predicate.Key
 	never  bool
 }
 
@@ -56,7 +72,7 @@ func newTable(source string) table {
 	return table{
 		source: source, byID: make(map[uint64]*entry), groups: make(map[string]*group),
 		byKey: make(map[string][]*group), byHeader: make(map[string]map[string][]*group),
-		onHeader: make(map[string][]*group),
+		onHeader: make(map[string][]*group), bodyPaths: make(map[string]*bodyIndex),
 	}
 }
 
@@ -104,7 +120,8 @@ func (t *table) newGroup(p *predicate.Predicate, text string) *group {
 		g.all = true
 		return g
 	}
-	// Pick the atom to file under: the key first (no decoding at all), then a header.
+	// Pick the atom to file under: the key first (no decoding at all), then a header, then the
+	// body atom with the fewest values (the likeliest to rule a message out).
 	var pick *predicate.Atom
 	others := 0
 	for i := range p.Atoms() {
@@ -121,7 +138,7 @@ func (t *table) newGroup(p *predicate.Predicate, text string) *group {
 			return g
 		}
 		others++
-		if a.Var != "body" && (pick == nil || rank(a) < rank(pick)) {
+		if pick == nil || rank(a) < rank(pick) || a.Var == "body" && pick.Var == "body" && len(a.Keys()) < len(pick.Keys()) {
 			pick = a
 		}
 	}
@@ -134,9 +151,12 @@ func (t *table) newGroup(p *predicate.Predicate, text string) *group {
 		case "key":
 			g.onKey = true
 			g.values = stringValues(pick.Values)
-		default:
+		case "headers":
 			g.header = pick.Path[0]
 			g.values = stringValues(pick.Values)
+		default:
+			g.body = predicate.NewBodyField(pick.Path)
+			g.keys = pick.Keys()
 		}
 		g.decided = p.Decided() && others == 1
 	}
@@ -145,10 +165,13 @@ func (t *table) newGroup(p *predicate.Predicate, text string) *group {
 
 // rank orders the variables an atom may be on by how cheap they are to read.
 func rank(a *predicate.Atom) int {
-	if a.Var == "key" {
+	switch a.Var {
+	case "key":
 		return 0
+	case "headers":
+		return 1
 	}
-	return 1
+	return 2
 }
 
 // stringValues returns the strings among the values, without repeats. The key and headers are
@@ -182,6 +205,19 @@ func (t *table) file(g *group) {
 			m[v] = append(m[v], g)
 		}
 		t.onHeader[g.header] = append(t.onHeader[g.header], g)
+	case g.body != nil:
+		path := g.body.String()
+		b := t.bodyPaths[path]
+		if b == nil {
+			b = &bodyIndex{field: g.body, byValue: make(map[predicate.Key][]*group)}
+			t.bodyPaths[path] = b
+			t.bodies = append(t.bodies, b)
+		}
+		g.body = b.field // one reader per path, whichever group came first
+		for _, k := range g.keys {
+			b.byValue[k] = append(b.byValue[k], g)
+		}
+		b.all = append(b.all, g)
 	default:
 		t.residual = append(t.residual, g)
 	}
@@ -210,20 +246,43 @@ func (t *table) unfile(g *group) {
 		if t.onHeader[g.header] = without(t.onHeader[g.header], g); len(t.onHeader[g.header]) == 0 {
 			delete(t.onHeader, g.header)
 		}
+	case g.body != nil:
+		path := g.body.String()
+		b := t.bodyPaths[path]
+		for _, k := range g.keys {
+			if b.byValue[k] = without(b.byValue[k], g); len(b.byValue[k]) == 0 {
+				delete(b.byValue, k)
+			}
+		}
+		if b.all = without(b.all, g); len(b.all) == 0 {
+			delete(t.bodyPaths, path)
+			t.bodies = slices.DeleteFunc(t.bodies, func(x *bodyIndex) bool { return x == b })
+		}
 	default:
 		t.residual = without(t.residual, g)
 	}
 }
 
 // visitFields does, for one message, the part of the index lookup that route's loops over the
-// key and header values do not: it evaluates (or, when decided, counts as failed) the groups
-// whose header the message lacks, so that their errors are counted as evaluation would count
-// them.
+// key and header values do not: it visits the groups filed under the message's body values,
+// and evaluates (or, when decided, counts as failed) the groups whose header or body field the
+// message lacks, so that their errors are counted as evaluation would count them.
 func (r *Router) visitFields(m *stream.Message, ev *stream.Event) {
 	t := &r.table
 	for name, gs := range t.onHeader {
 		if _, ok := m.Headers[name]; !ok {
 			r.fail(gs)
+		}
+	}
+	for _, b := range t.bodies {
+		k, ok, err := b.field.Key(&r.input)
+		switch {
+		case err != nil:
+			r.fail(b.all)
+		case ok:
+			if gs := b.byValue[k]; gs != nil {
+				r.visit(gs, ev)
+			}
 		}
 	}
 }

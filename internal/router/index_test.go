@@ -74,11 +74,11 @@ func TestIndexAgreesWithEvaluation(t *testing.T) {
 	}
 	empty := func(tb *table) bool {
 		return len(tb.byID) == 0 && len(tb.groups) == 0 && len(tb.byKey) == 0 && len(tb.byHeader) == 0 &&
-			len(tb.onHeader) == 0 && len(tb.residual) == 0
+			len(tb.onHeader) == 0 && len(tb.bodies) == 0 && len(tb.bodyPaths) == 0 && len(tb.residual) == 0
 	}
 	if tb := &r.table; !empty(tb) {
-		t.Fatalf("table not empty: %d ids, %d groups, %d keys, %d headers (%d), %d residual",
-			len(tb.byID), len(tb.groups), len(tb.byKey), len(tb.byHeader), len(tb.onHeader), len(tb.residual))
+		t.Fatalf("table not empty: %d ids, %d groups, %d keys, %d headers (%d), %d body paths (%d), %d residual",
+			len(tb.byID), len(tb.groups), len(tb.byKey), len(tb.byHeader), len(tb.onHeader), len(tb.bodies), len(tb.bodyPaths), len(tb.residual))
 	}
 }
 
@@ -146,7 +146,7 @@ func TestIndexAgreesWithEvaluationRandom(t *testing.T) {
 		}
 		return &predicatetest.Gen{Data: data}
 	}
-	var delivered int
+	var delivered, onBody, decidedOnBody int
 	for round := 0; round < rounds; round++ {
 		r := New("orders", History{Size: 10}, nil)
 		var outs []*output.Output
@@ -177,6 +177,14 @@ func TestIndexAgreesWithEvaluationRandom(t *testing.T) {
 			outs = append(outs[:j], outs[j+1:]...)
 			preds = append(preds[:j], preds[j+1:]...)
 		}
+		for _, g := range r.table.groups {
+			if g.body != nil {
+				onBody++
+				if g.decided {
+					decidedOnBody++
+				}
+			}
+		}
 		var msgs []*stream.Message
 		for i := 0; i < 150; i++ {
 			g := fill()
@@ -192,7 +200,10 @@ func TestIndexAgreesWithEvaluationRandom(t *testing.T) {
 			t.Fatalf("round %d, seed %d", round, seed)
 		}
 	}
-	t.Logf("%d deliveries", delivered)
+	t.Logf("%d deliveries; %d groups filed under a body path, %d of them decided", delivered, onBody, decidedOnBody)
+	if onBody < rounds || decidedOnBody == 0 {
+		t.Errorf("%d groups filed under a body path, %d of them decided: too few to tell", onBody, decidedOnBody)
+	}
 }
 
 // Identical predicates share one group and one evaluation; atoms decide what they can.
@@ -218,18 +229,40 @@ func TestIndexFiling(t *testing.T) {
 	if g := add(6, `source == "src"`); !g.all {
 		t.Fatalf("this source's predicate: %+v", g)
 	}
-	if g := add(7, `body.n > 1`); g.onKey || g.header != "" || len(tb.residual) != 2 {
+	if g := add(7, `body.n > 1`); g.onKey || g.header != "" || g.body != nil || len(tb.residual) != 2 {
 		t.Fatalf("residual: %+v, %d residual", g, len(tb.residual))
+	}
+	// Body atoms, when there is no key or header atom: the one with the fewest values.
+	if g := add(8, `body.u == "u1"`); g.body == nil || g.body.String() != "body.u" || !g.decided {
+		t.Fatalf("body atom: %+v", g)
+	}
+	if g := add(9, `body["u"] in ["u1", "u2"] && source == "src"`); g.body == nil || !g.decided || len(g.keys) != 2 {
+		t.Fatalf("body atom and source: %+v", g)
+	}
+	if g := add(10, `body.u in ["u1", "u2"] && body.n in [1.0, 2] && body.m in [1, 1u, 1.0]`); g.body == nil || g.body.String() != "body.m" || g.decided || len(g.keys) != 1 {
+		t.Fatalf("two body atoms: %+v", g)
+	}
+	if g := add(11, `body.u == "u1" && headers.r in ["eu", "us"]`); g.header != "r" || g.body != nil {
+		t.Fatalf("body and header atoms: %+v", g)
+	}
+	if len(tb.bodies) != 2 || len(tb.bodyPaths) != 2 || len(tb.bodyPaths["body.u"].all) != 2 || len(tb.bodyPaths["body.u"].byValue) != 2 {
+		t.Fatalf("%d body paths: %v", len(tb.bodies), tb.bodyPaths)
 	}
 	// An atom in [] is false whatever its field is, even missing: nothing to file.
 	if g := add(12, `body.u in [] && body.n > 1`); !g.never {
 		t.Fatalf("in []: %+v", g)
 	}
 	// A header in a list without strings is false, or an error when the header is missing.
-	if g := add(13, `headers.r in [1, true]`); g.header != "r" || len(g.values) != 0 || !g.decided || len(tb.onHeader["r"]) != 1 {
+	if g := add(13, `headers.r in [1, true]`); g.header != "r" || len(g.values) != 0 || !g.decided || len(tb.onHeader["r"]) != 2 {
 		t.Fatalf("header in numbers: %+v", g)
 	}
 	if g := add(14, `key in [1, "b", "b"]`); !g.onKey || fmt.Sprint(g.values) != "[b]" {
 		t.Fatalf("key in mixed list: %+v", g)
+	}
+	for id := uint64(8); id <= 10; id++ {
+		tb.remove(id)
+	}
+	if len(tb.bodies) != 0 || len(tb.bodyPaths) != 0 {
+		t.Fatalf("%d body paths left", len(tb.bodies))
 	}
 }
