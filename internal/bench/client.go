@@ -80,6 +80,8 @@ type dialOptions struct {
 	// sooner).
 	rcvbuf  int
 	timeout time.Duration
+	// batch asks for batch frames (the bare loop ignores it).
+	batch bool
 }
 
 // dial opens a stream of base (http://host:port) for predicate where over source (if not
@@ -100,6 +102,9 @@ func dial(ctx context.Context, base, where, source, policy string, opt dialOptio
 	}
 	if policy != "" {
 		q.Set("policy", policy)
+	}
+	if opt.batch {
+		q.Set("batch", "true")
 	}
 	u.RawQuery = q.Encode()
 	if opt.timeout == 0 {
@@ -129,6 +134,7 @@ func dial(ctx context.Context, base, where, source, policy string, opt dialOptio
 type clientSpec struct {
 	where  string
 	policy string
+	batch  bool
 }
 
 // dialAll opens one client per spec, parallel at a time, and adds them to the reactors. On
@@ -139,7 +145,7 @@ func dialAll(ctx context.Context, base, source string, specs []clientSpec, paral
 	g.SetLimit(max(parallel, 1))
 	for i, sp := range specs {
 		g.Go(func() error {
-			conn, pending, err := dial(gctx, base, sp.where, source, sp.policy, dialOptions{})
+			conn, pending, err := dial(gctx, base, sp.where, source, sp.policy, dialOptions{batch: sp.batch})
 			if err != nil {
 				return err
 			}

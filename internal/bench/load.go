@@ -20,7 +20,7 @@ func (r *runner) plan() loadPlan {
 	o := r.opt
 	p := loadPlan{fanTo: make([]uint64, o.Keys)}
 	for i := range o.Clients {
-		sp := clientSpec{policy: o.Policy}
+		sp := clientSpec{policy: o.Policy, batch: o.Batch}
 		switch {
 		case r.scenario != "fanout" && r.scenario != "idle":
 			for k := range p.fanTo {

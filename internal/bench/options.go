@@ -53,6 +53,12 @@ type Options struct {
 	// stream.max_batch.
 	QueueEvents int
 	MaxBatch    int
+	// WriteDelay is streamux's stream.write_delay: how long its WebSocket writes wait for more
+	// events to join them.
+	WriteDelay time.Duration
+	// Batch has the clients ask streamux for batch frames (several events per frame, one per
+	// line).
+	Batch bool
 
 	// Ramp raises the rate step by step (RampFactor each RampStep) until the p99 latency passes
 	// P99, or deliveries fall behind or drop, twice at the same rate, and reports the highest

@@ -96,7 +96,7 @@ func (r *runner) serverConfig() serverConfig {
 	return serverConfig{
 		source: r.opt.Source, sourceName: r.opt.SourceName, demoRate: r.opt.Rate,
 		amqpURL: r.opt.AMQPURL, exchange: fmt.Sprintf("streamux-bench-%d", os.Getpid()),
-		queueEvents: r.opt.QueueEvents, maxBatch: r.opt.MaxBatch,
+		queueEvents: r.opt.QueueEvents, maxBatch: r.opt.MaxBatch, writeDelay: r.opt.WriteDelay,
 	}
 }
 

@@ -273,6 +273,7 @@ type serverConfig struct {
 	exchange    string
 	queueEvents int
 	maxBatch    int
+	writeDelay  time.Duration
 }
 
 func (c serverConfig) yaml() string {
@@ -290,8 +291,14 @@ func (c serverConfig) yaml() string {
 	if c.queueEvents > 0 {
 		fmt.Fprintf(&b, "limits:\n  queue_events: %d\n", c.queueEvents)
 	}
+	if c.maxBatch > 0 || c.writeDelay > 0 {
+		b.WriteString("stream:\n")
+	}
 	if c.maxBatch > 0 {
-		fmt.Fprintf(&b, "stream:\n  max_batch: %d\n", c.maxBatch)
+		fmt.Fprintf(&b, "  max_batch: %d\n", c.maxBatch)
+	}
+	if c.writeDelay > 0 {
+		fmt.Fprintf(&b, "  write_delay: %v\n", c.writeDelay)
 	}
 	return b.String()
 }

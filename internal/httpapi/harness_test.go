@@ -383,6 +383,44 @@ func (c *wsClient) next(t *testing.T) event {
 
 func (c *wsClient) close() { c.conn.Close() }
 
+// wsBatchClient reads a WebSocket stream opened with batch=true: each frame holds one event or
+// several, one per line.
+type wsBatchClient struct {
+	*wsClient
+	lines  [][]byte
+	frames int
+}
+
+func (e *env) wsBatch(q url.Values) *wsBatchClient {
+	q2 := url.Values{"batch": {"true"}}
+	for k, v := range q {
+		q2[k] = v
+	}
+	return &wsBatchClient{wsClient: e.ws(q2)}
+}
+
+func (c *wsBatchClient) next(t *testing.T) event {
+	t.Helper()
+	if len(c.lines) == 0 {
+		_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		typ, b, err := c.conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("ws read: %v", err)
+		}
+		if typ != websocket.TextMessage {
+			t.Fatalf("frame type %d, want text", typ)
+		}
+		c.frames++
+		c.lines = bytes.Split(b, []byte("\n"))
+	}
+	var ev event
+	if err := json.Unmarshal(c.lines[0], &ev); err != nil {
+		t.Fatalf("bad line %q: %v", c.lines[0], err)
+	}
+	c.lines = c.lines[1:]
+	return ev
+}
+
 // apiErr reads an error answer.
 type apiErr struct {
 	Error struct {

@@ -26,6 +26,7 @@ func TestParseStreamParams(t *testing.T) {
 		{"from": {"nocolon"}},
 		{"from": {"a:-1"}},
 		{"policy": {"DROP"}},
+		{"batch": {"yes"}},
 	} {
 		if _, err := parseStreamParams(q, ""); err == nil || err.Status != 400 || err.Code != "invalid_parameter" {
 			t.Errorf("%v: got %v", q, err)
@@ -37,6 +38,7 @@ func FuzzParseStreamParams(f *testing.F) {
 	f.Add("where=key%3D%3D%22a%22&source=a,b&from=a:1&policy=drop", "b:2")
 	f.Add("from=%3A%3A%3A1", "")
 	f.Add("source=,,,&from=,", ":")
+	f.Add("batch=true&batch=0", "")
 	f.Fuzz(func(t *testing.T, rawQuery, lastEventID string) {
 		q, err := url.ParseQuery(rawQuery)
 		if err != nil {
@@ -56,6 +58,9 @@ func FuzzParseStreamParams(f *testing.F) {
 		}
 		if len(p.sources) > maxListItems || len(p.from) > maxListItems {
 			t.Fatal("list limits not enforced")
+		}
+		if b := q.Get("batch"); p.batch != (b == "true" || b == "1") {
+			t.Fatalf("batch=%q parsed as %v", b, p.batch)
 		}
 	})
 }

@@ -27,7 +27,8 @@ func keyEvenOdd(i int) string {
 func TestTransportsDeliverTheSameEvents(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	q := url.Values{"where": {`key == "even" && body.n > 4`}, "source": {"in"}}
-	clients := map[string]client{"ndjson": e.ndjson(q), "sse": e.sse(q, ""), "websocket": e.ws(q)}
+	batch := e.wsBatch(q)
+	clients := map[string]client{"ndjson": e.ndjson(q), "sse": e.sse(q, ""), "websocket": e.ws(q), "websocket batch": batch}
 	for _, c := range clients {
 		defer c.close()
 	}
@@ -56,6 +57,7 @@ func TestTransportsDeliverTheSameEvents(t *testing.T) {
 			}
 		})
 	}
+	t.Logf("batch: 8 events in %d frames", batch.frames)
 }
 
 // The event fields of API.md, including headers, non-JSON bodies and binary bodies.
