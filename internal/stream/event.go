@@ -51,7 +51,8 @@ type Event struct {
 	frame int // where the WebSocket frame starts in buf
 }
 
-// NewMessage encodes m as a "message" event.
+// NewMessage encodes m as a "message" event. The event is kept in m (one allocation, the
+// encoding, not two), so calling NewMessage again on m encodes it anew in the same place.
 func NewMessage(m *Message) *Event {
 	b := make([]byte, wsRoom, wsRoom+160+len(m.Key)+len(m.Source)+len(m.Body)+headersLen(m.Headers))
 	b = append(b, `{"type":"message","id":`...)
@@ -81,7 +82,8 @@ func NewMessage(m *Message) *Event {
 	b = append(b, `},"body":`...)
 	b = appendBody(b, m.Body)
 	b = append(b, '}')
-	return finish(&Event{Kind: KindMessage, Source: m.Source, Msg: m}, b)
+	m.ev = Event{Kind: KindMessage, Source: m.Source, Msg: m}
+	return finish(&m.ev, b)
 }
 
 // Why a gap event was sent: its "reason" field.

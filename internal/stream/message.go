@@ -24,6 +24,10 @@ type Message struct {
 	Body []byte
 	// Time is when the source received the message.
 	Time time.Time
+
+	// ev is the message's event, which NewMessage encodes: it lives in the message so that
+	// routing a message allocates only the encoded bytes.
+	ev Event
 }
 
 // ID returns the message's event id, "<source>:<seq>".

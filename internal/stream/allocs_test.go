@@ -1,0 +1,19 @@
+//go:build !race
+
+package stream
+
+import (
+	"testing"
+	"time"
+)
+
+// Encoding a message allocates its bytes and nothing else, whatever its body: the event lives in
+// the message.
+func TestNewMessageAllocsOnce(t *testing.T) {
+	for _, body := range []string{`{"n":1,"s":"x"}`, `plain text`, "\xff\xfe binary", ``} {
+		m := &Message{Source: "s", Seq: 7, Key: "k", Headers: map[string]string{"a": "b"}, Body: []byte(body), Time: time.Now()}
+		if n := testing.AllocsPerRun(100, func() { NewMessage(m) }); n != 1 {
+			t.Errorf("body %q: %.1f allocations per event, want 1", body, n)
+		}
+	}
+}
