@@ -43,6 +43,14 @@ func FuzzCompile(f *testing.F) {
 		if p.String() != src {
 			t.Fatalf("String() = %q", p.String())
 		}
+		// Every atom compiles back to itself, and has its Keys (Keys panics otherwise).
+		for _, a := range p.Atoms() {
+			a.Keys()
+			q, err := Compile(a.String(), Limits{})
+			if err != nil || len(q.Atoms()) != 1 || q.Atoms()[0].String() != a.String() {
+				t.Fatalf("Compile(%q): atom %s does not compile to itself: %v", src, a, err)
+			}
+		}
 		var in Input
 		in.Reset(msg)
 		if ok, err := p.Match(&in); ok && err != nil {
