@@ -2,8 +2,9 @@
 // error, reconnect with exponential backoff and jitter, and report the state on the way.
 //
 // An adapter does I/O only. Each Runner has one goroutine, started and waited for by the
-// supervisor; it hands messages to its router through Emit, which blocks while the router is busy
-// so that a broker sees back-pressure rather than an unbounded buffer.
+// supervisor; it hands messages to its router through Emit, which queues them in the router's
+// bounded input and blocks while that input is full, so that a broker sees back-pressure rather
+// than an unbounded buffer.
 package source
 
 import (
@@ -21,9 +22,16 @@ type Source interface {
 	Run(ctx context.Context, up func(), emit Emit) error
 }
 
-// Emit hands one message to the router. It blocks until the router has taken the message and
-// returns ctx.Err() if ctx ends first. Source and Seq are set by the router; the adapter sets
-// Key, Headers, Body and Time. The message must not be touched once Emit is called.
+// Emit hands one message to the router. It returns nil once the router has accepted the message:
+// it is queued in the router's bounded input (router.InputSize), and the router routes every
+// message it accepted, in the order accepted, before it stops, and before anything sent to it
+// after Emit returned (a subscription, a history read, the source's next state change). So nil
+// promises that the message will be routed, not that it has been: one accepted and not yet routed
+// is lost only if the process dies, as are the events queued for clients. Emit blocks while the
+// input is full. It returns ctx.Err() if ctx ends first, or an error once the router has stopped
+// (a stopped router never accepts a message); the message was then not accepted, and the adapter
+// should give it back to its broker if it can. Source and Seq are set by the router; the adapter
+// sets Key, Headers, Body and Time. The message must not be touched once Emit is called.
 type Emit func(ctx context.Context, m *stream.Message) error
 
 // State is where a source is in its life.

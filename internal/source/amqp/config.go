@@ -19,10 +19,13 @@ const (
 	// broker is not sent one frame per message). A stop or crash may lose what was received and
 	// not yet routed; a dropped connection may bring the last unacknowledged batch again.
 	AckAuto = "auto"
-	// AckAfterRoute acknowledges a message once the router has taken it (Emit returned nil); on
-	// shutdown, what the router did not take is rejected with requeue. Nothing is lost, a
-	// dropped connection may bring some messages twice (amqp_redelivered is "true" then). It
-	// needs a named queue: a server-named queue dies with its connection.
+	// AckAfterRoute acknowledges a message once the router has accepted it (Emit returned nil:
+	// it is queued in the router's bounded input, and the router routes every message it
+	// accepted before it stops); on shutdown, what the router did not accept is rejected with
+	// requeue. Nothing is lost on a shutdown, a dropped connection may bring some messages twice
+	// (amqp_redelivered is "true" then). A crash of the process loses what was accepted and not
+	// yet routed (at most router.InputSize messages), as it loses the events queued for clients.
+	// It needs a named queue: a server-named queue dies with its connection.
 	AckAfterRoute = "after_route"
 )
 
@@ -71,7 +74,7 @@ type Config struct {
 	// (basic.qos), 1 to 65535. It bounds the client's buffer. Defaults to 256.
 	Prefetch int `yaml:"prefetch"`
 	// Ack is when messages are acknowledged: auto (on receipt) or after_route (once the router
-	// took them). Defaults to auto.
+	// accepted them, to be routed). Defaults to auto.
 	Ack string `yaml:"ack"`
 	// Heartbeat is the AMQP heartbeat interval, which detects a dead broker or network within
 	// three intervals. Defaults to 10s.

@@ -338,7 +338,10 @@ func (l *loop) consume(ctx context.Context, deliveries <-chan amqp091.Delivery, 
 			}
 		}
 		if err := emit(ctx, m); err != nil {
-			return l.goodbye() // the router did not take m: ctx is done
+			// The router did not accept m (ctx is done, or the router stopped): m and
+			// what follows go back to the queue, and everything accepted before will be
+			// routed, so acknowledging it in goodbye loses nothing.
+			return l.goodbye()
 		}
 		if l.afterRoute {
 			if err := l.taken(d.DeliveryTag); err != nil {
@@ -369,11 +372,11 @@ func (l *loop) flush() error {
 	return nil
 }
 
-// goodbye ends consuming when ctx is done: it acknowledges what is pending and, in after_route
-// mode, rejects with requeue every other outstanding delivery (delivery tag 0 with multiple
-// means all of them), so that the next consumer gets what the router did not take. Closing the
-// connection, which Run does next within closeTimeout, would requeue them as well; the explicit
-// reject does not depend on how the connection ends.
+// goodbye ends consuming when ctx is done (or the router stopped): it acknowledges what is
+// pending and, in after_route mode, rejects with requeue every other outstanding delivery
+// (delivery tag 0 with multiple means all of them), so that the next consumer gets what the
+// router did not accept. Closing the connection, which Run does next within closeTimeout, would
+// requeue them as well; the explicit reject does not depend on how the connection ends.
 func (l *loop) goodbye() error {
 	_ = l.flush()
 	if l.afterRoute {

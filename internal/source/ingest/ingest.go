@@ -3,7 +3,10 @@
 //
 // Concurrency: Run is called by the source.Runner goroutine and parks until its context ends;
 // while it runs, any number of request goroutines Publish through the router's Emit, which
-// takes one message at a time, so messages of one request stay in order.
+// queues one message at a time in the router's input, so messages of one request stay in order.
+// A request is answered once its messages are accepted (queued to be routed), not once routed:
+// a client that publishes and then subscribes or reads /v1/check still sees them, because the
+// router routes what it accepted before it runs a subscription or a history read.
 package ingest
 
 import (
