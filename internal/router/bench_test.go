@@ -60,7 +60,9 @@ func benchmarkRoute(b *testing.B, n int, pred func(i int) string, msg func(i int
 
 // BenchmarkRoute_N: N subscriptions; "key" predicates are key == "kI" over 100 keys (1% of the
 // subscriptions match each message); "body" predicates have three clauses over the body;
-// "bodyeq" predicates are body.user == "uI" over 1,000 users (0.1% match each message).
+// "bodyeq" predicates are body.user == "uI" over 1,000 users (0.1% match each message), and
+// "bodyeq-missing" routes messages without a user to them: each predicate then fails, and the
+// router counts every failure, as evaluation would.
 func BenchmarkRoute(b *testing.B) {
 	keyPred := func(i int) string { return fmt.Sprintf(`key == "k%d"`, i%100) }
 	bodyPred := func(i int) string {
@@ -77,5 +79,6 @@ func BenchmarkRoute(b *testing.B) {
 		b.Run(fmt.Sprintf("key/%d", n), func(b *testing.B) { benchmarkRoute(b, n, keyPred, keyMsg) })
 		b.Run(fmt.Sprintf("body/%d", n), func(b *testing.B) { benchmarkRoute(b, n, bodyPred, keyMsg) })
 		b.Run(fmt.Sprintf("bodyeq/%d", n), func(b *testing.B) { benchmarkRoute(b, n, userPred, userMsg) })
+		b.Run(fmt.Sprintf("bodyeq-missing/%d", n), func(b *testing.B) { benchmarkRoute(b, n, userPred, keyMsg) })
 	}
 }
