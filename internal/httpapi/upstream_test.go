@@ -56,6 +56,15 @@ func TestUpstreamWebSocketEndToEnd(t *testing.T) {
 		Name: "ticker", Type: "websocket", Adapter: src, Backoff: source.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond},
 	}}})
 	first := <-subscribed
+	// Subscribe once the source is up, so that the stream does not begin with that status.
+	waitFor(t, "ticker up", func() bool {
+		for _, s := range e.sup.Sources() {
+			if s.Name == "ticker" {
+				return s.State == "up"
+			}
+		}
+		return false
+	})
 	c := e.ndjson(url.Values{"source": {"ticker"}, "where": {`key == "trades" && body.price > 100`}})
 	defer c.close()
 	send := func(conn *websocket.Conn, frames ...string) {

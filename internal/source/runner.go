@@ -143,16 +143,12 @@ func (r *Runner) runOnce(ctx context.Context, emit Emit, up func()) (err error) 
 	return r.src.Run(ctx, up, emit)
 }
 
+// set records the state s. The subscribers are told first, so that whoever sees the new state
+// (GET /v1/sources, /readyz) and then subscribes is not told of it again: only this goroutine
+// changes the state, so reading it and writing it under two locks is safe.
 func (r *Runner) set(s State, err error, notify func(State, error)) {
 	r.mu.Lock()
 	changed := r.info.State != s
-	r.info.State = s
-	if err != nil {
-		r.info.LastError = err.Error()
-	}
-	if changed {
-		r.info.Since = time.Now()
-	}
 	r.mu.Unlock()
 	if changed || err != nil {
 		if s == Up {
@@ -162,6 +158,15 @@ func (r *Runner) set(s State, err error, notify func(State, error)) {
 			notify(s, err)
 		}
 	}
+	r.mu.Lock()
+	r.info.State = s
+	if err != nil {
+		r.info.LastError = err.Error()
+	}
+	if changed {
+		r.info.Since = time.Now()
+	}
+	r.mu.Unlock()
 }
 
 // Permanent marks err as one that retrying soon will not cure (bad credentials, a missing
