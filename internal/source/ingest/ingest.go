@@ -24,6 +24,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/fastjson"
+
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/stream"
 )
@@ -131,7 +133,9 @@ func (s *Source) parse(r *http.Request, w http.ResponseWriter) ([]*stream.Messag
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mt != "application/x-ndjson" && mt != "application/jsonl" {
 		if envelope {
-			m, err := parseEnvelope(body, key, headers)
+			p := envelopes.Get()
+			defer envelopes.Put(p)
+			m, err := parseEnvelope(p, body, key, headers)
 			if err != nil {
 				return nil, badRequest("envelope: %v", err)
 			}
@@ -141,6 +145,11 @@ func (s *Source) parse(r *http.Request, w http.ResponseWriter) ([]*stream.Messag
 		return []*stream.Message{{Key: key, Headers: headers, Body: body, Time: now}}, nil
 	}
 	var msgs []*stream.Message
+	var p *fastjson.Parser
+	if envelope {
+		p = envelopes.Get()
+		defer envelopes.Put(p)
+	}
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(nil, len(body)+1)
 	for line := 1; sc.Scan(); line++ {
@@ -150,7 +159,7 @@ func (s *Source) parse(r *http.Request, w http.ResponseWriter) ([]*stream.Messag
 		}
 		var m *stream.Message
 		if envelope {
-			if m, err = parseEnvelope(b, key, headers); err != nil {
+			if m, err = parseEnvelope(p, b, key, headers); err != nil {
 				return nil, badRequest("line %d: %v", line, err)
 			}
 		} else {
@@ -196,56 +205,112 @@ func requestKeyHeaders(r *http.Request) (string, map[string]string) {
 	return key, h
 }
 
-type envelopeJSON struct {
-	Key          *string           `json:"key"`
-	Headers      map[string]string `json:"headers"`
-	Body         json.RawMessage   `json:"body"`
-	BodyEncoding string            `json:"body_encoding"`
-}
+// envelopes parses envelope lines; fastjson's parsers are reused across requests, one per
+// request at a time.
+var envelopes fastjson.ParserPool
 
 // parseEnvelope reads {"key":"...","headers":{...},"body":...}; the request's key and headers
-// are the defaults that a line's own fields override.
-func parseEnvelope(b []byte, key string, headers map[string]string) (*stream.Message, error) {
-	var env envelopeJSON
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&env); err != nil {
+// are the defaults that a line's own fields override. It uses p, whose values it copies out.
+func parseEnvelope(p *fastjson.Parser, b []byte, key string, headers map[string]string) (*stream.Message, error) {
+	// fastjson takes NaN and Inf for numbers, which JSON has not.
+	if !json.Valid(b) {
+		return nil, errors.New(`want {"key":…,"headers":{…},"body":…}: not valid JSON`)
+	}
+	v, err := p.ParseBytes(b)
+	if err != nil {
 		return nil, fmt.Errorf(`want {"key":…,"headers":{…},"body":…}: %v`, err)
 	}
-	if dec.More() {
-		return nil, errors.New("trailing data after the envelope")
+	m := &stream.Message{Key: key, Headers: headers}
+	if v.Type() == fastjson.TypeNull {
+		return m, nil // an empty envelope, as encoding/json had it
 	}
-	m := &stream.Message{Key: key, Headers: headers, Body: env.Body}
-	if env.Key != nil {
-		m.Key = *env.Key
+	o, err := v.Object()
+	if err != nil {
+		return nil, fmt.Errorf(`want {"key":…,"headers":{…},"body":…}, got %s`, v.Type())
 	}
-	if len(env.Headers) > 0 {
-		h := make(map[string]string, len(headers)+len(env.Headers))
-		for k, v := range headers {
-			h[k] = v
+	var body *fastjson.Value
+	encoding := ""
+	o.Visit(func(k []byte, f *fastjson.Value) {
+		if err != nil {
+			return
 		}
-		for k, v := range env.Headers {
-			h[k] = v
+		switch string(k) {
+		case "key":
+			if f.Type() != fastjson.TypeNull {
+				var s []byte
+				if s, err = f.StringBytes(); err != nil {
+					err = fmt.Errorf(`"key" must be a string, got %s`, f.Type())
+				}
+				m.Key = string(s)
+			}
+		case "headers":
+			err = mergeHeaders(m, headers, f)
+		case "body":
+			body = f
+		case "body_encoding":
+			var s []byte
+			if s, err = f.StringBytes(); err != nil {
+				err = fmt.Errorf(`"body_encoding" must be a string, got %s`, f.Type())
+			}
+			encoding = string(s)
+		default:
+			err = fmt.Errorf("unknown field %q: an envelope has key, headers, body and body_encoding", k)
 		}
-		m.Headers = h
+	})
+	if err != nil {
+		return nil, err
 	}
-	switch env.BodyEncoding {
+	switch encoding {
 	case "":
+		if body != nil {
+			m.Body = body.MarshalTo(nil)
+		}
 	case "base64":
-		var s string
-		if err := json.Unmarshal(env.Body, &s); err != nil {
+		if body == nil {
 			return nil, errors.New(`"body_encoding":"base64" needs a string body`)
 		}
-		raw, err := base64.StdEncoding.DecodeString(s)
+		s, err := body.StringBytes()
 		if err != nil {
+			return nil, errors.New(`"body_encoding":"base64" needs a string body`)
+		}
+		if m.Body, err = base64.StdEncoding.AppendDecode(nil, s); err != nil {
 			return nil, fmt.Errorf("body is not base64: %v", err)
 		}
-		m.Body = raw
 	default:
-		return nil, fmt.Errorf(`body_encoding must be "base64", got %q`, env.BodyEncoding)
-	}
-	if env.Body == nil {
-		m.Body = nil
+		return nil, fmt.Errorf(`body_encoding must be "base64", got %q`, encoding)
 	}
 	return m, nil
+}
+
+// mergeHeaders sets m's headers to the request's, overridden by the envelope's f: an object of
+// strings, or null.
+func mergeHeaders(m *stream.Message, headers map[string]string, f *fastjson.Value) error {
+	if f.Type() == fastjson.TypeNull {
+		return nil
+	}
+	o, err := f.Object()
+	if err != nil {
+		return fmt.Errorf(`"headers" must be an object of strings, got %s`, f.Type())
+	}
+	if o.Len() == 0 {
+		return nil
+	}
+	h := make(map[string]string, len(headers)+o.Len())
+	for k, v := range headers {
+		h[k] = v
+	}
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		if err != nil {
+			return
+		}
+		var s []byte
+		if v.Type() != fastjson.TypeNull { // null is "", as encoding/json has it
+			if s, err = v.StringBytes(); err != nil {
+				err = fmt.Errorf(`header %q must be a string, got %s`, k, v.Type())
+			}
+		}
+		h[string(k)] = string(s)
+	})
+	m.Headers = h
+	return err
 }
