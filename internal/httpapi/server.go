@@ -2,8 +2,10 @@
 // choice of transport for a stream.
 //
 // Concurrency: net/http runs each request on its own goroutine. A stream request's goroutine
-// subscribes, becomes the subscription's only writer, and closes the subscription when the stream
-// ends, whatever the reason; nothing else holds the subscription after that.
+// subscribes. An SSE or NDJSON stream's goroutine then writes the stream and closes the
+// subscription when it ends, whatever the reason; a WebSocket stream's handler hands both to a
+// goroutine of its own once the connection is upgraded (the ws package's Hub writes), which the
+// Server tracks until Close. Nothing else holds the subscription after that.
 package httpapi
 
 import (
@@ -63,6 +65,8 @@ type Server struct {
 	gate     *gate
 	hub      *ws.Hub        // writes the WebSocket streams
 	streams  sync.WaitGroup // the goroutines that serve WebSocket streams after their handler returned
+	closeMu  sync.Mutex     // orders streams.Add with Close
+	closing  bool
 
 	preds       *predicateCache // the clients' predicates
 	forcedPreds *predicateCache // the credentials' forced predicates
@@ -107,6 +111,9 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // their writers; net/http's Shutdown does not wait for them, their connections being hijacked.
 // When ctx is done first, it cuts the connections still open.
 func (s *Server) Close(ctx context.Context) {
+	s.closeMu.Lock()
+	s.closing = true
+	s.closeMu.Unlock()
 	ended := make(chan struct{})
 	go func() { s.streams.Wait(); close(ended) }() // ends with the streams, waited for below
 	select {
@@ -244,15 +251,28 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	s.metrics.streams.WithLabelValues(transportNames[kind]).Inc()
 	remote := r.RemoteAddr
 	var serveErr error
-	handedOff := false
+	handedOff, tracked := false, false
 	defer func() {
 		if !handedOff {
 			end(serveErr)
+			if tracked {
+				s.streams.Done()
+			}
 		}
 	}()
 	defer s.recoverStream(sub, remote)
 	switch kind {
 	case 0:
+		s.closeMu.Lock()
+		if s.closing {
+			s.closeMu.Unlock()
+			s.reject(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
+			serveErr = output.ErrShutdown
+			return
+		}
+		s.streams.Add(1) // before the upgrade, so that Close waits for it
+		tracked = true
+		s.closeMu.Unlock()
 		conn, br, err := ws.Upgrade(w, r, topt)
 		if err != nil {
 			s.log.Debug("websocket upgrade failed", "remote", remote, "err", err)
@@ -262,7 +282,6 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		// From here a goroutine of its own serves the stream and ends it, and the handler
 		// returns, so that an open WebSocket holds neither net/http's buffers nor this stack.
 		handedOff = true
-		s.streams.Add(1)
 		go func() {
 			defer s.streams.Done()
 			var err error

@@ -105,7 +105,7 @@ type Output struct {
 
 // keepRing is the largest ring an emptied queue keeps; a larger one, grown by a burst, is
 // released until the next burst.
-const keepRing = 16
+const keepRing = 64
 
 // New returns an output with the given id, policy and queue limits.
 func New(id uint64, p Policy, l Limits) *Output {

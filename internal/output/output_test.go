@@ -52,7 +52,7 @@ func TestQueueKeepsOrderAcrossGrowthAndWrap(t *testing.T) {
 	if want != next {
 		t.Fatalf("took %d events, offered %d", want-1, next-1)
 	}
-	for i := range uint64(64) {
+	for i := range uint64(keepRing + 1) {
 		o.Offer(event(i))
 	}
 	o.Take(nil, 1000)

@@ -3,12 +3,11 @@ package ws
 import (
 	"context"
 	"errors"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/streamux/streamux/internal/transport"
 )
@@ -74,16 +73,22 @@ func (h *Hub) join(c *conn) error {
 
 // Cut closes every connection: their streams then end at once, whatever they were waiting for.
 func (h *Hub) Cut() {
+	var conns []net.Conn
 	for _, s := range h.shards {
 		s.mu.Lock()
 		for c := range s.members {
-			c.nc.Close()
+			conns = append(conns, c.nc)
 		}
 		s.mu.Unlock()
 	}
+	// Outside the shards' locks, which the routers take to queue: a TLS Close may write.
+	for _, nc := range conns {
+		nc.Close()
+	}
 }
 
-// Close stops the shards and waits for them. Streams still open then are no longer written.
+// Close stops the shards and waits for them. Streams still open then are written by their
+// connections' own goroutines.
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
@@ -105,7 +110,7 @@ type shard struct {
 	stopped bool // the hub is closed: connections are written by goroutines of their own
 
 	// The shard goroutine's own.
-	iov  []unix.Iovec
+	iov  iovecs
 	work []*conn
 	due  []*conn
 }

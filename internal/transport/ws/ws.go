@@ -19,11 +19,9 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/gobwas/ws"
 
@@ -72,10 +70,9 @@ func (h *Hub) Serve(nc net.Conn, br *bufio.Reader, out *output.Output, backlog [
 	// The backlog is written first, by a writer goroutine of the connection's own (started
 	// below); the hub takes over once it and what was queued meanwhile are written.
 	c := &conn{nc: nc, out: out, opt: opt, backlog: backlog, ended: make(chan struct{}), state: draining}
-	if sc, ok := nc.(syscall.Conn); ok {
-		if _, tls := nc.(interface{ ConnectionState() }); !tls {
-			c.raw, _ = sc.SyscallConn()
-		}
+	// A TLS connection is no syscall.Conn: its writes all go through drain.
+	if sc, ok := nc.(syscall.Conn); ok && fastWrites {
+		c.raw, _ = sc.SyscallConn()
 	}
 	if err := h.join(c); err != nil {
 		nc.Close()
@@ -129,7 +126,8 @@ type conn struct {
 	shard *shard
 	ended chan struct{} // closed when the writing is over for good
 
-	lastPing time.Time // guarded by shard.mu
+	lastPing time.Time    // guarded by shard.mu
+	linger   atomic.Int64 // once the close frame is sent: until when the reader waits for the client's (Unix ns)
 
 	mu       sync.Mutex // guards the fields below, shared with the reader and the routers
 	state    state
@@ -143,6 +141,7 @@ type conn struct {
 	backlog []*stream.Event
 	evs     []*stream.Event // the events of the write in progress
 	more    bool            // events remain queued after evs
+	replay  bool            // evs come from the backlog: delivered, but not live (no latency metric)
 	bufs    [][]byte        // the frames of the write in progress
 	pending net.Buffers     // what is left of bufs to write
 	ctl     []byte          // a pong frame
@@ -182,6 +181,7 @@ func (c *conn) requestPing() {
 // flush is the shard's turn at c: one non-blocking write of what is queued. A socket that takes
 // less than all of it, an ending stream and a TLS connection go to drain.
 func (c *conn) flush(s *shard) {
+	defer c.recoverWriter()
 	c.mu.Lock()
 	if c.state != queued {
 		c.mu.Unlock()
@@ -198,7 +198,7 @@ func (c *conn) flush(s *shard) {
 	if c.collect() {
 		n, err := c.writeNow(s)
 		switch {
-		case err != nil && !errors.Is(err, unix.EAGAIN):
+		case err != nil:
 			c.fail(err)
 			return
 		case n < c.size():
@@ -238,32 +238,6 @@ func (c *conn) drainQueued() {
 	go c.drain() // ends by closing c.ended or by going idle; Serve waits for the first
 }
 
-// writeNow writes c.bufs with one writev that does not wait; it returns how much was taken.
-func (c *conn) writeNow(s *shard) (int, error) {
-	s.iov = s.iov[:0]
-	for _, b := range c.bufs {
-		var v unix.Iovec
-		v.Base = &b[0]
-		v.SetLen(len(b))
-		s.iov = append(s.iov, v)
-	}
-	var n int
-	var errno syscall.Errno
-	err := c.raw.Write(func(fd uintptr) bool {
-		r, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(len(s.iov)))
-		n, errno = int(r), e
-		return true // never wait here: a full socket is drain's
-	})
-	clear(s.iov)
-	if err != nil {
-		return 0, err
-	}
-	if errno != 0 {
-		return 0, errno
-	}
-	return n, nil
-}
-
 // rest is what remains of bufs once n bytes of them are written.
 func rest(bufs [][]byte, n int) net.Buffers {
 	for len(bufs) > 0 && n >= len(bufs[0]) {
@@ -287,6 +261,7 @@ func (c *conn) size() int {
 // drain writes with blocking writes, each within the write timeout, until nothing is left; the
 // connection is then the shard's again. When the stream has ended it writes the close frame.
 func (c *conn) drain() {
+	defer c.recoverWriter()
 	for {
 		if err := c.out.Err(); err != nil {
 			c.finish(err)
@@ -340,9 +315,10 @@ func (c *conn) collect() bool {
 		c.evs = append(c.evs, c.backlog[:n]...)
 		clear(c.backlog[:n])
 		c.backlog = c.backlog[n:]
-		c.more = true
+		c.more, c.replay = true, true
 	} else {
 		c.evs, c.more = c.out.Take(c.evs, c.opt.MaxBatch)
+		c.replay = false
 	}
 	switch {
 	case len(c.evs) == 0:
@@ -387,7 +363,7 @@ func (c *conn) header(n int) []byte {
 func (c *conn) written() {
 	n, oldest := output.Messages(c.evs)
 	c.out.CountDelivered(n)
-	if c.opt.Written != nil && len(c.evs) > 0 {
+	if c.opt.Written != nil && len(c.evs) > 0 && !c.replay {
 		c.opt.Written(len(c.evs), oldest)
 	}
 	clear(c.evs) // let the events be collected once the history forgets them
@@ -397,30 +373,50 @@ func (c *conn) written() {
 }
 
 // finish ends the writing: it completes a frame cut short, writes the close frame that says why
-// the stream ended, if there is one to write, and closes the connection.
+// the stream ended, if there is one to write, and ends the connection. After a close frame it
+// only shuts the connection's writing side and lets the reader take what the client still sends,
+// up to its own close, for a while: closing a socket with unread data makes the kernel answer
+// with a reset, which discards what the client has not read yet, close frame included.
 func (c *conn) finish(reason error) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(c.opt.WriteTimeout))
 	_, err := c.pending.WriteTo(c.nc)
+	if err == nil {
+		c.written()
+	}
 	c.mu.Lock()
 	cf := c.closeOut
 	c.mu.Unlock()
 	if cf == nil {
 		cf = closeFor(reason)
 	}
+	lingering := false
 	if cf != nil && err == nil {
-		_ = ws.WriteFrame(c.nc, ws.NewCloseFrame(ws.NewCloseFrameBody(cf.code, cf.reason)))
+		err = ws.WriteFrame(c.nc, ws.NewCloseFrame(ws.NewCloseFrameBody(cf.code, cf.reason)))
+		if hc, ok := c.nc.(interface{ CloseWrite() error }); ok && err == nil && hc.CloseWrite() == nil {
+			until := time.Now().Add(min(c.opt.WriteTimeout, lingerMax))
+			c.linger.Store(until.UnixNano())
+			_ = c.nc.SetReadDeadline(until)
+			lingering = true
+		}
 	}
-	c.end()
+	c.end(!lingering)
 }
+
+// lingerMax bounds how long a connection waits for the client's close after sending its own.
+const lingerMax = 2 * time.Second
 
 // fail ends the stream after a failed write.
 func (c *conn) fail(err error) {
 	c.out.Close(fmt.Errorf("ws: write: %w", err))
-	c.end()
+	c.end(true)
 }
 
-func (c *conn) end() {
-	c.nc.Close() // ends the reader too
+// end ends the writing for good; closing the connection ends the reader too (Serve closes it
+// otherwise, once the reader is done).
+func (c *conn) end(closeConn bool) {
+	if closeConn {
+		c.nc.Close()
+	}
 	clear(c.backlog)
 	clear(c.evs)
 	clear(c.bufs)
@@ -429,6 +425,18 @@ func (c *conn) end() {
 	c.state = over
 	c.mu.Unlock()
 	close(c.ended)
+}
+
+// recoverWriter keeps a bug in writing one connection to that connection.
+func (c *conn) recoverWriter() {
+	if p := recover(); p != nil {
+		c.mu.Lock()
+		over := c.state == over
+		c.mu.Unlock()
+		if !over {
+			c.fail(fmt.Errorf("panic: %v", p))
+		}
+	}
 }
 
 // closeFor is the close frame for why an output ended, or nil when the client's side ended it.
@@ -454,9 +462,16 @@ func (c *conn) read(r io.Reader) error {
 	var ctl [125]byte
 	for {
 		_ = c.nc.SetReadDeadline(time.Now().Add(idle))
+		if l := c.linger.Load(); l != 0 {
+			// The close frame is sent: wait only so long for the client's. (Loaded after
+			// setting the deadline, so that finish's own setting cannot be overwritten.)
+			_ = c.nc.SetReadDeadline(time.Unix(0, l))
+		}
 		h, err := ws.ReadHeader(r)
 		if err == nil {
-			err = ws.CheckHeader(h, ws.StateServerSide)
+			if err = ws.CheckHeader(h, ws.StateServerSide); err != nil {
+				c.setClose(ws.StatusProtocolError, "")
+			}
 		}
 		if err != nil {
 			return fmt.Errorf("ws: read: %w", err)
@@ -476,9 +491,12 @@ func (c *conn) read(r io.Reader) error {
 				c.mu.Unlock()
 				c.schedule()
 			case ws.OpClose:
-				code, _ := ws.ParseCloseFrameData(p)
-				if code.Empty() {
-					code = ws.StatusNormalClosure
+				code, reason := ws.ParseCloseFrameData(p)
+				switch {
+				case len(p) == 0:
+					code = ws.StatusNormalClosure // no code: echo a plain close
+				case len(p) == 1 || ws.CheckCloseFrameData(code, reason) != nil:
+					code = ws.StatusProtocolError // a code no endpoint may send, or a bad reason
 				}
 				c.setClose(code, "")
 				return errPeerClosed

@@ -59,10 +59,14 @@ func newHarness(t *testing.T, opt transport.Options, limits output.Limits, backl
 
 // dial connects a client with a small receive buffer.
 func (h *harness) dial() (*websocket.Conn, *output.Output) {
+	return h.dialBuffer(128 << 10) // small, but over loopback's 64 KiB segments (smaller stalls the window)
+}
+
+func (h *harness) dialBuffer(rcvbuf int) (*websocket.Conn, *output.Output) {
 	d := websocket.Dialer{NetDial: func(network, addr string) (net.Conn, error) {
 		c, err := net.Dial(network, addr)
 		if tc, ok := c.(*net.TCPConn); ok {
-			_ = tc.SetReadBuffer(128 << 10) // small, but over loopback's 64 KiB segments (smaller stalls the window)
+			_ = tc.SetReadBuffer(rcvbuf)
 		}
 		return c, err
 	}}
@@ -214,7 +218,8 @@ func TestPingsPongsAndClose(t *testing.T) {
 }
 
 // An output that ends closes its stream with the code that says why, also when the client does
-// not read and its socket is full.
+// not read and its socket is full, and also when the client sends a frame after the server
+// closed.
 func TestCloseCodes(t *testing.T) {
 	for _, tc := range []struct {
 		reason error
@@ -226,12 +231,18 @@ func TestCloseCodes(t *testing.T) {
 	} {
 		t.Run(tc.reason.Error(), func(t *testing.T) {
 			h := newHarness(t, transport.Options{}, output.Limits{Events: 1 << 16, Bytes: 1 << 30}, nil)
-			c, out := h.dial()
-			for i := uint64(1); i <= 200; i++ {
-				out.Offer(message(i, 900)) // more than the sockets hold
+			c, out := h.dialBuffer(32 << 10)
+			for i := uint64(1); i <= 110; i++ {
+				out.Offer(message(i, 1000)) // about what the sockets hold
 			}
 			time.Sleep(100 * time.Millisecond)
 			out.Close(tc.reason)
+			time.Sleep(100 * time.Millisecond) // the close frame is sent, or on its way
+			// The client speaks after the server's close: that must not reset the connection
+			// and lose what the client has not read yet, the close frame included.
+			if err := c.WriteControl(websocket.PingMessage, []byte("late"), time.Now().Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
 			_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 			for {
 				_, _, err := c.ReadMessage()
