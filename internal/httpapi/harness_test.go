@@ -366,6 +366,17 @@ func (e *env) wsSmallBuffer(q url.Values) *wsClient {
 
 func (c *wsClient) next(t *testing.T) event {
 	t.Helper()
+	b := c.frame(t)
+	var ev event
+	if err := json.Unmarshal(b, &ev); err != nil {
+		t.Fatalf("bad frame %q: %v", b, err)
+	}
+	return ev
+}
+
+// frame reads one text frame.
+func (c *wsClient) frame(t *testing.T) []byte {
+	t.Helper()
 	_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	typ, b, err := c.conn.ReadMessage()
 	if err != nil {
@@ -374,11 +385,7 @@ func (c *wsClient) next(t *testing.T) event {
 	if typ != websocket.TextMessage {
 		t.Fatalf("frame type %d, want text", typ)
 	}
-	var ev event
-	if err := json.Unmarshal(b, &ev); err != nil {
-		t.Fatalf("bad frame %q: %v", b, err)
-	}
-	return ev
+	return b
 }
 
 func (c *wsClient) close() { c.conn.Close() }
@@ -402,16 +409,8 @@ func (e *env) wsBatch(q url.Values) *wsBatchClient {
 func (c *wsBatchClient) next(t *testing.T) event {
 	t.Helper()
 	if len(c.lines) == 0 {
-		_ = c.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		typ, b, err := c.conn.ReadMessage()
-		if err != nil {
-			t.Fatalf("ws read: %v", err)
-		}
-		if typ != websocket.TextMessage {
-			t.Fatalf("frame type %d, want text", typ)
-		}
+		c.lines = bytes.Split(c.frame(t), []byte("\n"))
 		c.frames++
-		c.lines = bytes.Split(b, []byte("\n"))
 	}
 	var ev event
 	if err := json.Unmarshal(c.lines[0], &ev); err != nil {

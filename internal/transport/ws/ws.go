@@ -88,7 +88,7 @@ func (h *Hub) Serve(nc net.Conn, br *bufio.Reader, out *output.Output, backlog [
 		rd = io.MultiReader(bytes.NewReader(bytes.Clone(pending)), nc)
 	}
 
-	go c.drain() // ends by closing c.ended, which this function waits for
+	go c.drain() // goes idle when done, or ends the stream by closing c.ended, waited for below
 	out.SetNotify(c.schedule)
 
 	reason := c.read(rd)
