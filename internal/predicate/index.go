@@ -2,6 +2,7 @@ package predicate
 
 import (
 	"math"
+	"slices"
 	"strings"
 )
 
@@ -108,20 +109,11 @@ func (a Atom) Keys() []Key {
 			// Atoms hold only values with Keys; findAtoms sees to it.
 			panic("predicate: atom value without a key")
 		}
-		if !containsKey(keys, k) {
+		if !slices.Contains(keys, k) {
 			keys = append(keys, k)
 		}
 	}
 	return keys
-}
-
-func containsKey(keys []Key, k Key) bool {
-	for _, x := range keys {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }
 
 // BodyField reads one path of field names into message bodies (an Atom's Path, for Var

@@ -30,11 +30,16 @@ type table struct {
 	byID      map[uint64]*entry
 	groups    map[string]*group // by predicate text
 	byKey     map[string][]*group
-	byHeader  map[string]map[string][]*group // header name → value → groups
-	onHeader  map[string][]*group            // header name → every group filed under it
-	bodies    []*bodyIndex                   // one per body path that groups are filed under
-	bodyPaths map[string]*bodyIndex          // by path, as CEL source
+	byHeader  map[string]*headerIndex // by header name
+	bodies    []*bodyIndex            // one per body path that groups are filed under
+	bodyPaths map[string]*bodyIndex   // by path, as CEL source
 	residual  []*group
+}
+
+// headerIndex is the groups filed under one header name.
+type headerIndex struct {
+	byValue map[string][]*group
+	all     []*group // every group filed here, for the messages without the header
 }
 
 // bodyIndex is the groups filed under one body path.
@@ -71,8 +76,8 @@ type entry struct {
 func newTable(source string) table {
 	return table{
 		source: source, byID: make(map[uint64]*entry), groups: make(map[string]*group),
-		byKey: make(map[string][]*group), byHeader: make(map[string]map[string][]*group),
-		onHeader: make(map[string][]*group), bodyPaths: make(map[string]*bodyIndex),
+		byKey: make(map[string][]*group), byHeader: make(map[string]*headerIndex),
+		bodyPaths: make(map[string]*bodyIndex),
 	}
 }
 
@@ -196,15 +201,15 @@ func (t *table) file(g *group) {
 			t.byKey[v] = append(t.byKey[v], g)
 		}
 	case g.header != "":
-		m := t.byHeader[g.header]
-		if m == nil {
-			m = make(map[string][]*group)
-			t.byHeader[g.header] = m
+		h := t.byHeader[g.header]
+		if h == nil {
+			h = &headerIndex{byValue: make(map[string][]*group)}
+			t.byHeader[g.header] = h
 		}
 		for _, v := range g.values {
-			m[v] = append(m[v], g)
+			h.byValue[v] = append(h.byValue[v], g)
 		}
-		t.onHeader[g.header] = append(t.onHeader[g.header], g)
+		h.all = append(h.all, g)
 	case g.body != nil:
 		path := g.body.String()
 		b := t.bodyPaths[path]
@@ -234,17 +239,14 @@ func (t *table) unfile(g *group) {
 			}
 		}
 	case g.header != "":
-		m := t.byHeader[g.header]
+		h := t.byHeader[g.header]
 		for _, v := range g.values {
-			if m[v] = without(m[v], g); len(m[v]) == 0 {
-				delete(m, v)
+			if h.byValue[v] = without(h.byValue[v], g); len(h.byValue[v]) == 0 {
+				delete(h.byValue, v)
 			}
 		}
-		if len(m) == 0 {
+		if h.all = without(h.all, g); len(h.all) == 0 {
 			delete(t.byHeader, g.header)
-		}
-		if t.onHeader[g.header] = without(t.onHeader[g.header], g); len(t.onHeader[g.header]) == 0 {
-			delete(t.onHeader, g.header)
 		}
 	case g.body != nil:
 		path := g.body.String()
@@ -263,15 +265,19 @@ func (t *table) unfile(g *group) {
 	}
 }
 
-// visitFields does, for one message, the part of the index lookup that route's loops over the
-// key and header values do not: it visits the groups filed under the message's body values,
-// and evaluates (or, when decided, counts as failed) the groups whose header or body field the
-// message lacks, so that their errors are counted as evaluation would count them.
+// visitFields does, for one message, the part of the index lookup past the key: it visits the
+// groups filed under the message's header and body values (one map lookup per header name and
+// body path), and evaluates (or, when decided, counts as failed) the groups whose header or
+// body field the message lacks, so that their errors are counted as evaluation would count them.
 func (r *Router) visitFields(m *stream.Message, ev *stream.Event) {
 	t := &r.table
-	for name, gs := range t.onHeader {
-		if _, ok := m.Headers[name]; !ok {
-			r.fail(gs)
+	for name, h := range t.byHeader {
+		v, ok := m.Headers[name]
+		switch {
+		case !ok:
+			r.fail(h.all)
+		case h.byValue[v] != nil:
+			r.visit(h.byValue[v], ev)
 		}
 	}
 	for _, b := range t.bodies {

@@ -74,11 +74,11 @@ func TestIndexAgreesWithEvaluation(t *testing.T) {
 	}
 	empty := func(tb *table) bool {
 		return len(tb.byID) == 0 && len(tb.groups) == 0 && len(tb.byKey) == 0 && len(tb.byHeader) == 0 &&
-			len(tb.onHeader) == 0 && len(tb.bodies) == 0 && len(tb.bodyPaths) == 0 && len(tb.residual) == 0
+			len(tb.bodies) == 0 && len(tb.bodyPaths) == 0 && len(tb.residual) == 0
 	}
 	if tb := &r.table; !empty(tb) {
-		t.Fatalf("table not empty: %d ids, %d groups, %d keys, %d headers (%d), %d body paths (%d), %d residual",
-			len(tb.byID), len(tb.groups), len(tb.byKey), len(tb.byHeader), len(tb.onHeader), len(tb.bodies), len(tb.bodyPaths), len(tb.residual))
+		t.Fatalf("table not empty: %d ids, %d groups, %d keys, %d headers, %d body paths (%d), %d residual",
+			len(tb.byID), len(tb.groups), len(tb.byKey), len(tb.byHeader), len(tb.bodies), len(tb.bodyPaths), len(tb.residual))
 	}
 }
 
@@ -253,7 +253,7 @@ func TestIndexFiling(t *testing.T) {
 		t.Fatalf("in []: %+v", g)
 	}
 	// A header in a list without strings is false, or an error when the header is missing.
-	if g := add(13, `headers.r in [1, true]`); g.header != "r" || len(g.values) != 0 || !g.decided || len(tb.onHeader["r"]) != 2 {
+	if g := add(13, `headers.r in [1, true]`); g.header != "r" || len(g.values) != 0 || !g.decided || len(tb.byHeader["r"].all) != 2 {
 		t.Fatalf("header in numbers: %+v", g)
 	}
 	if g := add(14, `key in [1, "b", "b"]`); !g.onKey || fmt.Sprint(g.values) != "[b]" {

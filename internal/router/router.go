@@ -251,14 +251,7 @@ func (r *Router) route(m *stream.Message) {
 	if gs := t.byKey[m.Key]; gs != nil {
 		r.visit(gs, ev)
 	}
-	for name, byValue := range t.byHeader {
-		if v, ok := m.Headers[name]; ok {
-			if gs := byValue[v]; gs != nil {
-				r.visit(gs, ev)
-			}
-		}
-	}
-	r.visitFields(m, ev) // what the loops above leave to the index: see index.go
+	r.visitFields(m, ev) // the groups filed under the message's headers and body values: index.go
 	r.visit(t.residual, ev)
 	if r.dead {
 		r.sweep()

@@ -6,7 +6,6 @@ import (
 	"net"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/streamux/streamux/internal/transport"
@@ -29,9 +28,9 @@ type Hub struct {
 	delay     time.Duration
 	scan      time.Duration
 	shards    []*shard
-	next      atomic.Uint32
 
 	mu      sync.Mutex
+	next    int // the shard of the next connection
 	started bool
 	closed  bool
 	cancel  context.CancelFunc
@@ -63,7 +62,8 @@ func (h *Hub) join(c *conn) error {
 			h.wg.Go(func() { s.run(ctx) })
 		}
 	}
-	s := h.shards[int(h.next.Add(1))%len(h.shards)]
+	s := h.shards[h.next%len(h.shards)]
+	h.next++
 	s.mu.Lock()
 	s.members[c] = struct{}{}
 	c.shard, c.lastPing = s, time.Now()
