@@ -80,7 +80,11 @@ func NewMessage(m *Message) *Event {
 		b = appendString(b, v)
 	}
 	b = append(b, `},"body":`...)
-	b = appendBody(b, m.Body)
+	if m.BodyIsJSON {
+		b = append(b, m.Body...)
+	} else {
+		b = appendBody(b, m.Body)
+	}
 	b = append(b, '}')
 	m.ev = Event{Kind: KindMessage, Source: m.Source, Msg: m}
 	return finish(&m.ev, b)

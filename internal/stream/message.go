@@ -22,6 +22,10 @@ type Message struct {
 	Headers map[string]string
 	// Body is the raw payload.
 	Body []byte
+	// BodyIsJSON says that Body is one valid JSON value with no space outside its strings, as
+	// a source that parsed and re-encoded it can vouch: the event then carries it as is,
+	// without checking and compacting it again. Leave it false for anything else.
+	BodyIsJSON bool
 	// Time is when the source received the message.
 	Time time.Time
 

@@ -15,14 +15,25 @@ import (
 	"github.com/streamux/streamux/internal/stream"
 )
 
-// referenceEnvelope is the envelope parser as encoding/json reads it: the reference that the
-// fastjson one must agree with.
+// referenceEnvelope is the envelope parser as encoding/json reads it, with exact field names:
+// the reference that the fastjson one must agree with.
 func referenceEnvelope(b []byte, key string, headers map[string]string) (*stream.Message, error) {
 	var env struct {
 		Key          *string           `json:"key"`
 		Headers      map[string]string `json:"headers"`
 		Body         json.RawMessage   `json:"body"`
 		BodyEncoding string            `json:"body_encoding"`
+	}
+	// The field names are exact: encoding/json would take "Body" for "body".
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(b, &fields) == nil {
+		for name := range fields {
+			switch name {
+			case "key", "headers", "body", "body_encoding":
+			default:
+				return nil, fmt.Errorf("unknown field %q", name)
+			}
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -106,6 +117,9 @@ func FuzzEnvelopeDifferential(f *testing.F) {
 		}
 		if g, w := compact(got.Body), compact(want.Body); g != w {
 			t.Fatalf("%s: body %q, want %q", b, g, w)
+		}
+		if got.BodyIsJSON && (!json.Valid(got.Body) || compact(got.Body) != string(got.Body)) {
+			t.Fatalf("%s: body %q is vouched for as compact JSON", b, got.Body)
 		}
 	})
 }

@@ -263,7 +263,8 @@ func parseEnvelope(p *fastjson.Parser, b []byte, key string, headers map[string]
 	switch encoding {
 	case "":
 		if body != nil {
-			m.Body = body.MarshalTo(nil)
+			// Validated above, and compact as fastjson writes it: the event need not check it.
+			m.Body, m.BodyIsJSON = body.MarshalTo(nil), true
 		}
 	case "base64":
 		if body == nil {
