@@ -166,6 +166,9 @@ func (r *Router) Run(ctx context.Context) {
 		select {
 		case m := <-r.in:
 			r.route(m)
+			// And what came meanwhile, without a select per message; at most InputSize of
+			// them, so that control operations and the ticker still come in turn.
+			r.catchUp()
 		case f := <-r.ctl:
 			r.catchUp()
 			f()
