@@ -175,10 +175,9 @@ func (r *runner) matchOne(ctx context.Context, n int, setName string, pred func(
 		mallocs      uint64
 		ms0, ms1     runtime.MemStats
 		deadline     = time.Now().Add(r.opt.Duration)
-		maxMessages  = max(limit, 64*len(msgs))
 		errRound     error
 	)
-	for count < maxMessages && time.Now().Before(deadline) && ctx.Err() == nil {
+	for count == 0 || time.Now().Before(deadline) && ctx.Err() == nil {
 		runtime.ReadMemStats(&ms0)
 		// On one P, Emit hands the message straight to the router goroutine and back: on
 		// two, each hand-off wakes a parked thread (a futex call, several µs on this
