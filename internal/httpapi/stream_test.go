@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gorilla/websocket"
 
@@ -94,16 +96,26 @@ func TestEventEncoding(t *testing.T) {
 	if ev.Key != "greeting" || string(ev.Body) != `"hello\nworld"` {
 		t.Fatalf("text message: %+v", ev)
 	}
-	var raw map[string]any
-	line := c.(*lineClient).sc.Bytes()
-	_ = line
-	ev = c.next(t)
-	if err := json.Unmarshal(c.(*lineClient).sc.Bytes(), &raw); err != nil {
-		t.Fatal(err)
+	binary := func(want string) {
+		t.Helper()
+		c.next(t)
+		line := c.(*lineClient).sc.Bytes()
+		var raw map[string]any
+		if err := json.Unmarshal(line, &raw); err != nil || !utf8.Valid(line) {
+			t.Fatalf("%q: %v", line, err)
+		}
+		if raw["body"] != want || raw["body_encoding"] != "base64" {
+			t.Fatalf("binary message: %s, want body %s in base64", line, want)
+		}
 	}
-	if raw["body"] != "/wAB" || raw["body_encoding"] != "base64" {
-		t.Fatalf("binary message: %s", c.(*lineClient).sc.Bytes())
-	}
+	binary("/wAB")
+
+	// JSON is UTF-8: JSON with other bytes in its strings is carried in base64, so that the
+	// event stays valid UTF-8 (a browser closes a WebSocket on a text frame that is not).
+	post("application/json", "", "{\"a\":\"\xff\"}", nil)
+	binary(base64.StdEncoding.EncodeToString([]byte("{\"a\":\"\xff\"}")))
+	post("application/x-ndjson", "?envelope=true", "{\"body\":{\"a\":\"\xff\"}}\n", nil)
+	binary(base64.StdEncoding.EncodeToString([]byte("{\"a\":\"\xff\"}")))
 }
 
 func TestBadRequests(t *testing.T) {

@@ -19,33 +19,25 @@ var tooDeep = fmt.Sprintf("body: JSON nested deeper than %d levels", fastjson.Ma
 // errTooDeep is tooDeep as a CEL value: reading such a body is an evaluation error.
 var errTooDeep = types.NewErr("%s", tooDeep)
 
-// classify decides, once per message, how the body appears in its event, exactly as
-// stream.ClassifyBody does, and parses it when it is JSON.
+// classify decides, once per message, how the body appears in its event (as the event's
+// encoding found it: stream.Message.BodyEncoding), and parses it when it is JSON.
 func (b *body) classify() bodyKind {
 	if b.kind != bodyUnknown {
 		return b.kind
 	}
-	switch {
-	case len(b.raw) == 0:
+	switch b.msg.BodyEncoding() {
+	case stream.BodyJSON:
+		// Valid JSON that fastjson does not parse is nested deeper than it goes.
+		if root, err := b.parser.ParseBytes(b.raw); err == nil {
+			b.kind, b.root = bodyJSON, root
+		} else {
+			b.kind = bodyTooDeep
+		}
+	case stream.BodyText:
 		b.kind = bodyText
 	default:
-		// Parse is lenient (it takes "1.2.3" for a number, raw control characters in strings);
-		// Validate is strict, as encoding/json is. Parse goes first because it bounds the depth,
-		// so Validate, which recurses without a bound, only ever sees a shallow document.
-		root, err := b.parser.ParseBytes(b.raw)
-		if err == nil && fastjson.ValidateBytes(b.raw) == nil {
-			b.kind, b.root = bodyJSON, root
-			break
-		}
-		switch stream.ClassifyBody(b.raw) {
-		case stream.BodyJSON:
-			b.kind = bodyTooDeep
-		case stream.BodyText:
-			b.kind = bodyText
-		default:
-			b.kind = bodyBase64
-			b.b64 = base64.StdEncoding.AppendEncode(b.b64[:0], b.raw)
-		}
+		b.kind = bodyBase64
+		b.b64 = base64.StdEncoding.AppendEncode(b.b64[:0], b.raw)
 	}
 	return b.kind
 }

@@ -64,6 +64,7 @@ func FuzzMatch(f *testing.F) {
 		`{"amount":120.5,"customer":{"tier":"gold"},"n":9}`, `{"amount":"x"}`, `[]`, `null`, `12345678901234567890`,
 		`-0`, `1e400`, `"\ud800"`, `{"a":1,"a":"x"}`, `hello`, "\xff\x00", ``, ` {"n": 3} `, `{"n":3}x`,
 		strings.Repeat("[", 301) + strings.Repeat("]", 301), `{"amount":1.5e2,"n":-9223372036854775808}`,
+		"\"\a\\b\"", "{\"n\":\"\xff\"}",
 	} {
 		f.Add([]byte(b), "eu.order", "eu")
 	}

@@ -46,7 +46,7 @@ func (in *Input) Reset(m *stream.Message) {
 	in.msg = m
 	in.have = 0
 	in.source, in.key, in.headers, in.seq, in.time, in.celBody = nil, nil, nil, nil, nil, nil
-	in.body.reset(m.Body)
+	in.body.reset(m)
 	in.paths.reset()
 }
 
@@ -113,7 +113,8 @@ const (
 
 // body is a message body, decoded on first use.
 type body struct {
-	raw  []byte
+	msg  *stream.Message
+	raw  []byte // msg.Body
 	kind bodyKind
 	root *fastjson.Value // for bodyJSON; valid until the next reset
 	b64  []byte          // for bodyBase64: the encoding, reused across messages
@@ -129,12 +130,12 @@ type body struct {
 // a larger one it starts afresh, so that one huge message does not pin its size for good.
 const keepBytes = 256 << 10
 
-func (b *body) reset(raw []byte) {
+func (b *body) reset(m *stream.Message) {
 	if b.kind != bodyUnknown && len(b.raw) > keepBytes {
 		b.parser = fastjson.Parser{}
 		b.b64 = nil
 	}
-	b.raw = raw
+	b.msg, b.raw = m, m.Body
 	b.kind = bodyUnknown
 	b.root = nil
 }

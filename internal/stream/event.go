@@ -1,12 +1,8 @@
 package stream
 
 import (
-	"bytes"
-	"encoding/base64"
-	"encoding/json"
 	"strconv"
 	"time"
-	"unicode/utf8"
 )
 
 // Kind is the type of an event.
@@ -82,9 +78,11 @@ func NewMessage(m *Message) *Event {
 	b = append(b, `},"body":`...)
 	if m.BodyIsJSON {
 		b = append(b, m.Body...)
+		m.enc = BodyJSON
 	} else {
-		b = appendBody(b, m.Body)
+		b, m.enc = appendBody(b, m.Body)
 	}
+	m.encKnown = true
 	b = append(b, '}')
 	m.ev = Event{Kind: KindMessage, Source: m.Source, Msg: m}
 	return finish(&m.ev, b)
@@ -177,64 +175,30 @@ func (e *Event) WSFrame() []byte { return e.buf[e.frame : len(e.buf)-1] }
 // Size is the memory the event's encoding holds, for queue limits by bytes.
 func (e *Event) Size() int { return cap(e.buf) }
 
+// timeLayout is the layout of an event's "time": RFC 3339 in UTC, with milliseconds.
+const timeLayout = "2006-01-02T15:04:05.000Z07:00"
+
 // AppendTime appends t in UTC as RFC 3339 with milliseconds, as events carry it.
 func AppendTime(b []byte, t time.Time) []byte {
-	return t.UTC().AppendFormat(b, "2006-01-02T15:04:05.000Z07:00")
+	t = t.UTC()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 {
+		return t.AppendFormat(b, timeLayout) // RFC 3339 has four digits: let time say it its way
+	}
+	hour, minute, sec := t.Clock()
+	b = append2(append2(b, year/100), year%100)
+	b = append2(append(b, '-'), int(month))
+	b = append2(append(b, '-'), day)
+	b = append2(append(b, 'T'), hour)
+	b = append2(append(b, ':'), minute)
+	b = append2(append(b, ':'), sec)
+	ms := t.Nanosecond() / 1e6
+	return append(b, '.', byte('0'+ms/100), byte('0'+ms/10%10), byte('0'+ms%10), 'Z')
 }
 
-// BodyEncoding tells how a payload appears in an event's "body".
-type BodyEncoding uint8
-
-// The body encodings.
-const (
-	BodyJSON   BodyEncoding = iota // the JSON value itself
-	BodyText                       // a JSON string of the UTF-8 text
-	BodyBase64                     // a JSON string of the base64 bytes, with "body_encoding":"base64"
-)
-
-// ClassifyBody tells how body is carried: JSON when it is one valid JSON value, text when it is
-// valid UTF-8, base64 otherwise. An empty body is text.
-func ClassifyBody(body []byte) BodyEncoding {
-	if mayBeJSON(body) && json.Valid(body) {
-		return BodyJSON
-	}
-	if utf8.Valid(body) {
-		return BodyText
-	}
-	return BodyBase64
-}
-
-// mayBeJSON reports whether body starts as a JSON value can. json.Valid allocates its error for
-// a body that is not JSON; most text fails this test first and never gets there.
-func mayBeJSON(body []byte) bool {
-	for _, c := range body {
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		case '{', '[', '"', '-', 't', 'f', 'n', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-			return true
-		}
-		return false
-	}
-	return false
-}
-
-func appendBody(b, body []byte) []byte {
-	// Valid first: it allocates nothing, where a failing Compact allocates its error.
-	if mayBeJSON(body) && json.Valid(body) {
-		// Compact removes the newlines that would break an NDJSON line.
-		buf := bytes.NewBuffer(b)
-		if err := json.Compact(buf, body); err == nil {
-			return buf.Bytes()
-		}
-		b = buf.Bytes()[:len(b)]
-	}
-	if utf8.Valid(body) {
-		return appendString(b, string(body))
-	}
-	b = append(b, '"')
-	b = base64.StdEncoding.AppendEncode(b, body)
-	return append(b, `","body_encoding":"base64"`...)
+// append2 appends n, from 0 to 99, in two digits.
+func append2(b []byte, n int) []byte {
+	return append(b, byte('0'+n/10), byte('0'+n%10))
 }
 
 func headersLen(h map[string]string) int {

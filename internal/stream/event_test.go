@@ -65,12 +65,20 @@ func FuzzNewMessage(f *testing.F) {
 	f.Add("", "", "", []byte("plain\ntext"))
 	f.Add("\xff\u2028", "\x00", "\"\\", []byte("\xff\xfe\x00"))
 	f.Add("k", "h", "v", []byte(" 42 "))
+	f.Add("k", "h", "v", []byte("{\"a\":\"\xff\"}"))
+	f.Add("k", "h", "v", []byte("\"\a\\b\""))
 	f.Fuzz(func(t *testing.T, key, hk, hv string, body []byte) {
 		m := &Message{Source: "src", Seq: 7, Key: key, Headers: map[string]string{hk: hv}, Body: body, Time: time.Unix(0, 0)}
 		ev := NewMessage(m)
 		js := ev.JSON()
+		if !utf8.Valid(js) {
+			t.Fatalf("invalid UTF-8 in %q: a WebSocket text frame must be UTF-8", js)
+		}
+		if m.BodyEncoding() != ClassifyBody(body) {
+			t.Fatalf("body %q: encoded as %d, classified as %d", body, m.BodyEncoding(), ClassifyBody(body))
+		}
 		var c bytes.Buffer
-		if json.Compact(&c, body) == nil && bytes.Equal(c.Bytes(), body) {
+		if utf8.Valid(body) && json.Compact(&c, body) == nil && bytes.Equal(c.Bytes(), body) {
 			// A body a source vouches for as compact JSON is carried as checking it would.
 			vouched := *m
 			vouched.BodyIsJSON = true
@@ -118,6 +126,61 @@ func FuzzNewMessage(f *testing.F) {
 			if err != nil || !bytes.Equal(raw, body) || got.BodyEncoding != "base64" {
 				t.Fatalf("binary body %q became %s %q", body, got.Body, got.BodyEncoding)
 			}
+		}
+	})
+}
+
+// The quick test for compact JSON never says yes to what encoding/json would not carry as is,
+// and classifying a body gives what the long way gives.
+func FuzzCompactJSON(f *testing.F) {
+	for _, s := range []string{`{"a":1}`, `NaN`, `-inf`, `[1,2]`, `"\u00e9"`, "\"\x01\"", `01`, `{"a":1}}`,
+		" 1 ", "\"\xff\"", `1.`, `{"a" : [ true , null ] }`, `"\ud800"`, "\"\a\\b0000\"", "[\"\\\"\t\"]",
+		strings.Repeat("[", 400) + strings.Repeat("]", 400), `{"s":"a b"}`, `truex`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if compactJSON(b) {
+			var c bytes.Buffer
+			if !utf8.Valid(b) || json.Compact(&c, b) != nil || !bytes.Equal(c.Bytes(), b) {
+				t.Fatalf("%q: taken for compact JSON", b)
+			}
+		}
+		want := BodyBase64
+		switch {
+		case utf8.Valid(b) && json.Valid(b):
+			want = BodyJSON
+		case utf8.Valid(b):
+			want = BodyText
+		}
+		if got := ClassifyBody(b); got != want {
+			t.Fatalf("%q: classified %d, want %d", b, got, want)
+		}
+	})
+}
+
+// JSON in invalid UTF-8 cannot go in a text frame as it is (a browser closes the connection
+// with 1007): its bytes are carried in base64.
+func TestInvalidUTF8JSONIsBase64(t *testing.T) {
+	body := []byte("{\"a\":\"\xff\"}")
+	m := &Message{Source: "s", Seq: 1, Body: body}
+	js := NewMessage(m).JSON()
+	want := `"body":"` + base64.StdEncoding.EncodeToString(body) + `","body_encoding":"base64"}`
+	if !bytes.HasSuffix(js, []byte(want)) || m.BodyEncoding() != BodyBase64 {
+		t.Fatalf("got %s (encoding %d), want it to end in %s", js, m.BodyEncoding(), want)
+	}
+}
+
+// Events write their time as time.Format would, faster.
+func FuzzAppendTime(f *testing.F) {
+	for _, t := range []time.Time{time.Unix(0, 0), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), {},
+		time.Date(2026, 11, 26, 3, 4, 5, 6000000, time.FixedZone("x", -7*3600))} {
+		f.Add(t.Unix(), int64(t.Nanosecond()))
+	}
+	f.Fuzz(func(t *testing.T, sec, nsec int64) {
+		tm := time.Unix(sec, nsec)
+		if got, want := AppendTime(nil, tm), tm.UTC().AppendFormat(nil, timeLayout); !bytes.Equal(got, want) {
+			t.Fatalf("%d.%d: %s, want %s", sec, nsec, got, want)
 		}
 	})
 }

@@ -22,9 +22,9 @@ type Message struct {
 	Headers map[string]string
 	// Body is the raw payload.
 	Body []byte
-	// BodyIsJSON says that Body is one valid JSON value with no space outside its strings, as
-	// a source that parsed and re-encoded it can vouch: the event then carries it as is,
-	// without checking and compacting it again. Leave it false for anything else.
+	// BodyIsJSON says that Body is one valid JSON value in valid UTF-8 with no space outside
+	// its strings, as a source that parsed and re-encoded it can vouch: the event then carries
+	// it as is, without checking and compacting it again. Leave it false for anything else.
 	BodyIsJSON bool
 	// Time is when the source received the message.
 	Time time.Time
@@ -32,6 +32,19 @@ type Message struct {
 	// ev is the message's event, which NewMessage encodes: it lives in the message so that
 	// routing a message allocates only the encoded bytes.
 	ev Event
+	// enc is how ev carries the body, once encKnown: predicates read the body as its event
+	// shows it without checking it again.
+	enc      BodyEncoding
+	encKnown bool
+}
+
+// BodyEncoding tells how the message's event carries its body: as NewMessage found it, or, before
+// the message was encoded, as ClassifyBody finds it.
+func (m *Message) BodyEncoding() BodyEncoding {
+	if m.encKnown {
+		return m.enc
+	}
+	return ClassifyBody(m.Body)
 }
 
 // ID returns the message's event id, "<source>:<seq>".

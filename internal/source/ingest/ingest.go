@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
 
@@ -263,8 +264,11 @@ func parseEnvelope(p *fastjson.Parser, b []byte, key string, headers map[string]
 	switch encoding {
 	case "":
 		if body != nil {
-			// Validated above, and compact as fastjson writes it: the event need not check it.
-			m.Body, m.BodyIsJSON = body.MarshalTo(nil), true
+			// Validated above, and compact as fastjson writes it: the event need not check it,
+			// unless it is not UTF-8 (encoding/json lets that through; the event carries it
+			// in base64).
+			m.Body = body.MarshalTo(nil)
+			m.BodyIsJSON = utf8.Valid(m.Body)
 		}
 	case "base64":
 		if body == nil {
