@@ -277,6 +277,7 @@ func TestValidate(t *testing.T) {
 		{"fanout", func(o *Options) { o.Source = "kafka" }, "-source"},
 		{"fanout", func(o *Options) { o.Ramp, o.Source = true, "demo" }, "-ramp"},
 		{"fanout", func(o *Options) { o.URL, o.Source = "http://x", "demo" }, "-url"},
+		{"fanout", func(o *Options) { o.PublishEvery = 0 }, "-publish-every"},
 	} {
 		o := tiny(c.scenario)
 		c.change(&o)

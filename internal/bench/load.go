@@ -59,7 +59,7 @@ func (r *runner) startPublisher(ctx context.Context, t *target, rec *recorder, f
 	default:
 		s = newHTTPSink(t.base, t.source)
 	}
-	p := &publisher{sink: s, keys: len(fanTo), size: r.opt.Size, rec: rec, fanTo: func(k int) uint64 { return fanTo[k] }}
+	p := &publisher{sink: s, every: r.opt.PublishEvery, keys: len(fanTo), size: r.opt.Size, rec: rec, fanTo: func(k int) uint64 { return fanTo[k] }}
 	p.setRate(rate)
 	pctx, cancel := context.WithCancel(ctx)
 	var err error

@@ -47,6 +47,10 @@ type Options struct {
 	Source     string
 	SourceName string
 	AMQPURL    string
+	// PublishEvery is how often the publisher sends what has come due: one request to the
+	// http source, or one burst of publishings to RabbitMQ. Each request costs the server a
+	// few system calls and wake-ups whatever it carries.
+	PublishEvery time.Duration
 	// Policy is the slow-consumer policy the clients ask for: disconnect or drop.
 	Policy string
 	// QueueEvents and MaxBatch, if set, override streamux's limits.queue_events and
@@ -114,7 +118,7 @@ func Defaults(scenario string) Options {
 		Bare: true, Source: "http", SourceName: "bench", AMQPURL: "amqp://guest:guest@127.0.0.1:5672/",
 		Policy: "disconnect", P99: 100 * time.Millisecond, RampStep: 2 * time.Second, RampFactor: 1.25,
 		Subs: []int{1000, 100000}, MatchKeys: 1000, Cycles: 10000, Messages: 50000, Rounds: 3,
-		Parallel: 64, ClientPing: 10 * time.Second,
+		Parallel: 64, ClientPing: 10 * time.Second, PublishEvery: 2 * time.Millisecond,
 	}
 	switch scenario {
 	case "fanout":
@@ -141,6 +145,8 @@ func (o *Options) validate(scenario string) error {
 		return fmt.Errorf("-rate must be positive")
 	case o.Duration < 0 || o.Warmup < 0:
 		return fmt.Errorf("-duration and -warmup must be positive")
+	case o.PublishEvery <= 0 || o.PublishEvery > time.Second:
+		return fmt.Errorf("-publish-every must be over 0 and at most 1s, got %v", o.PublishEvery)
 	case o.Ramp && (o.RampFactor <= 1 || o.RampStep <= 0 || o.P99 <= 0):
 		return fmt.Errorf("-ramp needs -ramp-factor > 1, -ramp-step > 0 and -p99 > 0")
 	case o.Policy != "disconnect" && o.Policy != "drop":

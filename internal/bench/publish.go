@@ -20,6 +20,7 @@ import (
 // (because the server pushes back) shows as latency rather than hiding it.
 type publisher struct {
 	sink  sink
+	every time.Duration // how often what is due is sent
 	keys  int
 	size  int
 	rec   *recorder
@@ -54,7 +55,7 @@ func (p *publisher) currentRate() float64 { return math.Float64frombits(p.rate.L
 
 // run publishes until ctx is done or a send fails.
 func (p *publisher) run(ctx context.Context) error {
-	tick := time.NewTicker(2 * time.Millisecond)
+	tick := time.NewTicker(p.every)
 	defer tick.Stop()
 	var (
 		gen      = p.gen.Load()
