@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/valyala/fastjson"
 )
@@ -49,7 +50,8 @@ func appendBody(b, body []byte) ([]byte, BodyEncoding) {
 		}
 	}
 	if utf8.Valid(body) {
-		return appendString(b, string(body)), BodyText
+		// appendString keeps nothing of the string: it can be body's own bytes, not a copy.
+		return appendString(b, unsafe.String(unsafe.SliceData(body), len(body))), BodyText
 	}
 	b = append(b, '"')
 	b = base64.StdEncoding.AppendEncode(b, body)
@@ -59,12 +61,15 @@ func appendBody(b, body []byte) ([]byte, BodyEncoding) {
 // mayBeJSON reports whether body starts as a JSON value can. json.Valid allocates its error for
 // a body that is not JSON; most text fails this test first and never gets there.
 func mayBeJSON(body []byte) bool {
-	for _, c := range body {
+	for i, c := range body {
 		switch c {
 		case ' ', '\t', '\n', '\r':
 			continue
-		case '{', '[', '"', '-', 't', 'f', 'n', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		case '{', '[', '"', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 			return true
+		case 't', 'f', 'n': // only the words true, false and null: not "the", "for", "no"
+			rest := body[i:]
+			return bytes.HasPrefix(rest, []byte("true")) || bytes.HasPrefix(rest, []byte("false")) || bytes.HasPrefix(rest, []byte("null"))
 		}
 		return false
 	}
