@@ -16,12 +16,13 @@ var churnColumns = []column{colServer, colPhase,
 	{"cycles/s", func(r Result) string { return num(r.CyclesPerSec) }},
 	{"goroutines", func(r Result) string { return commas(int64(r.GoroutinesAfter)) }},
 	{"heap in use", func(r Result) string { return bytesText(r.HeapAfter) }},
+	{"live heap", func(r Result) string { return bytesText(r.LiveHeapAfter) }},
 	colRSS,
 }
 
 // churn connects and closes Cycles clients, Clients at a time, while messages flow (at Rate),
-// and compares the server's goroutines and heap in use (from its /metrics: go_goroutines,
-// go_memstats_heap_inuse_bytes) before and after. Half the clients read everything and half
+// and compares the server's goroutines, heap in use and live heap (from its /metrics:
+// go_goroutines, go_memstats_heap_inuse_bytes, go_memstats_heap_alloc_bytes) before and after. Half the clients read everything and half
 // one key; every fourth one leaves without a close frame, as a client that crashed would.
 func (r *runner) churn(ctx context.Context, rep *Report) error {
 	rep.columns = churnColumns
@@ -47,7 +48,7 @@ func (r *runner) churn(ctx context.Context, rep *Report) error {
 				return Result{}, err
 			}
 			t.gc(ctx)
-			g, h, err := t.runtimeStats(ctx)
+			rs, err := t.runtimeStats(ctx)
 			if err != nil {
 				return Result{}, err
 			}
@@ -57,7 +58,7 @@ func (r *runner) churn(ctx context.Context, rep *Report) error {
 					return Result{}, fmt.Errorf("heap profile: %w", err)
 				}
 			}
-			return Result{Server: t.kind, Phase: phase, GoroutinesAfter: g, HeapAfter: h, RSSBytes: rss}, nil
+			return Result{Server: t.kind, Phase: phase, GoroutinesAfter: rs.Goroutines, HeapAfter: rs.HeapInuse, LiveHeapAfter: rs.HeapLive, RSSBytes: rss}, nil
 		}
 		var next, done, failed atomic.Int64
 		var firstErr atomic.Pointer[error]
@@ -151,6 +152,8 @@ func (r *runner) churn(ctx context.Context, rep *Report) error {
 				int64(after.GoroutinesAfter-before.GoroutinesAfter)),
 			fmt.Sprintf("heap in use: %s before, %s after (%+.1f%%)", bytesText(before.HeapAfter), bytesText(after.HeapAfter),
 				100*(after.HeapAfter-before.HeapAfter)/before.HeapAfter),
+			fmt.Sprintf("live heap: %s before, %s after (%+.1f%%)", bytesText(before.LiveHeapAfter), bytesText(after.LiveHeapAfter),
+				100*(after.LiveHeapAfter-before.LiveHeapAfter)/before.LiveHeapAfter),
 			"target: goroutines and heap back to baseline")
 		if f := failed.Load(); f > 0 {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("%d connections failed; the first: %v", f, *firstErr.Load()))

@@ -30,7 +30,7 @@ func (r *runner) idle(ctx context.Context, rep *Report) error {
 			}
 			forced := t.gc(ctx)
 			_, rss0, _ := t.usage(ctx)
-			g0, h0, err := t.runtimeStats(ctx)
+			rs0, err := t.runtimeStats(ctx)
 			if err != nil {
 				return err
 			}
@@ -46,7 +46,7 @@ func (r *runner) idle(ctx context.Context, rep *Report) error {
 			}
 			t.gc(ctx)
 			_, rss1, _ := t.usage(ctx)
-			g1, h1, err := t.runtimeStats(ctx)
+			rs1, err := t.runtimeStats(ctx)
 			if err != nil {
 				return err
 			}
@@ -58,7 +58,8 @@ func (r *runner) idle(ctx context.Context, rep *Report) error {
 			n := float64(len(clients))
 			res := Result{
 				Server: kind, Clients: len(clients), RSSBytes: rss1, RSSPerConnBytes: float64(rss1-rss0) / n,
-				GoroutinesBefore: g0, GoroutinesAfter: g1, HeapBefore: h0, HeapAfter: h1, HeapPerConnBytes: (h1 - h0) / n,
+				GoroutinesBefore: rs0.Goroutines, GoroutinesAfter: rs1.Goroutines, HeapBefore: rs0.HeapInuse, HeapAfter: rs1.HeapInuse,
+				HeapPerConnBytes: (rs1.HeapInuse - rs0.HeapInuse) / n,
 			}
 			if r.opt.Source == "http" {
 				// One message per key: every client should get exactly one.

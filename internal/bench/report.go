@@ -63,6 +63,8 @@ type Result struct {
 	GoroutinesAfter  float64 `json:"goroutines_after,omitempty"`
 	HeapBefore       float64 `json:"heap_inuse_bytes_before,omitempty"`
 	HeapAfter        float64 `json:"heap_inuse_bytes_after,omitempty"`
+	// LiveHeapAfter is the heap still reachable after a forced GC (churn).
+	LiveHeapAfter    float64 `json:"heap_live_bytes_after,omitempty"`
 	HeapPerConnBytes float64 `json:"heap_per_connection_bytes,omitempty"`
 	Cycles           int     `json:"cycles,omitempty"`
 	CyclesPerSec     float64 `json:"cycles_per_s,omitempty"`

@@ -80,29 +80,37 @@ func (t *target) gc(ctx context.Context) bool {
 	return false
 }
 
-// runtimeStats reads the server's goroutines and heap in use: from streamux's /metrics
-// (go_goroutines, go_memstats_heap_inuse_bytes), or from the bare server's debug endpoint.
-func (t *target) runtimeStats(ctx context.Context) (goroutines, heap float64, err error) {
+// runtimeStats reads the server's goroutines, heap in use and live heap: from streamux's
+// /metrics (go_goroutines, go_memstats_heap_inuse_bytes, go_memstats_heap_alloc_bytes), or from
+// the bare server's debug endpoint. After a forced GC, the live heap is what is still reachable,
+// and the heap in use adds the spans that hold it, partly empty.
+func (t *target) runtimeStats(ctx context.Context) (runtimeJSON, error) {
 	if t.kind == kindStreamux {
-		m, err := scrape(ctx, t.httpc, t.base+"/metrics", "go_goroutines", "go_memstats_heap_inuse_bytes")
+		m, err := scrape(ctx, t.httpc, t.base+"/metrics", "go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_heap_alloc_bytes")
 		if err != nil {
-			return 0, 0, err
+			return runtimeJSON{}, err
 		}
-		return m["go_goroutines"], m["go_memstats_heap_inuse_bytes"], nil
+		return runtimeJSON{Goroutines: m["go_goroutines"], HeapInuse: m["go_memstats_heap_inuse_bytes"], HeapLive: m["go_memstats_heap_alloc_bytes"]}, nil
 	}
 	if t.debug == "" {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return float64(runtime.NumGoroutine()), float64(ms.HeapInuse), nil
+		return readRuntime(), nil
 	}
 	var rs runtimeJSON
-	err = t.get(ctx, t.debug+"/debug/bench/runtime", &rs)
-	return rs.Goroutines, rs.HeapInuse, err
+	err := t.get(ctx, t.debug+"/debug/bench/runtime", &rs)
+	return rs, err
+}
+
+// readRuntime reads this process's runtime figures.
+func readRuntime() runtimeJSON {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return runtimeJSON{Goroutines: float64(runtime.NumGoroutine()), HeapInuse: float64(ms.HeapInuse), HeapLive: float64(ms.HeapAlloc), Sched: readSched()}
 }
 
 type runtimeJSON struct {
 	Goroutines float64 `json:"goroutines"`
 	HeapInuse  float64 `json:"heap_inuse_bytes"`
+	HeapLive   float64 `json:"heap_live_bytes"`
 	// Sched is runtime/metrics' /sched/latencies:seconds: how long goroutines waited for a P
 	// to run on, from the start of the process.
 	Sched schedHist `json:"sched"`
@@ -504,9 +512,7 @@ func debugMux() *http.ServeMux {
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("/debug/bench/runtime", func(w http.ResponseWriter, r *http.Request) {
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		_ = json.NewEncoder(w).Encode(runtimeJSON{Goroutines: float64(runtime.NumGoroutine()), HeapInuse: float64(ms.HeapInuse), Sched: readSched()})
+		_ = json.NewEncoder(w).Encode(readRuntime())
 	})
 	return mux
 }
