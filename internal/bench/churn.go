@@ -22,8 +22,9 @@ var churnColumns = []column{colServer, colPhase,
 
 // churn connects and closes Cycles clients, Clients at a time, while messages flow (at Rate),
 // and compares the server's goroutines, heap in use and live heap (from its /metrics:
-// go_goroutines, go_memstats_heap_inuse_bytes, go_memstats_heap_alloc_bytes) before and after. Half the clients read everything and half
-// one key; every fourth one leaves without a close frame, as a client that crashed would.
+// go_goroutines, go_memstats_heap_inuse_bytes, go_memstats_heap_alloc_bytes) before and after.
+// Half the clients read everything and half one key; every fourth one leaves without a close
+// frame, as a client that crashed would.
 func (r *runner) churn(ctx context.Context, rep *Report) error {
 	rep.columns = churnColumns
 	return r.withServer(ctx, kindStreamux, func(t *target) error {
