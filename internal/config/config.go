@@ -7,9 +7,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -132,25 +132,35 @@ func Load(path string) (*Config, error) {
 	return c, nil
 }
 
-// Parse is Load for bytes already read.
+// Parse is Load for bytes already read. ${NAME} references are expanded in the values the YAML
+// holds, after it is parsed: never in comments or keys, and a value taken from the environment
+// is that value exactly, whatever YAML would make of its characters.
 func Parse(raw []byte) (*Config, error) {
-	expanded, err := Expand(raw, os.LookupEnv)
-	if err != nil {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if err := expandValues(&doc, os.LookupEnv); err != nil {
 		return nil, err
 	}
 	var c Config
 	var errs []error
-	dec := yaml.NewDecoder(bytes.NewReader(expanded))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
-		var te *yaml.TypeError
-		if !errors.As(err, &te) {
-			return nil, fmt.Errorf("decode: %w", err)
+	if len(doc.Content) > 0 {
+		// A node's Decode is not strict: unknown fields are looked for first.
+		root := doc.Content[0]
+		for _, m := range unknownFields(root, reflect.TypeFor[Config]()) {
+			errs = append(errs, errors.New(m))
 		}
-		// A type error (an unknown field, a wrong kind of value) leaves the rest decoded, so
-		// report it together with whatever Validate finds.
-		for _, m := range te.Errors {
-			errs = append(errs, errors.New(unknownField.ReplaceAllString(m, `${1}unknown field "${2}"`)))
+		if err := root.Decode(&c); err != nil {
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				return nil, fmt.Errorf("decode: %w", err)
+			}
+			// A type error (a wrong kind of value) leaves the rest decoded, so report it
+			// together with whatever Validate finds.
+			for _, m := range te.Errors {
+				errs = append(errs, errors.New(m))
+			}
 		}
 	}
 	c.applyDefaults()
@@ -163,6 +173,86 @@ func Parse(raw []byte) (*Config, error) {
 	return &c, nil
 }
 
+// unknownFields lists, at the file's lines, the keys of mapping n, and of the mappings within
+// it, that type t has no field for. Types that decode themselves (yaml.Unmarshaler: a source, the
+// auth section) are left to look for their own.
+func unknownFields(n *yaml.Node, t reflect.Type) []string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
+		return nil
+	}
+	var out []string
+	switch {
+	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
+		for _, e := range n.Content {
+			out = append(out, unknownFields(e, t.Elem())...)
+		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
+		fields := map[string]reflect.Type{}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "-" || !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = strings.ToLower(f.Name)
+			}
+			fields[name] = f.Type
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			ft, ok := fields[k.Value]
+			if !ok {
+				out = append(out, fmt.Sprintf("line %d: unknown field %q", k.Line, k.Value))
+				continue
+			}
+			out = append(out, unknownFields(n.Content[i+1], ft)...)
+		}
+	}
+	return out
+}
+
+// expandValues expands the ${NAME} references of every scalar value under n (not of mapping
+// keys), and reports every variable missing at once. A plain scalar whose text changed has its
+// type inferred again from its new text, as if it had been written so: rate: ${RATE} is a number
+// when RATE is one.
+func expandValues(n *yaml.Node, lookup func(string) (string, bool)) error {
+	var missing, nested []string
+	var walk func(n *yaml.Node, key bool)
+	walk = func(n *yaml.Node, key bool) {
+		switch n.Kind {
+		case yaml.ScalarNode:
+			if key || !strings.Contains(n.Value, "${") {
+				return
+			}
+			out, m, ns := expand([]byte(n.Value), lookup)
+			for _, name := range m {
+				if !slices.Contains(missing, name) {
+					missing = append(missing, name)
+				}
+			}
+			nested = append(nested, ns...)
+			if string(out) != n.Value && n.Style&(yaml.TaggedStyle|yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+				n.Tag = ""
+			}
+			n.Value = string(out)
+		case yaml.MappingNode:
+			for i, e := range n.Content {
+				walk(e, i%2 == 0)
+			}
+		default:
+			for _, e := range n.Content {
+				walk(e, false)
+			}
+		}
+	}
+	walk(n, false)
+	return expandErr(missing, nested)
+}
+
 // unknownField matches yaml's message for an unknown field, which names a Go type the user
 // never wrote.
 var unknownField = regexp.MustCompile(`^(line \d+: )?field (.+) not found in type .*$`)
@@ -170,12 +260,12 @@ var unknownField = regexp.MustCompile(`^(line \d+: )?field (.+) not found in typ
 // envRef matches "$${" (the escape) first, so that the "${" inside it is not taken for a reference.
 var envRef = regexp.MustCompile(`\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 
-// Expand replaces ${NAME} with the variable's value and ${NAME:-default} with the value or the
-// default. A variable that is not set and has no default is an error that names it. A literal
-// "${" is written "$${"; any other "$$" stays as is. A default cannot itself hold a "${".
-func Expand(raw []byte, lookup func(string) (string, bool)) ([]byte, error) {
-	var missing, nested []string
-	out := envRef.ReplaceAllFunc(raw, func(ref []byte) []byte {
+// expand replaces ${NAME} with the variable's value and ${NAME:-default} with the value or the
+// default. It returns the variables that are not set and have no default, and those whose
+// default holds a "${", which it leaves as they are. A literal "${" is written "$${"; any other
+// "$$" stays as is.
+func expand(raw []byte, lookup func(string) (string, bool)) (out []byte, missing, nested []string) {
+	out = envRef.ReplaceAllFunc(raw, func(ref []byte) []byte {
 		m := envRef.FindSubmatch(ref)
 		if m[1] == nil {
 			return []byte("${")
@@ -195,6 +285,11 @@ func Expand(raw []byte, lookup func(string) (string, bool)) ([]byte, error) {
 		}
 		return ref
 	})
+	return out, missing, nested
+}
+
+// expandErr says what expand found wrong, or nil.
+func expandErr(missing, nested []string) error {
 	var errs []error
 	if len(missing) > 0 {
 		errs = append(errs, fmt.Errorf("environment variables not set: %s", strings.Join(missing, ", ")))
@@ -202,10 +297,7 @@ func Expand(raw []byte, lookup func(string) (string, bool)) ([]byte, error) {
 	for _, n := range nested {
 		errs = append(errs, fmt.Errorf("${%s:-...}: a default cannot contain \"${\"", n))
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return out, nil
+	return errors.Join(errs...)
 }
 
 func (c *Config) applyDefaults() {

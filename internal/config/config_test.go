@@ -318,6 +318,47 @@ sources:
 	wantAll(t, err.Error(), "STREAMUX_TEST_UNSET_A", "STREAMUX_TEST_UNSET_B")
 }
 
+// References are expanded in values only, after the YAML is parsed: a comment may name a
+// variable that is not set, and a value from the environment is taken exactly as it is, with
+// characters that would mean something to YAML written in place.
+func TestParseEnvValuesOnly(t *testing.T) {
+	token := `Bearer a #b: "c\d' *e {f} [g] &h !i`
+	t.Setenv("STREAMUX_TEST_TOKEN", token)
+	t.Setenv("STREAMUX_TEST_URL", "ws://127.0.0.1:9/feed")
+	src := `# set STREAMUX_TEST_NOT_SET_EITHER, or ${STREAMUX_TEST_NOT_SET}, to …
+sources:
+  - name: up
+    type: websocket
+    url: ${STREAMUX_TEST_URL}   # ${STREAMUX_TEST_NOT_SET} here is a comment too
+    headers:
+      Authorization: ${STREAMUX_TEST_TOKEN}
+      X-Quoted: "${STREAMUX_TEST_TOKEN}"
+      X-Literal: 'a $${STREAMUX_TEST_TOKEN}'
+`
+	c, err := Parse([]byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := c.Sources[0].Spec.(*wsdial.Config)
+	if spec.URL != "ws://127.0.0.1:9/feed" {
+		t.Errorf("url = %q", spec.URL)
+	}
+	for _, h := range []string{"Authorization", "X-Quoted"} {
+		if spec.Headers[h] != token {
+			t.Errorf("%s = %q, want %q", h, spec.Headers[h], token)
+		}
+	}
+	if got := spec.Headers["X-Literal"]; got != "a ${STREAMUX_TEST_TOKEN}" {
+		t.Errorf("X-Literal = %q, want the escaped reference as text", got)
+	}
+
+	// A key is not expanded: this one stays as written, and is no header name.
+	_, err = Parse([]byte(strings.Replace(src, "X-Literal:", "${STREAMUX_TEST_NOT_SET}:", 1)))
+	if err == nil || strings.Contains(err.Error(), "environment variables") || !strings.Contains(err.Error(), `"${STREAMUX_TEST_NOT_SET}" is not a valid header name`) {
+		t.Errorf("a reference in a key: %v", err)
+	}
+}
+
 func TestLoad(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -349,6 +390,15 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// expandAll is expand with its problems as one error, as Parse reports them.
+func expandAll(raw []byte, lookup func(string) (string, bool)) ([]byte, error) {
+	out, missing, nested := expand(raw, lookup)
+	if err := expandErr(missing, nested); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func TestExpand(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"A": "alpha", "EMPTY": "", "B_2": "b"}
@@ -372,17 +422,17 @@ func TestExpand(t *testing.T) {
 		{"$$${A}", "$${A}"}, // "$${" is read first, from the left
 	}
 	for _, tc := range cases {
-		got, err := Expand([]byte(tc.in), lookup)
+		got, err := expandAll([]byte(tc.in), lookup)
 		if err != nil {
-			t.Errorf("Expand(%q): %v", tc.in, err)
+			t.Errorf("expandAll(%q): %v", tc.in, err)
 			continue
 		}
 		if string(got) != tc.want {
-			t.Errorf("Expand(%q) = %q, want %q", tc.in, got, tc.want)
+			t.Errorf("expandAll(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 
-	_, err := Expand([]byte("${X1} ${A} ${X2:-ok} ${X3} ${X1}"), lookup)
+	_, err := expandAll([]byte("${X1} ${A} ${X2:-ok} ${X3} ${X1}"), lookup)
 	if err == nil {
 		t.Fatal("unset variables: no error")
 	}
@@ -396,13 +446,13 @@ func TestExpand(t *testing.T) {
 
 	// A "${" in a default would leave a stray reference or brace behind: it is refused.
 	for _, in := range []string{"${NOPE:-${A}}", "${A:-${A}}"} {
-		if got, err := Expand([]byte(in), lookup); err == nil {
-			t.Errorf("Expand(%q) = %q, want an error for the nested reference", in, got)
+		if got, err := expandAll([]byte(in), lookup); err == nil {
+			t.Errorf("expandAll(%q) = %q, want an error for the nested reference", in, got)
 		}
 	}
 }
 
-// FuzzExpand: Expand never panics; every reference to a set variable is replaced; an error
+// FuzzExpand: expand never panics; every reference to a set variable is replaced; an error
 // names exactly the unset variables that have no default.
 func FuzzExpand(f *testing.F) {
 	for _, s := range []string{"", "${S}", "${U}", "${U:-d}", "a${S}b${S:-x}c", "$${S}", "$$", "${S", "${S:-${S}}", "}${", "${U:-}"} {
@@ -417,7 +467,7 @@ func FuzzExpand(f *testing.F) {
 		return "", false
 	}
 	f.Fuzz(func(t *testing.T, in string) {
-		out, err := Expand([]byte(in), lookup)
+		out, err := expandAll([]byte(in), lookup)
 		if err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {
 				if name, ok := strings.CutPrefix(line, "${"); ok {
@@ -449,7 +499,7 @@ func FuzzExpand(f *testing.F) {
 			}
 			// Only an escaped reference ("$${S}" in the input) may survive, as "${S}".
 			if !strings.Contains(in, "$"+string(out[m[0]:m[1]])) {
-				t.Fatalf("Expand(%q) = %q: reference %q to a set variable survived", in, out, out[m[0]:m[1]])
+				t.Fatalf("expandAll(%q) = %q: reference %q to a set variable survived", in, out, out[m[0]:m[1]])
 			}
 		}
 	})
