@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/yamlstrict"
 )
 
 // Config is the auth section of the configuration file. Its zero value (no auth section)
@@ -240,8 +241,8 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 	}
 	type plain Config
 	var p plain
-	n = deepCopy(n) // unknownFields nulls the bad times, so that yaml reports the other problems
-	msgs := unknownFields(n, reflect.TypeFor[plain]())
+	n = deepCopy(n) // badTimes nulls the bad times, so that yaml reports the other problems
+	msgs := yamlstrict.UnknownFields(n, reflect.TypeFor[plain](), badTimes)
 	if err := n.Decode(&p); err != nil {
 		var te *yaml.TypeError
 		switch {
@@ -250,7 +251,7 @@ func (c *Config) UnmarshalYAML(n *yaml.Node) error {
 				msgs = append(msgs, goTypes.Replace(m))
 			}
 		case len(msgs) == 0:
-			// A value that yaml gives up on (a bad time) and that unknownFields did not name.
+			// A value that yaml gives up on (a bad time) and that badTimes did not name.
 			msgs = append(msgs, fmt.Sprintf("line %d: %v", n.Line, err))
 		}
 	}
@@ -272,49 +273,19 @@ var goTypes = strings.NewReplacer(
 	"into bool", "into true or false",
 )
 
-// unknownFields lists the keys of mapping n, and of the mappings within it, that type t has no
-// field for, and the times that do not parse, which it replaces by null: yaml stops at the first
-// of those, without saying where.
-func unknownFields(n *yaml.Node, t reflect.Type) []string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
+// badTimes names the times under n that do not parse, and replaces them by null: yaml stops at
+// the first of those, without saying where.
+func badTimes(n *yaml.Node, t reflect.Type) ([]string, bool) {
+	if t != reflect.TypeFor[time.Time]() {
+		return nil, false
 	}
-	var out []string
-	switch {
-	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
-		for _, e := range n.Content {
-			out = append(out, unknownFields(e, t.Elem())...)
-		}
-	case t == reflect.TypeFor[time.Time]():
-		var v time.Time
-		if n.Decode(&v) != nil {
-			out = append(out, fmt.Sprintf("line %d: %q is not a time (RFC 3339, such as 2027-01-01T00:00:00Z)", n.Line, n.Value))
-			*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
-		}
-	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
-		fields := map[string]reflect.Type{}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "-" || !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			fields[name] = f.Type
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			ft, ok := fields[k.Value]
-			if !ok {
-				out = append(out, fmt.Sprintf("line %d: unknown field %q", k.Line, k.Value))
-				continue
-			}
-			out = append(out, unknownFields(n.Content[i+1], ft)...)
-		}
+	var v time.Time
+	if n.Decode(&v) != nil {
+		msg := fmt.Sprintf("line %d: %q is not a time (RFC 3339, such as 2027-01-01T00:00:00Z)", n.Line, n.Value)
+		*n = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: n.Line, Column: n.Column}
+		return []string{msg}, true
 	}
-	return out
+	return nil, true
 }
 
 func deepCopy(n *yaml.Node) *yaml.Node {

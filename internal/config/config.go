@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/streamux/streamux/internal/auth"
+	"github.com/streamux/streamux/internal/yamlstrict"
 )
 
 // Config is the whole configuration. Its zero value, after Defaults, is the embedded default:
@@ -148,7 +149,7 @@ func Parse(raw []byte) (*Config, error) {
 	if len(doc.Content) > 0 {
 		// A node's Decode is not strict: unknown fields are looked for first.
 		root := doc.Content[0]
-		for _, m := range unknownFields(root, reflect.TypeFor[Config]()) {
+		for _, m := range yamlstrict.UnknownFields(root, reflect.TypeFor[Config](), nil) {
 			errs = append(errs, errors.New(m))
 		}
 		if err := root.Decode(&c); err != nil {
@@ -171,48 +172,6 @@ func Parse(raw []byte) (*Config, error) {
 		return nil, errors.Join(errs...)
 	}
 	return &c, nil
-}
-
-// unknownFields lists, at the file's lines, the keys of mapping n, and of the mappings within
-// it, that type t has no field for. Types that decode themselves (yaml.Unmarshaler: a source, the
-// auth section) are left to look for their own.
-func unknownFields(n *yaml.Node, t reflect.Type) []string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
-		return nil
-	}
-	var out []string
-	switch {
-	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
-		for _, e := range n.Content {
-			out = append(out, unknownFields(e, t.Elem())...)
-		}
-	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
-		fields := map[string]reflect.Type{}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "-" || !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			fields[name] = f.Type
-		}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			ft, ok := fields[k.Value]
-			if !ok {
-				out = append(out, fmt.Sprintf("line %d: unknown field %q", k.Line, k.Value))
-				continue
-			}
-			out = append(out, unknownFields(n.Content[i+1], ft)...)
-		}
-	}
-	return out
 }
 
 // expandValues expands the ${NAME} references of every scalar value under n (not of mapping

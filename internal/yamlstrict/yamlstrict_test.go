@@ -1,0 +1,61 @@
+package yamlstrict
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+)
+
+type self struct{}
+
+func (*self) UnmarshalYAML(*yaml.Node) error { return nil }
+
+type inner struct {
+	Size int `yaml:"size"`
+}
+
+type outer struct {
+	Name   string  `yaml:"name"`
+	Items  []inner `yaml:"items"`
+	Nested *inner  `yaml:"nested"`
+	Own    self    `yaml:"own"`
+	Plain  int
+	Skip   int `yaml:"-"`
+}
+
+func TestUnknownFields(t *testing.T) {
+	src := `name: x
+nmae: y
+items:
+  - size: 1
+  - szie: 2
+nested: {size: 3, big: true}
+own: {anything: 1}
+plain: 4
+skip: 5
+`
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatal(err)
+	}
+	got := UnknownFields(doc.Content[0], reflect.TypeFor[outer](), nil)
+	want := []string{`line 2: unknown field "nmae"`, `line 5: unknown field "szie"`, `line 6: unknown field "big"`, `line 9: unknown field "skip"`}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+
+	// A check handles the nodes it wants, and the walk goes no deeper there.
+	check := func(n *yaml.Node, t reflect.Type) ([]string, bool) {
+		if t == reflect.TypeFor[inner]() {
+			return []string{"inner"}, true
+		}
+		return nil, false
+	}
+	got = UnknownFields(doc.Content[0], reflect.TypeFor[outer](), check)
+	want = []string{`line 2: unknown field "nmae"`, "inner", "inner", "inner", `line 9: unknown field "skip"`}
+	if !slices.Equal(got, want) {
+		t.Errorf("with a check: got %q, want %q", got, want)
+	}
+}
