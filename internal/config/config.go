@@ -5,6 +5,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -137,11 +139,12 @@ func Load(path string) (*Config, error) {
 // holds, after it is parsed: never in comments or keys, and a value taken from the environment
 // is that value exactly, whatever YAML would make of its characters.
 func Parse(raw []byte) (*Config, error) {
+	hidden, refs := hideRefs(raw)
 	var doc yaml.Node
-	if err := yaml.Unmarshal(raw, &doc); err != nil {
+	if err := yaml.Unmarshal(hidden, &doc); err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
 	}
-	if err := expandValues(&doc, os.LookupEnv); err != nil {
+	if err := refs.expandValues(&doc, os.LookupEnv); err != nil {
 		return nil, err
 	}
 	var c Config
@@ -174,20 +177,60 @@ func Parse(raw []byte) (*Config, error) {
 	return &c, nil
 }
 
-// expandValues expands the ${NAME} references of every scalar value under n (not of mapping
-// keys), and reports every variable missing at once. A plain scalar whose text changed has its
-// type inferred again from its new text, as if it had been written so: rate: ${RATE} is a number
-// when RATE is one.
-func expandValues(n *yaml.Node, lookup func(string) (string, bool)) error {
+// refs stands in for a file's ${NAME} references while YAML parses it: each becomes a token that
+// YAML reads as plain text anywhere, a flow collection ([${A}]) included, and the references are
+// put back, expanded in values, once the file is parsed.
+type refs struct {
+	token *regexp.Regexp // a token: the file's own prefix, then the reference's number
+	texts []string       // the references as written, by number
+}
+
+// hideRefs replaces every reference in raw (and every "$${" escape) by a token. The tokens start
+// with a random prefix, so that no text of the file can be taken for one.
+func hideRefs(raw []byte) ([]byte, *refs) {
+	var nonce [8]byte
+	_, _ = rand.Read(nonce[:]) // never fails (crypto/rand)
+	prefix := fmt.Sprintf("streamuxref%x", nonce)
+	r := &refs{token: regexp.MustCompile(prefix + `n(\d+)z`)}
+	numbers := map[string]int{} // the same reference, the same token: &${A} still names *${A}
+	out := envRef.ReplaceAllFunc(raw, func(ref []byte) []byte {
+		n, ok := numbers[string(ref)]
+		if !ok {
+			n = len(r.texts)
+			numbers[string(ref)] = n
+			r.texts = append(r.texts, string(ref))
+		}
+		return fmt.Appendf(nil, "%sn%dz", prefix, n)
+	})
+	return out, r
+}
+
+// restore puts the references back into s as they were written.
+func (r *refs) restore(s string) string {
+	return r.token.ReplaceAllStringFunc(s, func(tok string) string {
+		n, _ := strconv.Atoi(r.token.FindStringSubmatch(tok)[1])
+		return r.texts[n]
+	})
+}
+
+// expandValues puts the references back under n: expanded in every scalar value, as written in
+// mapping keys. It reports every variable missing at once. A plain scalar whose text changed has
+// its type inferred again from its new text, as if it had been written so: rate: ${RATE} is a
+// number when RATE is one.
+func (r *refs) expandValues(n *yaml.Node, lookup func(string) (string, bool)) error {
 	var missing, nested []string
 	var walk func(n *yaml.Node, key bool)
 	walk = func(n *yaml.Node, key bool) {
 		switch n.Kind {
 		case yaml.ScalarNode:
-			if key || !strings.Contains(n.Value, "${") {
+			if len(r.texts) == 0 || !r.token.MatchString(n.Value) {
 				return
 			}
-			out, m, ns := expand([]byte(n.Value), lookup)
+			if key {
+				n.Value = r.restore(n.Value)
+				return
+			}
+			out, m, ns := expand([]byte(r.restore(n.Value)), lookup)
 			for _, name := range m {
 				if !slices.Contains(missing, name) {
 					missing = append(missing, name)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -357,6 +358,33 @@ sources:
 	if err == nil || strings.Contains(err.Error(), "environment variables") || !strings.Contains(err.Error(), `"${STREAMUX_TEST_NOT_SET}" is not a valid header name`) {
 		t.Errorf("a reference in a key: %v", err)
 	}
+}
+
+// A reference may stand where YAML would not take "${" as it is, in a flow collection; anchors,
+// aliases and merge keys read as yaml reads them, unknown keys included.
+func TestParseEnvFlowAliasesMerges(t *testing.T) {
+	t.Setenv("STREAMUX_TEST_ORIGIN", "https://app.example")
+	t.Setenv("STREAMUX_TEST_DELAY", "5ms")
+	c, err := Parse([]byte(`allowed_origins: [${STREAMUX_TEST_ORIGIN}, "https://b.example"]
+stream: {write_delay: ${STREAMUX_TEST_DELAY}}
+limits: &l
+  queue_events: 7
+history:
+  <<: {size: 42}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.AllowedOrigins, []string{"https://app.example", "https://b.example"}) || c.Stream.WriteDelay != 5*time.Millisecond {
+		t.Errorf("origins %q, write_delay %v", c.AllowedOrigins, c.Stream.WriteDelay)
+	}
+	if c.Limits.QueueEvents != 7 || c.History.Size != 42 {
+		t.Errorf("queue_events %d, history.size %d", c.Limits.QueueEvents, c.History.Size)
+	}
+	msg := parseErr(t, "tls: &t {cert: a, key: b}\nhistory: *t\n")
+	wantAll(t, msg, `line 1: unknown field "cert"`, `line 1: unknown field "key"`)
+	msg = parseErr(t, "history:\n  <<: {size: 1, sise: 2}\n")
+	wantAll(t, msg, `line 2: unknown field "sise"`)
 }
 
 func TestLoad(t *testing.T) {

@@ -17,15 +17,33 @@ import (
 type Check func(n *yaml.Node, t reflect.Type) (msgs []string, handled bool)
 
 // UnknownFields lists, as "line N: unknown field "k"", the keys of mapping n, and of the
-// mappings within it, that type t has no field for (by yaml tag, else the lowercased name).
-// Types that decode themselves (yaml.Unmarshaler) are left to look for their own. check, if not
-// nil, may handle a node first.
+// mappings within it, that type t has no field for (by yaml tag, else the lowercased name). It
+// follows aliases and merge keys (<<) as yaml's decoding does. Types that decode themselves
+// (yaml.Unmarshaler) are left to look for their own. check, if not nil, may handle a node first.
 func UnknownFields(n *yaml.Node, t reflect.Type, check Check) []string {
+	w := walker{check: check, open: map[*yaml.Node]bool{}}
+	return w.walk(n, t)
+}
+
+type walker struct {
+	check Check
+	open  map[*yaml.Node]bool // the aliased nodes being walked: an alias to one of them is a cycle
+}
+
+func (w *walker) walk(n *yaml.Node, t reflect.Type) []string {
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil || w.open[n.Alias] {
+			return nil // a cycle, which yaml's decoding reports
+		}
+		w.open[n.Alias] = true
+		defer delete(w.open, n.Alias)
+		n = n.Alias
+	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if check != nil {
-		if msgs, handled := check(n, t); handled {
+	if w.check != nil {
+		if msgs, handled := w.check(n, t); handled {
 			return msgs
 		}
 	}
@@ -36,7 +54,7 @@ func UnknownFields(n *yaml.Node, t reflect.Type, check Check) []string {
 	switch {
 	case n.Kind == yaml.SequenceNode && t.Kind() == reflect.Slice:
 		for _, e := range n.Content {
-			out = append(out, UnknownFields(e, t.Elem(), check)...)
+			out = append(out, w.walk(e, t.Elem())...)
 		}
 	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
 		fields := map[string]reflect.Type{}
@@ -52,13 +70,24 @@ func UnknownFields(n *yaml.Node, t reflect.Type, check Check) []string {
 			fields[name] = f.Type
 		}
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
+			k, v := n.Content[i], n.Content[i+1]
+			if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
+				// <<: a mapping, or a list of them, whose keys this mapping takes.
+				if v.Kind == yaml.SequenceNode {
+					for _, e := range v.Content {
+						out = append(out, w.walk(e, t)...)
+					}
+				} else {
+					out = append(out, w.walk(v, t)...)
+				}
+				continue
+			}
 			ft, ok := fields[k.Value]
 			if !ok {
 				out = append(out, fmt.Sprintf("line %d: unknown field %q", k.Line, k.Value))
 				continue
 			}
-			out = append(out, UnknownFields(n.Content[i+1], ft, check)...)
+			out = append(out, w.walk(v, ft)...)
 		}
 	}
 	return out

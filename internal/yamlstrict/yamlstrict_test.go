@@ -59,3 +59,30 @@ skip: 5
 		t.Errorf("with a check: got %q, want %q", got, want)
 	}
 }
+
+// Keys reached through an alias or a merge key are checked as yaml's decoding would read them.
+func TestAliasesAndMerges(t *testing.T) {
+	src := `base: &b {size: 1, sise: 2}
+nested: *b
+items:
+  - <<: *b
+    size: 3
+  - <<: [{size: 4}, {bad: 5}]
+loop: &l [*l]
+`
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatal(err)
+	}
+	type loopy struct {
+		Base   map[string]int `yaml:"base"`
+		Nested inner          `yaml:"nested"`
+		Items  []inner        `yaml:"items"`
+		Loop   [][]int        `yaml:"loop"`
+	}
+	got := UnknownFields(doc.Content[0], reflect.TypeFor[loopy](), nil)
+	want := []string{`line 1: unknown field "sise"`, `line 1: unknown field "sise"`, `line 6: unknown field "bad"`}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
