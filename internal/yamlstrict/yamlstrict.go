@@ -56,19 +56,13 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type) []string {
 		for _, e := range n.Content {
 			out = append(out, w.walk(e, t.Elem())...)
 		}
+	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Map:
+		for i := 1; i < len(n.Content); i += 2 {
+			out = append(out, w.walk(n.Content[i], t.Elem())...)
+		}
 	case n.Kind == yaml.MappingNode && t.Kind() == reflect.Struct:
 		fields := map[string]reflect.Type{}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if name == "-" || !f.IsExported() {
-				continue
-			}
-			if name == "" {
-				name = strings.ToLower(f.Name)
-			}
-			fields[name] = f.Type
-		}
+		addFields(fields, t)
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k, v := n.Content[i], n.Content[i+1]
 			if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
@@ -91,4 +85,23 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type) []string {
 		}
 	}
 	return out
+}
+
+// addFields files the fields of struct type t under their yaml names, those of an ",inline"
+// struct as its own.
+func addFields(fields map[string]reflect.Type, t reflect.Type) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		switch {
+		case name == "-":
+		case opts == "inline" && f.Type.Kind() == reflect.Struct: // exported or not, as yaml has it
+			addFields(fields, f.Type)
+		case !f.IsExported():
+		case name == "":
+			fields[strings.ToLower(f.Name)] = f.Type
+		default:
+			fields[name] = f.Type
+		}
+	}
 }

@@ -16,17 +16,25 @@ type inner struct {
 	Size int `yaml:"size"`
 }
 
+type common struct {
+	ID string `yaml:"id"`
+}
+
 type outer struct {
-	Name   string  `yaml:"name"`
-	Items  []inner `yaml:"items"`
-	Nested *inner  `yaml:"nested"`
-	Own    self    `yaml:"own"`
+	common `yaml:",inline"`
+	ByName map[string]inner `yaml:"by_name"`
+	Name   string           `yaml:"name"`
+	Items  []inner          `yaml:"items"`
+	Nested *inner           `yaml:"nested"`
+	Own    self             `yaml:"own"`
 	Plain  int
 	Skip   int `yaml:"-"`
 }
 
 func TestUnknownFields(t *testing.T) {
-	src := `name: x
+	src := `id: 1
+by_name: {a: {size: 1, szie: 0}}
+name: x
 nmae: y
 items:
   - size: 1
@@ -41,7 +49,7 @@ skip: 5
 		t.Fatal(err)
 	}
 	got := UnknownFields(doc.Content[0], reflect.TypeFor[outer](), nil)
-	want := []string{`line 2: unknown field "nmae"`, `line 5: unknown field "szie"`, `line 6: unknown field "big"`, `line 9: unknown field "skip"`}
+	want := []string{`line 2: unknown field "szie"`, `line 4: unknown field "nmae"`, `line 7: unknown field "szie"`, `line 8: unknown field "big"`, `line 11: unknown field "skip"`}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -54,7 +62,7 @@ skip: 5
 		return nil, false
 	}
 	got = UnknownFields(doc.Content[0], reflect.TypeFor[outer](), check)
-	want = []string{`line 2: unknown field "nmae"`, "inner", "inner", "inner", `line 9: unknown field "skip"`}
+	want = []string{"inner", `line 4: unknown field "nmae"`, "inner", "inner", "inner", `line 11: unknown field "skip"`}
 	if !slices.Equal(got, want) {
 		t.Errorf("with a check: got %q, want %q", got, want)
 	}
