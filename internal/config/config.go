@@ -214,9 +214,9 @@ func (r *refs) restore(s string) string {
 }
 
 // expandValues puts the references back under n: expanded in every scalar value, as written in
-// mapping keys. It reports every variable missing at once. A plain scalar whose text changed has
-// its type inferred again from its new text, as if it had been written so: rate: ${RATE} is a
-// number when RATE is one.
+// mapping keys. It reports every variable missing at once. A plain (unquoted, untagged) scalar
+// that held a reference has its type inferred from its new text, as if it had been written so:
+// rate: ${RATE} is a number when RATE is one.
 func (r *refs) expandValues(n *yaml.Node, lookup func(string) (string, bool)) error {
 	var missing, nested []string
 	var walk func(n *yaml.Node, key bool)
@@ -237,8 +237,8 @@ func (r *refs) expandValues(n *yaml.Node, lookup func(string) (string, bool)) er
 				}
 			}
 			nested = append(nested, ns...)
-			if string(out) != n.Value && n.Style&(yaml.TaggedStyle|yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
-				n.Tag = ""
+			if n.Style&(yaml.TaggedStyle|yaml.SingleQuotedStyle|yaml.DoubleQuotedStyle|yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+				n.Tag = "" // the tag was the token's
 			}
 			n.Value = string(out)
 		case yaml.MappingNode:
