@@ -39,9 +39,9 @@ func appendBody(b, body []byte) ([]byte, BodyEncoding) {
 		if compactJSON(body) {
 			return append(b, body...), BodyJSON // most JSON payloads: one quick pass, no copy
 		}
-		// Valid first: it allocates nothing, where a failing Compact allocates its error.
-		if utf8.Valid(body) && json.Valid(body) {
-			// Compact removes the newlines that would break an NDJSON line.
+		if utf8.Valid(body) {
+			// Compact checks the JSON as it removes the spaces, and the newlines that would
+			// break an NDJSON line; what it wrote of a body that is not JSON is cut off.
 			buf := bytes.NewBuffer(b)
 			if err := json.Compact(buf, body); err == nil {
 				return buf.Bytes(), BodyJSON
