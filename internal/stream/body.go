@@ -58,8 +58,9 @@ func appendBody(b, body []byte) ([]byte, BodyEncoding) {
 	return append(b, `","body_encoding":"base64"`...), BodyBase64
 }
 
-// mayBeJSON reports whether body starts as a JSON value can. json.Valid allocates its error for
-// a body that is not JSON; most text fails this test first and never gets there.
+// mayBeJSON reports whether body starts as a JSON value can. encoding/json's Valid and Compact,
+// and fastjson's validator, allocate their error for a body that is not JSON; most text fails
+// this test first and never gets there.
 func mayBeJSON(body []byte) bool {
 	for i, c := range body {
 		switch c {
