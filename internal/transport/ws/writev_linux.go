@@ -16,7 +16,7 @@ const fastWrites = true
 type iovecs = []unix.Iovec
 
 // writeNow writes c.bufs with one writev that does not wait; it returns how much the socket
-// took, 0 if it was full.
+// took, 0 if it was full (or, which a call that does not wait should never be, interrupted).
 func (c *conn) writeNow(s *shard) (int, error) {
 	s.iov = s.iov[:0]
 	for _, b := range c.bufs {
@@ -28,7 +28,10 @@ func (c *conn) writeNow(s *shard) (int, error) {
 	var n int
 	var errno syscall.Errno
 	err := c.raw.Write(func(fd uintptr) bool {
-		r, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(len(s.iov)))
+		// The socket does not block (the runtime's poller set it so), so the call need not
+		// tell the scheduler it might: RawSyscall spares the bookkeeping, and the wake-ups of
+		// sysmon it brings, on every write.
+		r, _, e := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(len(s.iov)))
 		n, errno = int(r), e
 		return true // never wait here: a full socket is drain's
 	})
@@ -36,8 +39,8 @@ func (c *conn) writeNow(s *shard) (int, error) {
 	switch {
 	case err != nil:
 		return 0, err
-	case errors.Is(errno, unix.EAGAIN):
-		return 0, nil
+	case errors.Is(errno, unix.EAGAIN), errors.Is(errno, unix.EINTR):
+		return 0, nil // drain writes it, waiting as it must
 	case errno != 0:
 		return 0, errno
 	}
