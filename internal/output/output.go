@@ -3,7 +3,8 @@
 //
 // Concurrency: any number of routers call Offer and Close concurrently; exactly one consumer at a
 // time drains the queue, with Pump (SSE and NDJSON, on the HTTP request goroutine) or with Take
-// after SetNotify (WebSocket, whose writes happen on shared writer goroutines). The counters are
+// after SetNotify (WebSocket, whose writes happen on shared writer goroutines; Pump uses
+// SetNotify too). The counters are
 // atomics; the queue has its own short lock, which no two routers contend for unless they feed
 // the same client.
 package output
@@ -90,8 +91,7 @@ type Output struct {
 	ring    []*stream.Event // the queue: n events from head, wrapping
 	head, n int
 	bytes   int64  // the encoded size of what is queued
-	notify  func() // how the consumer is told of events queued into an empty queue; nil: ready
-	ready   chan struct{}
+	notify  func() // how the consumer is told of events queued into an empty queue (SetNotify)
 
 	done   chan struct{}
 	once   sync.Once
@@ -110,7 +110,7 @@ const keepRing = 64
 // New returns an output with the given id, policy and queue limits.
 func New(id uint64, p Policy, l Limits) *Output {
 	l = l.WithDefaults()
-	return &Output{id: id, policy: p, maxEvents: l.Events, maxBytes: l.Bytes, ready: make(chan struct{}, 1), done: make(chan struct{})}
+	return &Output{id: id, policy: p, maxEvents: l.Events, maxBytes: l.Bytes, done: make(chan struct{})}
 }
 
 // ID is the subscription id.
@@ -142,8 +142,8 @@ func (o *Output) Offer(ev *stream.Event) bool {
 	tell := o.n == 1 // the consumer emptied the queue last time, so it waits to be told
 	f := o.notify
 	o.mu.Unlock()
-	if tell {
-		o.tell(f)
+	if tell && f != nil { // no consumer yet: SetNotify tells it of what is queued
+		f()
 	}
 	return true
 }
@@ -156,21 +156,9 @@ func (o *Output) grow() {
 	o.ring, o.head = ring, 0
 }
 
-func (o *Output) tell(f func()) {
-	if f != nil {
-		f()
-		return
-	}
-	select {
-	case o.ready <- struct{}{}:
-	default:
-	}
-}
-
 // SetNotify makes f how the consumer learns that events were queued into an empty queue, or
-// that the output ended, instead of the channel Pump waits on. f is called from the goroutine
-// that queued or closed, so it must not block. If events are already queued, or the output has
-// ended, f is called at once.
+// that the output ended. f is called from the goroutine that queued or closed, so it must not
+// block. If events are already queued, or the output has ended, f is called at once.
 func (o *Output) SetNotify(f func()) {
 	o.mu.Lock()
 	o.notify = f

@@ -34,8 +34,8 @@ var closed = func() chan struct{} { c := make(chan struct{}); close(c); return c
 
 // Pump writes the backlog, then every event queued, until the output ends (it returns Err), ctx
 // is done (the client went away: ErrClientGone), or a write fails (that error). Each round takes
-// everything queued, up to MaxBatch, into one Write. Pump is the output's consumer: it must not
-// be used with SetNotify.
+// everything queued, up to MaxBatch, into one Write. Pump is the output's consumer: it sets the
+// output's notification (SetNotify) to a channel of its own.
 func (o *Output) Pump(ctx context.Context, w Writer, backlog []*stream.Event, opt PumpOptions) error {
 	if opt.Heartbeat <= 0 {
 		opt.Heartbeat = 15 * time.Second
@@ -53,6 +53,13 @@ func (o *Output) Pump(ctx context.Context, w Writer, backlog []*stream.Event, op
 			return err
 		}
 	}
+	ready := make(chan struct{}, 1)
+	o.SetNotify(func() {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
+	})
 	hb := time.NewTicker(opt.Heartbeat)
 	defer hb.Stop()
 	batch := make([]*stream.Event, 0, 16)
@@ -78,7 +85,7 @@ func (o *Output) Pump(ctx context.Context, w Writer, backlog []*stream.Event, op
 		}
 		select {
 		case <-busy:
-		case <-o.ready:
+		case <-ready:
 			more = true
 		case <-hb.C:
 			if err := w.Heartbeat(); err != nil {
