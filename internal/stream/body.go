@@ -33,6 +33,12 @@ func ClassifyBody(body []byte) BodyEncoding {
 	return BodyBase64
 }
 
+// ValidJSON reports whether b is one valid JSON value, exactly as encoding/json's Valid does,
+// by the quick test when b is compact UTF-8 (the usual case) and by Valid otherwise.
+func ValidJSON(b []byte) bool {
+	return compactJSON(b) || json.Valid(b)
+}
+
 // appendBody appends body as an event's "body" carries it, and says how.
 func appendBody(b, body []byte) ([]byte, BodyEncoding) {
 	if mayBeJSON(body) {

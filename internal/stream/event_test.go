@@ -145,6 +145,9 @@ func FuzzCompactJSON(f *testing.F) {
 				t.Fatalf("%q: taken for compact JSON", b)
 			}
 		}
+		if ValidJSON(b) != json.Valid(b) {
+			t.Fatalf("%q: ValidJSON %v, json.Valid %v", b, ValidJSON(b), json.Valid(b))
+		}
 		want := BodyBase64
 		switch {
 		case utf8.Valid(b) && json.Valid(b):

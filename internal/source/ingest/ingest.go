@@ -14,7 +14,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -214,7 +213,7 @@ var envelopes fastjson.ParserPool
 // are the defaults that a line's own fields override. It uses p, whose values it copies out.
 func parseEnvelope(p *fastjson.Parser, b []byte, key string, headers map[string]string) (*stream.Message, error) {
 	// fastjson takes NaN and Inf for numbers, which JSON has not.
-	if !json.Valid(b) {
+	if !stream.ValidJSON(b) {
 		return nil, errors.New(`want {"key":…,"headers":{…},"body":…}: not valid JSON`)
 	}
 	v, err := p.ParseBytes(b)
