@@ -179,9 +179,7 @@ func (r *Router) Run(ctx context.Context) {
 			}
 		case <-ctx.Done():
 			r.closeInput()
-			for len(r.in) > 0 { // no one sends any more: this empties it for good
-				r.route(<-r.in)
-			}
+			r.catchUp() // no one sends any more: this empties the input for good
 			for _, e := range r.table.byID {
 				e.out.Close(output.ErrShutdown)
 			}
