@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/streamux/streamux/internal/sourcetest"
 )
 
 // bin is the streamux binary that TestMain builds.
@@ -226,16 +228,10 @@ func serveEnv(t *testing.T, env []string, addr string, args ...string) *server {
 	return s
 }
 
-// eventually polls cond every 20 ms until it holds, failing the test after d.
+// eventually polls cond until it holds, failing the test after d.
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	sourcetest.Eventually(t, d, cond, "%s", what)
 }
 
 type sourceInfo struct {

@@ -26,6 +26,7 @@ import (
 	"github.com/streamux/streamux/internal/router"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/sourcetest"
 	"github.com/streamux/streamux/internal/supervisor"
 	"github.com/streamux/streamux/internal/transport"
 )
@@ -127,13 +128,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	sourcetest.Eventually(t, 10*time.Second, cond, "%s", what)
 }
 
 // publish posts NDJSON envelopes to the http source name.

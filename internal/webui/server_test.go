@@ -28,6 +28,7 @@ import (
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
 	"github.com/streamux/streamux/internal/source/wsdial"
+	"github.com/streamux/streamux/internal/sourcetest"
 	"github.com/streamux/streamux/internal/supervisor"
 )
 
@@ -243,13 +244,7 @@ func (s *server) subscription(t *testing.T) supervisor.SubscriptionInfo {
 // waitUntil polls cond until it holds, or fails the test after a deadline.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	sourcetest.Eventually(t, 15*time.Second, cond, "%s", what)
 }
 
 // recorder sees every request the page makes, to check what it sends: it changes nothing, and

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/sourcetest"
 	"github.com/streamux/streamux/internal/stream"
 	"github.com/streamux/streamux/internal/transport"
 )
@@ -283,11 +284,5 @@ func TestCut(t *testing.T) {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	sourcetest.Eventually(t, 10*time.Second, cond, "%s", what)
 }
