@@ -156,6 +156,150 @@ func TestIngest(t *testing.T) {
 	}
 }
 
+// streamPost is a ?stream=true ingest request whose body the test writes line by line.
+type streamPost struct {
+	w    *io.PipeWriter
+	done chan streamAnswer
+}
+
+type streamAnswer struct {
+	status int
+	ae     apiErr
+	raw    string
+}
+
+func (e *env) streamPost(query, ct string) *streamPost {
+	pr, pw := io.Pipe()
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/sources/in/messages?stream=true&"+query, pr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", ct)
+	p := &streamPost{w: pw, done: make(chan streamAnswer, 1)}
+	go func() {
+		resp, err := e.client.Do(req)
+		if err != nil {
+			p.done <- streamAnswer{raw: err.Error()}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		a := streamAnswer{status: resp.StatusCode, raw: string(b)}
+		_ = json.Unmarshal(b, &a.ae)
+		p.done <- a
+	}()
+	e.t.Cleanup(func() { pw.Close() })
+	return p
+}
+
+func (p *streamPost) line(t *testing.T, s string) {
+	t.Helper()
+	if _, err := io.WriteString(p.w, s+"\n"); err != nil {
+		t.Fatalf("write %q: %v", s, err)
+	}
+}
+
+func (p *streamPost) answer(t *testing.T) streamAnswer {
+	t.Helper()
+	select {
+	case a := <-p.done:
+		return a
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer to the streaming request")
+		return streamAnswer{}
+	}
+}
+
+// With ?stream=true each line is published as soon as it has arrived, while the request goes on.
+func TestIngestStream(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := e.ndjson(url.Values{"source": {"in"}})
+	defer c.close()
+
+	p := e.streamPost("envelope=true&key=dflt", "application/x-ndjson")
+	for i := 1; i <= 3; i++ {
+		p.line(t, fmt.Sprintf(`{"key":"k%d","body":{"n":%d}}`, i, i))
+		if ev := c.next(t); ev.Key != fmt.Sprintf("k%d", i) || string(ev.Body) != fmt.Sprintf(`{"n":%d}`, i) {
+			t.Fatalf("line %d, delivered while the request is open: %+v", i, ev)
+		}
+	}
+	p.line(t, "")
+	p.line(t, `{"body":"no key"}`)
+	p.w.Close()
+	if a := p.answer(t); a.status != 200 || a.raw != "{\"accepted\":4}\n" {
+		t.Fatalf("end of the stream: %d %s", a.status, a.raw)
+	}
+	if ev := c.next(t); ev.Key != "dflt" || ev.Seq != 4 {
+		t.Fatalf("last line: %+v", ev)
+	}
+
+	// Plain lines, many more than the reader's buffer holds: each message keeps its own copy.
+	p = e.streamPost("key=plain", "application/x-ndjson")
+	var many strings.Builder
+	for i := range 600 {
+		fmt.Fprintf(&many, "line-%04d\n", i)
+	}
+	go func() { _, _ = io.WriteString(p.w, many.String()); p.w.Close() }()
+	if a := p.answer(t); a.status != 200 || a.raw != "{\"accepted\":600}\n" {
+		t.Fatalf("plain lines: %d %s", a.status, a.raw)
+	}
+	for i := range 600 {
+		if ev, want := c.next(t), fmt.Sprintf(`"line-%04d"`, i); string(ev.Body) != want || ev.Key != "plain" {
+			t.Fatalf("plain line %d: %+v, want body %s", i, ev, want)
+		}
+	}
+
+	// A bad line ends the request; what came before it stays published, and the answer says
+	// how much that was.
+	p = e.streamPost("envelope=true", "application/x-ndjson")
+	p.line(t, `{"key":"ok","body":1}`)
+	p.line(t, `{"nope":1}`)
+	a := p.answer(t)
+	if a.status != 400 || a.ae.Error.Code != "invalid_message" || a.ae.Error.Accepted == nil || *a.ae.Error.Accepted != 1 ||
+		!strings.Contains(a.ae.Error.Message, "line 2") {
+		t.Fatalf("bad line: %d %s", a.status, a.raw)
+	}
+	if ev := c.next(t); ev.Key != "ok" || ev.Seq != 605 {
+		t.Fatalf("line before the bad one: %+v", ev)
+	}
+
+	// A line over max_body_bytes (1 MiB for "in").
+	p = e.streamPost("", "application/x-ndjson")
+	p.line(t, "small")
+	go func() { _, _ = io.WriteString(p.w, strings.Repeat("x", 1<<20+1)+"\n") }()
+	if a := p.answer(t); a.status != 413 || a.ae.Error.Code != "body_too_large" || *a.ae.Error.Accepted != 1 {
+		t.Fatalf("long line: %d %s", a.status, a.raw)
+	}
+	if ev := c.next(t); string(ev.Body) != `"small"` {
+		t.Fatalf("line before the long one: %+v", ev)
+	}
+
+	// Streams are NDJSON only.
+	p = e.streamPost("", "application/json")
+	if a := p.answer(t); a.status != 415 || a.ae.Error.Code != "unsupported_media_type" || *a.ae.Error.Accepted != 0 {
+		t.Fatalf("not NDJSON: %d %s", a.status, a.raw)
+	}
+	resp, err := e.client.Post(e.srv.URL+"/v1/sources/in/messages?stream=maybe", "application/x-ndjson", strings.NewReader("1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Fatalf("stream=maybe: %d", resp.StatusCode)
+	}
+
+	// A shutdown ends an open stream with 503, after publishing what had arrived.
+	p = e.streamPost("", "application/x-ndjson")
+	p.line(t, "before shutdown")
+	if ev := c.next(t); string(ev.Body) != `"before shutdown"` {
+		t.Fatalf("before the shutdown: %+v", ev)
+	}
+	e.api.Drain()
+	if a := p.answer(t); a.status != 503 || a.ae.Error.Code != "shutting_down" || *a.ae.Error.Accepted != 1 {
+		t.Fatalf("shutdown: %d %s", a.status, a.raw)
+	}
+}
+
 func TestCheck(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	e.publish("in", numbered(10, keyEvenOdd)...)

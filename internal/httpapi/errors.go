@@ -16,6 +16,7 @@ type apiError struct {
 	Code     string `json:"code"`
 	Message  string `json:"message"`
 	Position *int   `json:"position,omitempty"`
+	Accepted *int   `json:"accepted,omitempty"` // an ingest request's messages published before the error
 
 	retryAfter time.Duration // a 429's Retry-After, when known
 }

@@ -421,6 +421,7 @@ type apiErr struct {
 		Code     string `json:"code"`
 		Message  string `json:"message"`
 		Position *int   `json:"position"`
+		Accepted *int   `json:"accepted"`
 	} `json:"error"`
 }
 

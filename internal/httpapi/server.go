@@ -62,6 +62,8 @@ type Server struct {
 	metrics  *metrics
 	conns    [3]atomic.Int64 // live streams per transport: ws, sse, ndjson
 	draining atomic.Bool
+	drainCtx context.Context // done at Drain
+	drain    context.CancelFunc
 	gate     *gate
 	hub      *ws.Hub        // writes the WebSocket streams
 	streams  sync.WaitGroup // the goroutines that serve WebSocket streams after their handler returned
@@ -82,6 +84,7 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 	}
 	s := &Server{sup: sup, opt: opt, log: opt.Log, mux: http.NewServeMux(), gate: newGate(opt.Limits), preds: newPredicateCache(opt.Predicates), forcedPreds: newPredicateCache(predicate.Limits{MaxBytes: 64 << 10}),
 		hub: ws.NewHub(opt.Transport)}
+	s.drainCtx, s.drain = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
 	s.mux.HandleFunc("/v1/stream", s.only("GET", s.stream))
 	s.mux.HandleFunc("/v1/check", s.only("POST", s.check))
@@ -105,12 +108,17 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.cors(s.mux).ServeHTTP(w, r) }
 
 // Drain makes /readyz fail and new streams get 503, ahead of a shutdown.
-func (s *Server) Drain() { s.draining.Store(true) }
+// Streaming ingest requests end.
+func (s *Server) Drain() {
+	s.draining.Store(true)
+	s.drain()
+}
 
 // Close waits for the WebSocket streams to end (the supervisor's Shutdown ends them), then stops
 // their writers; net/http's Shutdown does not wait for them, their connections being hijacked.
 // When ctx is done first, it cuts the connections still open.
 func (s *Server) Close(ctx context.Context) {
+	s.drain()
 	s.closeMu.Lock()
 	s.closing = true
 	s.closeMu.Unlock()
@@ -530,14 +538,14 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, forbidden(fmt.Sprintf("this credential may not write to source %q", name)))
 		return
 	}
-	n, err := src.Publish(r, w)
+	n, err := src.Publish(s.drainCtx, r, w)
 	if err != nil {
-		var ie *ingest.Error
-		if errors.As(err, &ie) {
-			writeError(w, newError(ie.Status, ie.Code, ie.Message))
-			return
+		ae := newError(http.StatusInternalServerError, "internal", err.Error())
+		if ie, ok := errors.AsType[*ingest.Error](err); ok {
+			ae = newError(ie.Status, ie.Code, ie.Message)
 		}
-		writeError(w, newError(http.StatusInternalServerError, "internal", err.Error()))
+		ae.Accepted = &n
+		writeError(w, ae)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"accepted": n})

@@ -6,7 +6,8 @@
 // queues one message at a time in the router's input, so messages of one request stay in order.
 // A request is answered once its messages are accepted (queued to be routed), not once routed:
 // a client that publishes and then subscribes or reads /v1/check still sees them, because the
-// router routes what it accepted before it runs a subscription or a history read.
+// router routes what it accepted before it runs a subscription or a history read. A streaming
+// request (?stream=true) publishes each line once it has arrived, and is answered at its end.
 package ingest
 
 import (
@@ -17,8 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -88,14 +91,30 @@ func badRequest(format string, args ...any) *Error {
 }
 
 // Publish parses the request as API.md says and hands every message to the router, in order.
-// The whole body is parsed before anything is published, so a bad line publishes nothing. It
-// returns the number of messages published; errors are *Error.
-func (s *Source) Publish(r *http.Request, w http.ResponseWriter) (int, error) {
+// Normally the whole body is parsed before anything is published, so a bad line publishes
+// nothing; with ?stream=true each NDJSON line is published as soon as it has arrived. It
+// returns the number of messages published, also when it fails; errors are *Error. A stream
+// also ends when stop is done: the server is shutting down.
+func (s *Source) Publish(stop context.Context, r *http.Request, w http.ResponseWriter) (n int, err error) {
 	e := s.emit.Load()
 	if e == nil {
 		return 0, &Error{Status: http.StatusServiceUnavailable, Code: "source_down", Message: "the source is not running"}
 	}
-	msgs, err := s.parse(r, w)
+	req, err := readRequest(r)
+	if req.stream {
+		defer func() {
+			if err != nil {
+				endEarly(w)
+			}
+		}()
+	}
+	if err != nil {
+		return 0, err
+	}
+	if req.stream {
+		return s.publishStream(stop, e, req, r, w)
+	}
+	msgs, err := s.parse(req, r, w)
 	if err != nil {
 		return 0, err
 	}
@@ -108,7 +127,56 @@ func (s *Source) Publish(r *http.Request, w http.ResponseWriter) (int, error) {
 	return len(msgs), nil
 }
 
-func (s *Source) parse(r *http.Request, w http.ResponseWriter) ([]*stream.Message, error) {
+// request is what a request says about its messages, before its body is read.
+type request struct {
+	envelope bool // each line (or the body) is an envelope
+	ndjson   bool // one message per line
+	stream   bool // publish each line once it has arrived
+	key      string
+	headers  map[string]string
+}
+
+func readRequest(r *http.Request) (request, error) {
+	q := r.URL.Query()
+	var req request
+	var err error
+	if req.envelope, err = boolParam(q, "envelope"); err != nil {
+		return req, err
+	}
+	if req.stream, err = boolParam(q, "stream"); err != nil {
+		return req, err
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	req.ndjson = mt == "application/x-ndjson" || mt == "application/jsonl"
+	if req.stream && !req.ndjson {
+		return req, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+			Message: fmt.Sprintf("stream=true takes NDJSON, one message per line: send Content-Type application/x-ndjson, not %q", mt)}
+	}
+	req.key, req.headers = requestKeyHeaders(r)
+	return req, nil
+}
+
+func boolParam(q url.Values, name string) (bool, error) {
+	switch v := q.Get(name); v {
+	case "true", "1":
+		return true, nil
+	case "", "false", "0":
+		return false, nil
+	default:
+		return false, badRequest("%s must be true or false, got %q", name, v)
+	}
+}
+
+// message is the message of one line (or of the whole body), which it may share memory with;
+// p parses envelopes.
+func (req *request) message(p *fastjson.Parser, b []byte) (*stream.Message, error) {
+	if !req.envelope {
+		return &stream.Message{Key: req.key, Headers: req.headers, Body: b}, nil
+	}
+	return parseEnvelope(p, b, req.key, req.headers)
+}
+
+func (s *Source) parse(req request, r *http.Request, w http.ResponseWriter) ([]*stream.Message, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
@@ -117,39 +185,21 @@ func (s *Source) parse(r *http.Request, w http.ResponseWriter) ([]*stream.Messag
 		}
 		return nil, badRequest("read body: %v", err)
 	}
-	q := r.URL.Query()
-	envelope := false
-	if v := q.Get("envelope"); v != "" {
-		switch v {
-		case "true", "1":
-			envelope = true
-		case "false", "0":
-		default:
-			return nil, badRequest("envelope must be true or false, got %q", v)
-		}
-	}
-	key, headers := requestKeyHeaders(r)
-	now := time.Now()
-	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if mt != "application/x-ndjson" && mt != "application/jsonl" {
-		if envelope {
-			p := envelopes.Get()
-			defer envelopes.Put(p)
-			m, err := parseEnvelope(p, body, key, headers)
-			if err != nil {
-				return nil, badRequest("envelope: %v", err)
-			}
-			m.Time = now
-			return []*stream.Message{m}, nil
-		}
-		return []*stream.Message{{Key: key, Headers: headers, Body: body, Time: now}}, nil
-	}
-	var msgs []*stream.Message
 	var p *fastjson.Parser
-	if envelope {
+	if req.envelope {
 		p = envelopes.Get()
 		defer envelopes.Put(p)
 	}
+	now := time.Now()
+	if !req.ndjson {
+		m, err := req.message(p, body)
+		if err != nil {
+			return nil, badRequest("envelope: %v", err)
+		}
+		m.Time = now
+		return []*stream.Message{m}, nil
+	}
+	var msgs []*stream.Message
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(nil, len(body)+1)
 	for line := 1; sc.Scan(); line++ {
@@ -157,13 +207,9 @@ func (s *Source) parse(r *http.Request, w http.ResponseWriter) ([]*stream.Messag
 		if len(b) == 0 {
 			continue
 		}
-		var m *stream.Message
-		if envelope {
-			if m, err = parseEnvelope(p, b, key, headers); err != nil {
-				return nil, badRequest("line %d: %v", line, err)
-			}
-		} else {
-			m = &stream.Message{Key: key, Headers: headers, Body: b}
+		m, err := req.message(p, b)
+		if err != nil {
+			return nil, badRequest("line %d: %v", line, err)
 		}
 		m.Time = now
 		msgs = append(msgs, m)
@@ -172,6 +218,79 @@ func (s *Source) parse(r *http.Request, w http.ResponseWriter) ([]*stream.Messag
 		return nil, badRequest("read NDJSON: %v", err)
 	}
 	return msgs, nil
+}
+
+// publishStream publishes each NDJSON line as soon as it has arrived, so that a request that
+// stays open (a producer's pipe) feeds the source for as long as it lasts, at the cost of one
+// read per chunk rather than one request per batch. max_body_bytes bounds each line; the stream
+// has no bound. A bad line ends the request: the lines before it stay published. When stop is
+// done or the source stops, the read in progress is cut and the request ends.
+func (s *Source) publishStream(stop context.Context, e *emitter, req request, r *http.Request, w http.ResponseWriter) (int, error) {
+	rc := http.NewResponseController(w)
+	// Unblock the read in progress, which then fails; the contexts tell why.
+	cut := func() { _ = rc.SetReadDeadline(time.Now()) }
+	defer context.AfterFunc(stop, cut)()
+	defer context.AfterFunc(e.ctx, cut)()
+	var p *fastjson.Parser
+	if req.envelope {
+		p = envelopes.Get()
+		defer envelopes.Put(p)
+	}
+	sc := bufio.NewScanner(r.Body)
+	sc.Buffer(nil, int(min(s.maxBody, math.MaxInt-1))+1)
+	n := 0
+	for line := 1; sc.Scan(); line++ {
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		if !req.envelope {
+			b = bytes.Clone(b) // the scanner reuses its buffer; an envelope's fields are copies
+		}
+		m, err := req.message(p, b)
+		if err != nil {
+			return n, badRequest("line %d: %v; the %s before it are published", line, err, messages(n))
+		}
+		m.Time = time.Now()
+		if err := e.emit(r.Context(), m); err != nil {
+			return n, &Error{Status: http.StatusServiceUnavailable, Code: "source_down",
+				Message: fmt.Sprintf("published %s, then: %v", messages(n), err)}
+		}
+		n++
+	}
+	switch err := sc.Err(); {
+	case err == nil:
+		return n, nil
+	case stop.Err() != nil || e.ctx.Err() != nil:
+		return n, &Error{Status: http.StatusServiceUnavailable, Code: "shutting_down",
+			Message: fmt.Sprintf("the server is shutting down: the stream ended after %s", messages(n))}
+	case errors.Is(err, bufio.ErrTooLong):
+		return n, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+			Message: fmt.Sprintf("a line is over the limit of %d bytes (max_body_bytes), after %s", s.maxBody, messages(n))}
+	default:
+		return n, badRequest("read NDJSON after %s: %v", messages(n), err)
+	}
+}
+
+// lingerAfterError is how long a stream that ends before its body does still takes what the
+// client sends, so that the client has read the answer before the connection closes.
+const lingerAfterError = time.Second
+
+// endEarly prepares a streaming request's answer before the end of its body: net/http would
+// otherwise read what remains of the body, which may never end, before answering. The
+// connection closes after the answer; what the client still sends meanwhile is read (and
+// dropped) for a moment, for closing a socket with unread data resets it, and the client may
+// lose the answer.
+func endEarly(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(lingerAfterError))
+}
+
+func messages(n int) string {
+	if n == 1 {
+		return "1 message"
+	}
+	return fmt.Sprintf("%d messages", n)
 }
 
 // HeaderPrefix starts the request headers that become message headers.

@@ -14,7 +14,11 @@ func parse(t testing.TB, ct, query string, body []byte) ([]*streamMessage, error
 		t.Skip("not a request a client could send:", err)
 	}
 	r.Header.Set("Content-Type", ct)
-	msgs, err := s.parse(r, httptest.NewRecorder())
+	req, err := readRequest(r)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := s.parse(req, r, httptest.NewRecorder())
 	out := make([]*streamMessage, len(msgs))
 	for i, m := range msgs {
 		out[i] = &streamMessage{Key: m.Key, Headers: m.Headers, Body: string(m.Body)}
