@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"io"
@@ -182,38 +183,51 @@ func (s *bareServer) write(c *bareConn) {
 }
 
 // ingest takes NDJSON envelopes {"key":…,"body":…} and offers each to the matching connections
-// without waiting: a full queue drops the event.
+// without waiting: a full queue drops the event. With ?stream=true each line is offered as soon
+// as it has arrived, as streamux does.
 func (s *bareServer) ingest(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	s.pubMu.Lock()
-	defer s.pubMu.Unlock()
-	n := 0
-	now := time.Now()
-	for len(body) > 0 {
-		line := body
-		if i := bytes.IndexByte(body, '\n'); i >= 0 {
-			line, body = body[:i], body[i+1:]
-		} else {
-			body = nil
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		v, err := s.parser.ParseBytes(line)
+	var lines *bufio.Scanner
+	if r.URL.Query().Get("stream") == "true" {
+		lines = bufio.NewScanner(r.Body)
+	} else {
+		body, err := io.ReadAll(r.Body)
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		key := string(v.GetStringBytes("key"))
-		s.seq++
-		s.publish(key, s.encode(key, v.Get("body"), now))
+		lines = bufio.NewScanner(bytes.NewReader(body))
+		lines.Buffer(nil, len(body)+1)
+	}
+	n := 0
+	for lines.Scan() {
+		line := lines.Bytes()
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if err := s.ingestLine(line, time.Now()); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
 		n++
 	}
+	if err := lines.Err(); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
 	io.WriteString(w, `{"accepted":`+strconv.Itoa(n)+"}")
+}
+
+func (s *bareServer) ingestLine(line []byte, now time.Time) error {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	v, err := s.parser.ParseBytes(line)
+	if err != nil {
+		return err
+	}
+	key := string(v.GetStringBytes("key"))
+	s.seq++
+	s.publish(key, s.encode(key, v.Get("body"), now))
+	return nil
 }
 
 // encode lays the event out as streamux does, so that both send frames of the same size.

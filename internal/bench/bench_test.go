@@ -171,6 +171,21 @@ func TestClientScenarios(t *testing.T) {
 	}
 }
 
+// The publisher's streaming request feeds both servers as the request per batch does.
+func TestIngestStream(t *testing.T) {
+	o := tiny("fanout")
+	o.IngestStream = true
+	rep := runJSON(t, "fanout", o)
+	for _, r := range rep.Results {
+		if r.Delivered <= 0 || r.Published <= 0 || r.Dropped != 0 {
+			t.Errorf("%s: published %v/s, delivered %v/s, dropped %v", r.Server, r.Published, r.Delivered, r.Dropped)
+		}
+	}
+	if len(rep.Results) != 2 {
+		t.Errorf("servers measured: %d", len(rep.Results))
+	}
+}
+
 func TestIdle(t *testing.T) {
 	rep := runJSON(t, "idle", tiny("idle"))
 	for _, r := range rep.Results {
@@ -278,6 +293,7 @@ func TestValidate(t *testing.T) {
 		{"fanout", func(o *Options) { o.Ramp, o.Source = true, "demo" }, "-ramp"},
 		{"fanout", func(o *Options) { o.URL, o.Source = "http://x", "demo" }, "-url"},
 		{"fanout", func(o *Options) { o.PublishEvery = 0 }, "-publish-every"},
+		{"fanout", func(o *Options) { o.IngestStream, o.Source = true, "amqp" }, "-ingest-stream"},
 	} {
 		o := tiny(c.scenario)
 		c.change(&o)

@@ -57,7 +57,11 @@ func (r *runner) startPublisher(ctx context.Context, t *target, rec *recorder, f
 		}
 		s = as
 	default:
-		s = newHTTPSink(t.base, t.source)
+		if r.opt.IngestStream {
+			s = newHTTPStreamSink(t.base, t.source)
+		} else {
+			s = newHTTPSink(t.base, t.source)
+		}
 	}
 	p := &publisher{sink: s, every: r.opt.PublishEvery, keys: len(fanTo), size: r.opt.Size, rec: rec, fanTo: func(k int) uint64 { return fanTo[k] }}
 	p.setRate(rate)

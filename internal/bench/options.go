@@ -51,6 +51,9 @@ type Options struct {
 	// http source, or one burst of publishings to RabbitMQ. Each request costs the server a
 	// few system calls and wake-ups whatever it carries.
 	PublishEvery time.Duration
+	// IngestStream has the publisher write into one streaming ingest request (?stream=true)
+	// instead of making a request per batch.
+	IngestStream bool
 	// Policy is the slow-consumer policy the clients ask for: disconnect or drop.
 	Policy string
 	// QueueEvents and MaxBatch, if set, override streamux's limits.queue_events and
@@ -145,6 +148,8 @@ func (o *Options) validate(scenario string) error {
 		return fmt.Errorf("-rate must be positive")
 	case o.Duration < 0 || o.Warmup < 0:
 		return fmt.Errorf("-duration and -warmup must be positive")
+	case o.IngestStream && o.Source != "http":
+		return fmt.Errorf("-ingest-stream is for -source http, not %s", o.Source)
 	case o.PublishEvery <= 0 || o.PublishEvery > time.Second:
 		return fmt.Errorf("-publish-every must be over 0 and at most 1s, got %v", o.PublishEvery)
 	case o.Ramp && (o.RampFactor <= 1 || o.RampStep <= 0 || o.P99 <= 0):

@@ -136,15 +136,20 @@ func newHTTPSink(base, source string) *httpSink {
 	}
 }
 
-func (s *httpSink) send(ctx context.Context, batch []outMsg) error {
-	s.buf.Reset()
+// envelopes lays out batch as NDJSON envelopes in buf.
+func envelopes(buf *bytes.Buffer, batch []outMsg) {
+	buf.Reset()
 	for _, m := range batch {
-		s.buf.WriteString(`{"key":"k`)
-		s.buf.WriteString(strconv.Itoa(m.key))
-		s.buf.WriteString(`","body":`)
-		s.buf.Write(m.body)
-		s.buf.WriteString("}\n")
+		buf.WriteString(`{"key":"k`)
+		buf.WriteString(strconv.Itoa(m.key))
+		buf.WriteString(`","body":`)
+		buf.Write(m.body)
+		buf.WriteString("}\n")
 	}
+}
+
+func (s *httpSink) send(ctx context.Context, batch []outMsg) error {
+	envelopes(&s.buf, batch)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(s.buf.Bytes()))
 	if err != nil {
 		return err
@@ -163,6 +168,63 @@ func (s *httpSink) send(ctx context.Context, batch []outMsg) error {
 }
 
 func (s *httpSink) close() { s.client.CloseIdleConnections() }
+
+// httpStreamSink writes NDJSON envelopes into one streaming ingest request (?stream=true) that
+// stays open: a batch costs the server a read, not a request.
+type httpStreamSink struct {
+	pw     *io.PipeWriter
+	cancel context.CancelFunc
+	done   chan error // the request's outcome
+	buf    bytes.Buffer
+}
+
+func newHTTPStreamSink(base, source string) *httpStreamSink {
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &httpStreamSink{pw: pw, cancel: cancel, done: make(chan error, 1)}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/v1/sources/"+source+"/messages?envelope=true&stream=true", pr)
+	if err != nil {
+		s.done <- err
+		pr.CloseWithError(err)
+		return s
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	go func() { // close waits for it
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode/100 != 2 {
+				err = fmt.Errorf("%s: %s", resp.Status, bytes.TrimSpace(body))
+			}
+		}
+		if err != nil {
+			err = fmt.Errorf("ingest stream: %w", err)
+			pr.CloseWithError(err) // fails the next send
+		}
+		s.done <- err
+	}()
+	return s
+}
+
+func (s *httpStreamSink) send(ctx context.Context, batch []outMsg) error {
+	defer context.AfterFunc(ctx, func() { s.pw.CloseWithError(ctx.Err()) })()
+	envelopes(&s.buf, batch)
+	_, err := s.pw.Write(s.buf.Bytes())
+	return err
+}
+
+// close ends the request and waits for its answer, or cuts it after a while.
+func (s *httpStreamSink) close() {
+	s.pw.Close()
+	select {
+	case <-s.done:
+	case <-time.After(5 * time.Second):
+		s.cancel()
+		<-s.done
+	}
+	s.cancel()
+}
 
 // amqpSink publishes to a RabbitMQ exchange with routing key kN.
 type amqpSink struct {
