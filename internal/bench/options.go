@@ -60,8 +60,8 @@ type Options struct {
 	// stream.max_batch.
 	QueueEvents int
 	MaxBatch    int
-	// WriteDelay is streamux's stream.write_delay: how long its WebSocket writes wait for more
-	// events to join them.
+	// WriteDelay is streamux's stream.write_delay: each WebSocket connection is written at
+	// most once per delay.
 	WriteDelay time.Duration
 	// Batch has the clients ask streamux for batch frames (several events per frame, one per
 	// line).

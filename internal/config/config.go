@@ -106,9 +106,9 @@ type Stream struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// MaxBatch is the most events joined into one write. Defaults to 256.
 	MaxBatch int `yaml:"max_batch"`
-	// WriteDelay holds each WebSocket write back this long so that what is queued meanwhile
-	// joins it: less CPU per event for up to this much more latency. Defaults to 0 (write at
-	// once).
+	// WriteDelay makes WebSocket connections written at most once per delay, so that what is
+	// queued meanwhile joins one write: less CPU per event for up to this much more latency.
+	// Defaults to 0 (write at once).
 	WriteDelay time.Duration `yaml:"write_delay"`
 }
 

@@ -18,9 +18,10 @@ type Options struct {
 	Heartbeat time.Duration
 	// MaxBatch is the most events joined into one write. Defaults to 256.
 	MaxBatch int
-	// WriteDelay holds each WebSocket write back this long, so that what is queued meanwhile
-	// joins it: fewer, larger writes (less CPU per event) for up to this much more latency. 0
-	// writes at once. The server's, not a stream's.
+	// WriteDelay makes WebSocket connections written at most once per delay, so that what is
+	// queued meanwhile joins one write: fewer, larger writes (less CPU per event) for up to
+	// this much more latency; the first event after a quiet spell goes at once. 0 writes at
+	// once. The server's, not a stream's.
 	WriteDelay time.Duration
 	// Batch joins the events of one WebSocket write into one frame, one event per line, instead
 	// of one frame each. A stream's own (the batch query parameter).

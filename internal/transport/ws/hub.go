@@ -141,7 +141,10 @@ func (s *shard) leave(c *conn) {
 }
 
 // run writes the queued connections each time it is woken, and sends pings on time, until ctx
-// is done.
+// is done. With a write delay, rounds of writes begin at most once per delay: the first event
+// after a quiet spell goes out at once, and what is queued while a round waits joins it, so an
+// event waits at most the delay (and its turn in the round) and a connection is written at most
+// once per delay.
 func (s *shard) run(ctx context.Context) {
 	scan := time.NewTicker(s.hub.scan)
 	defer scan.Stop()
@@ -150,12 +153,15 @@ func (s *shard) run(ctx context.Context) {
 		window = time.NewTimer(s.hub.delay)
 		window.Stop()
 	}
+	var last time.Time // when the last round began
 	for {
 		select {
 		case <-s.wake:
-			if window != nil {
-				// The write window: what is queued meanwhile joins this round's writes.
-				window.Reset(s.hub.delay)
+			if window == nil {
+				break
+			}
+			if wait := s.hub.delay - time.Since(last); wait > 0 {
+				window.Reset(wait)
 				select {
 				case <-window.C:
 				case <-ctx.Done():
@@ -163,8 +169,10 @@ func (s *shard) run(ctx context.Context) {
 					return
 				}
 			}
+			last = time.Now()
 		case now := <-scan.C:
-			s.ping(now)
+			s.ping(now) // queues the connections, which wakes this loop as events do
+			continue
 		case <-ctx.Done():
 			s.stop()
 			return

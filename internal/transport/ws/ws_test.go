@@ -173,6 +173,35 @@ func TestBatchAndWriteDelay(t *testing.T) {
 	t.Logf("%d events in %d frames", n, frames)
 }
 
+// A write delay bounds how often a connection is written, not how long a lone event waits: the
+// first event after a quiet spell goes out at once; the next waits for the delay to have passed
+// since that write.
+func TestWriteDelayRounds(t *testing.T) {
+	const delay = time.Second
+	h := newHarness(t, transport.Options{WriteDelay: delay}, output.Limits{}, nil)
+	c, out := h.dial()
+	out.Offer(message(1, 10))
+	readEvents(t, c, 1)
+	time.Sleep(delay) // a quiet spell
+	start := time.Now()
+	out.Offer(message(2, 10))
+	readEvents(t, c, 1)
+	first := time.Since(start)
+	if first > delay/2 {
+		t.Errorf("the first event after a quiet spell took %v; it should not wait for the %v delay", first, delay)
+	}
+	out.Offer(message(3, 10))
+	out.Offer(message(4, 10))
+	seqs, frames := readEvents(t, c, 2)
+	inOrder(t, seqs, 3)
+	if d := time.Since(start); d < delay*9/10 {
+		t.Errorf("the next events came %v after the first (which took %v); rounds of writes come at most once per %v", d, first, delay)
+	}
+	if frames != 2 {
+		t.Errorf("the next events came in %d frames, want 2", frames)
+	}
+}
+
 // The server pings on the heartbeat even while events flow, answers the client's pings with the
 // same payload, and echoes its close.
 func TestPingsPongsAndClose(t *testing.T) {
