@@ -249,7 +249,7 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 		}
 		m, err := req.message(p, b)
 		if err != nil {
-			return n, badRequest("line %d: %v; the %s before it are published", line, err, messages(n))
+			return n, badRequest("line %d: %v (published before it: %s)", line, err, messages(n))
 		}
 		m.Time = time.Now()
 		if err := e.emit(r.Context(), m); err != nil {
