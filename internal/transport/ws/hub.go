@@ -66,6 +66,7 @@ func (h *Hub) join(c *conn) error {
 	h.next++
 	s.mu.Lock()
 	s.members[c] = struct{}{}
+	s.peak = max(s.peak, len(s.members))
 	c.shard, c.lastPing = s, time.Now()
 	s.mu.Unlock()
 	return nil
@@ -107,6 +108,7 @@ type shard struct {
 	mu      sync.Mutex
 	queue   []*conn // connections with something to write, each once
 	members map[*conn]struct{}
+	peak    int  // the most members since the map was last made
 	stopped bool // the hub is closed: connections are written by goroutines of their own
 
 	// The shard goroutine's own.
@@ -137,8 +139,20 @@ func (s *shard) enqueue(c *conn) {
 func (s *shard) leave(c *conn) {
 	s.mu.Lock()
 	delete(s.members, c)
+	if n := len(s.members); s.peak >= shrinkFrom && n < s.peak/4 {
+		// A Go map keeps its size after deletes (and through maps.Clone): once a crowd has
+		// left, copy the members to a map of their size.
+		m := make(map[*conn]struct{}, n)
+		for k := range s.members {
+			m[k] = struct{}{}
+		}
+		s.members, s.peak = m, n
+	}
 	s.mu.Unlock()
 }
+
+// shrinkFrom is the crowd of members whose departure makes a shard's map anew.
+const shrinkFrom = 1024
 
 // run writes the queued connections each time it is woken, and sends pings on time, until ctx
 // is done. With a write delay, rounds of writes begin at most once per delay: the first event

@@ -315,3 +315,35 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	sourcetest.Eventually(t, 10*time.Second, cond, "%s", what)
 }
+
+// Once a crowd of connections has left, a shard's member map is made anew at the size of those
+// that stay: a Go map does not shrink by itself.
+func TestShardMembersShrink(t *testing.T) {
+	h := NewHub(transport.Options{})
+	defer h.Close()
+	conns := make([]*conn, 4*shrinkFrom*len(h.shards))
+	for i := range conns {
+		conns[i] = &conn{}
+		if err := h.join(conns[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range conns[10:] {
+		c.shard.leave(c)
+	}
+	left := 0
+	for _, s := range h.shards {
+		s.mu.Lock()
+		left += len(s.members)
+		if s.peak >= shrinkFrom {
+			t.Errorf("a shard with %d members still counts a peak of %d: its map was not made anew", len(s.members), s.peak)
+		}
+		s.mu.Unlock()
+	}
+	if left != 10 {
+		t.Errorf("%d members left, want 10", left)
+	}
+	for _, c := range conns[:10] {
+		c.shard.leave(c)
+	}
+}
