@@ -189,6 +189,7 @@ func (s *bareServer) ingest(w http.ResponseWriter, r *http.Request) {
 	var lines *bufio.Scanner
 	if r.URL.Query().Get("stream") == "true" {
 		lines = bufio.NewScanner(r.Body)
+		lines.Buffer(nil, 64<<20) // streamux's lines may be as long as its max_body_bytes
 	} else {
 		body, err := io.ReadAll(r.Body)
 		if err != nil {

@@ -2,10 +2,13 @@ package httpapi_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"runtime"
 	"strings"
@@ -169,8 +172,14 @@ type streamAnswer struct {
 }
 
 func (e *env) streamPost(query, ct string) *streamPost {
+	return e.streamPostTo("/v1/sources/in/messages?stream=true&"+query, ct)
+}
+
+// streamPostTo opens a request to path whose body the test writes; it does not send Expect:
+// 100-continue, so the server sees the body as it comes.
+func (e *env) streamPostTo(path, ct string) *streamPost {
 	pr, pw := io.Pipe()
-	req, err := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/sources/in/messages?stream=true&"+query, pr)
+	req, err := http.NewRequest(http.MethodPost, e.srv.URL+path, pr)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -298,6 +307,100 @@ func TestIngestStream(t *testing.T) {
 	if a := p.answer(t); a.status != 503 || a.ae.Error.Code != "shutting_down" || *a.ae.Error.Accepted != 1 {
 		t.Fatalf("shutdown: %d %s", a.status, a.raw)
 	}
+}
+
+// A streaming request refused before its source reads it (unknown source, bad parameter) is
+// answered at once, though its body has not ended and may never end.
+func TestIngestStreamRefusedAtOnce(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	for _, c := range []struct {
+		path   string
+		status int
+	}{
+		{"/v1/sources/nope/messages?stream=true", 404},
+		{"/v1/sources/in/messages?stream=True", 400},
+		{"/v1/sources/in/messages?stream=true&envelope=maybe", 400},
+	} {
+		p := e.streamPostTo(c.path, "application/x-ndjson")
+		p.line(t, "1") // and the body stays open
+		if a := p.answer(t); a.status != c.status {
+			t.Errorf("%s: %d %s, want %d", c.path, a.status, a.raw, c.status)
+		}
+	}
+}
+
+// A line cut short is not a message: neither when the client leaves in the middle of it, nor
+// when a shutdown cuts the stream there.
+func TestIngestStreamCutLine(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	c := e.ndjson(url.Values{"source": {"in"}})
+	defer c.close()
+
+	p := e.streamPost("", "application/x-ndjson")
+	p.line(t, "whole")
+	if ev := c.next(t); string(ev.Body) != `"whole"` {
+		t.Fatalf("first line: %+v", ev)
+	}
+	if _, err := io.WriteString(p.w, "cut sh"); err != nil {
+		t.Fatal(err)
+	}
+	p.w.CloseWithError(errors.New("the client left"))
+	p.answer(t)
+
+	p = e.streamPost("", "application/x-ndjson")
+	if _, err := io.WriteString(p.w, "also whole\ncut by the shutdo"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := c.next(t); string(ev.Body) != `"also whole"` {
+		t.Fatalf("line before the cut: %+v", ev)
+	}
+	e.api.Drain()
+	if a := p.answer(t); a.status != 503 || a.ae.Error.Code != "shutting_down" || *a.ae.Error.Accepted != 1 {
+		t.Fatalf("shutdown: %d %s", a.status, a.raw)
+	}
+	e.publish("in", msg{Key: "after", Body: json.RawMessage(`1`)})
+	if ev := c.next(t); ev.Key != "after" || ev.Seq != 3 {
+		t.Fatalf("a cut line was published: next event %+v", ev)
+	}
+}
+
+// Over HTTP/2 an early answer keeps its body and leaves the connection to the client's other
+// requests; streams that end as a shutdown begins do not touch a request that is over.
+func TestIngestStreamHTTP2(t *testing.T) {
+	e := newEnv(t, envOptions{tls: true, http2: true})
+	p := e.streamPost("envelope=true", "application/x-ndjson")
+	p.line(t, `{"body":1}`)
+	p.line(t, `{"nope":1}`)
+	a := p.answer(t)
+	if a.status != 400 || a.ae.Error.Code != "invalid_message" || *a.ae.Error.Accepted != 1 {
+		t.Fatalf("bad line over HTTP/2: %d %s", a.status, a.raw)
+	}
+	var reused bool
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, e.srv.URL+"/healthz", nil)
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ProtoMajor != 2 || !reused {
+		t.Errorf("after an early answer: HTTP/%d, connection reused %v", resp.ProtoMajor, reused)
+	}
+
+	// After Drain every stream is cut as it starts, racing with its own end.
+	e.api.Drain()
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 25 {
+				resp, err := e.client.Post(e.srv.URL+"/v1/sources/in/messages?stream=true", "application/x-ndjson", strings.NewReader("a\n"))
+				if err == nil {
+					resp.Body.Close()
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestCheck(t *testing.T) {

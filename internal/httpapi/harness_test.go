@@ -57,6 +57,7 @@ type envOptions struct {
 	origins []string
 	limits  httpapi.Limits
 	tls     bool // serve HTTPS and WSS with httptest's certificate
+	http2   bool // with tls: offer HTTP/2 too, as a server with a certificate does
 	// smallBuffers shrinks the server's socket send buffers, so that a client that stops
 	// reading is noticed after kilobytes rather than megabytes.
 	smallBuffers bool
@@ -97,6 +98,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		srv.Listener = smallBufferListener{srv.Listener}
 	}
 	if o.tls {
+		srv.EnableHTTP2 = o.http2
 		srv.StartTLS()
 	} else {
 		srv.Start()

@@ -514,6 +514,9 @@ func (s *Server) kick(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.ContentLength < 0 {
+		w = &earlyAnswer{w}
+	}
 	name := r.PathValue("name")
 	if !s.sup.Has(name) {
 		writeError(w, newError(http.StatusNotFound, "unknown_source", fmt.Sprintf("no source named %q", name)))
@@ -550,6 +553,26 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"accepted": n})
 }
+
+// earlyAnswer answers an HTTP/1 request whose body is of unknown length, and may never end (a
+// producer's pipe, ?stream=true), before the end of its body: unless told otherwise, net/http
+// reads up to 256 KiB of what remains before it writes an error, waiting for as long as the
+// client sends nothing. An error closes the connection after the answer; what the client still
+// sends meanwhile is read (and dropped) for a second, for closing a socket with unread data
+// resets it, and the client may lose the answer. (HTTP/2 needs none of this: the stream is
+// reset, the connection stays.)
+type earlyAnswer struct{ http.ResponseWriter }
+
+func (e *earlyAnswer) WriteHeader(code int) {
+	if code >= 400 {
+		e.Header().Set("Connection", "close")
+		_ = http.NewResponseController(e.ResponseWriter).SetReadDeadline(time.Now().Add(time.Second))
+	}
+	e.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (e *earlyAnswer) Unwrap() http.ResponseWriter { return e.ResponseWriter }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -95,19 +96,12 @@ func badRequest(format string, args ...any) *Error {
 // nothing; with ?stream=true each NDJSON line is published as soon as it has arrived. It
 // returns the number of messages published, also when it fails; errors are *Error. A stream
 // also ends when stop is done: the server is shutting down.
-func (s *Source) Publish(stop context.Context, r *http.Request, w http.ResponseWriter) (n int, err error) {
+func (s *Source) Publish(stop context.Context, r *http.Request, w http.ResponseWriter) (int, error) {
 	e := s.emit.Load()
 	if e == nil {
 		return 0, &Error{Status: http.StatusServiceUnavailable, Code: "source_down", Message: "the source is not running"}
 	}
 	req, err := readRequest(r)
-	if req.stream {
-		defer func() {
-			if err != nil {
-				endEarly(w)
-			}
-		}()
-	}
 	if err != nil {
 		return 0, err
 	}
@@ -224,20 +218,43 @@ func (s *Source) parse(req request, r *http.Request, w http.ResponseWriter) ([]*
 // stays open (a producer's pipe) feeds the source for as long as it lasts, at the cost of one
 // read per chunk rather than one request per batch. max_body_bytes bounds each line; the stream
 // has no bound. A bad line ends the request: the lines before it stay published. When stop is
-// done or the source stops, the read in progress is cut and the request ends.
+// done or the source stops, the read in progress is cut, the complete lines already read are
+// published, and the request ends. A line cut short by a failed read is not a message.
 func (s *Source) publishStream(stop context.Context, e *emitter, req request, r *http.Request, w http.ResponseWriter) (int, error) {
+	// Unblock the read in progress, which then fails; the contexts tell why. A cut that
+	// starts as the request ends must not touch the connection after it: net/http may be
+	// serving the next request on it.
 	rc := http.NewResponseController(w)
-	// Unblock the read in progress, which then fails; the contexts tell why.
-	cut := func() { _ = rc.SetReadDeadline(time.Now()) }
+	var mu sync.Mutex
+	over := false
+	cut := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !over {
+			_ = rc.SetReadDeadline(time.Now())
+		}
+	}
+	defer func() {
+		mu.Lock()
+		over = true
+		mu.Unlock()
+	}()
 	defer context.AfterFunc(stop, cut)()
 	defer context.AfterFunc(e.ctx, cut)()
+	shuttingDown := func(n int) *Error {
+		return &Error{Status: http.StatusServiceUnavailable, Code: "shutting_down",
+			Message: fmt.Sprintf("the server is shutting down: the stream ended after %s", messages(n))}
+	}
+
 	var p *fastjson.Parser
 	if req.envelope {
 		p = envelopes.Get()
 		defer envelopes.Put(p)
 	}
-	sc := bufio.NewScanner(r.Body)
+	body := &bodyReader{r: r.Body}
+	sc := bufio.NewScanner(body)
 	sc.Buffer(nil, int(min(s.maxBody, math.MaxInt-1))+1)
+	sc.Split(body.lines)
 	n := 0
 	for line := 1; sc.Scan(); line++ {
 		b := bytes.TrimSpace(sc.Bytes())
@@ -252,9 +269,10 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 			return n, badRequest("line %d: %v (published before it: %s)", line, err, messages(n))
 		}
 		m.Time = time.Now()
-		if err := e.emit(r.Context(), m); err != nil {
-			return n, &Error{Status: http.StatusServiceUnavailable, Code: "source_down",
-				Message: fmt.Sprintf("published %s, then: %v", messages(n), err)}
+		// Not the request's context, which net/http cancels once a read fails: the lines
+		// read before a shutdown's cut are still published.
+		if err := e.emit(e.ctx, m); err != nil {
+			return n, shuttingDown(n)
 		}
 		n++
 	}
@@ -262,8 +280,7 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 	case err == nil:
 		return n, nil
 	case stop.Err() != nil || e.ctx.Err() != nil:
-		return n, &Error{Status: http.StatusServiceUnavailable, Code: "shutting_down",
-			Message: fmt.Sprintf("the server is shutting down: the stream ended after %s", messages(n))}
+		return n, shuttingDown(n)
 	case errors.Is(err, bufio.ErrTooLong):
 		return n, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 			Message: fmt.Sprintf("a line is over the limit of %d bytes (max_body_bytes), after %s", s.maxBody, messages(n))}
@@ -272,18 +289,32 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 	}
 }
 
-// lingerAfterError is how long a stream that ends before its body does still takes what the
-// client sends, so that the client has read the answer before the connection closes.
-const lingerAfterError = time.Second
+// bodyReader reads a streamed body and remembers how its reading ended.
+type bodyReader struct {
+	r   io.Reader
+	err error
+}
 
-// endEarly prepares a streaming request's answer before the end of its body: net/http would
-// otherwise read what remains of the body, which may never end, before answering. The
-// connection closes after the answer; what the client still sends meanwhile is read (and
-// dropped) for a moment, for closing a socket with unread data resets it, and the client may
-// lose the answer.
-func endEarly(w http.ResponseWriter) {
-	w.Header().Set("Connection", "close")
-	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(lingerAfterError))
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil {
+		b.err = err
+	}
+	return n, err
+}
+
+// lines splits the body into lines as bufio.ScanLines does, except that what follows the last
+// newline is a line only if the body ended cleanly: a read that failed (the client left, the
+// server cut it) may have stopped in the middle of a message.
+func (b *bodyReader) lines(data []byte, atEOF bool) (int, []byte, error) {
+	if atEOF && len(data) > 0 && bytes.IndexByte(data, '\n') < 0 && !errors.Is(b.err, io.EOF) {
+		cause := b.err
+		if cause == nil {
+			cause = io.ErrUnexpectedEOF
+		}
+		return 0, nil, fmt.Errorf("the body ended in the middle of a line: %w", cause)
+	}
+	return bufio.ScanLines(data, atEOF)
 }
 
 func messages(n int) string {
