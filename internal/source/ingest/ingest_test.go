@@ -1,9 +1,13 @@
 package ingest
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"testing"
 )
 
@@ -69,6 +73,59 @@ func FuzzParse(f *testing.F) {
 		}
 		if len(body) > 0 && len(msgs) == 0 && !bytes.Equal(bytes.TrimSpace(body), nil) && ct == "" {
 			t.Fatal("a non-empty body published nothing")
+		}
+	})
+}
+
+// chunks returns body in pieces of at most n bytes, then end.
+type chunks struct {
+	body []byte
+	n    int
+	end  error
+}
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(c.body) == 0 {
+		return 0, c.end
+	}
+	k := copy(p[:min(len(p), c.n)], c.body)
+	c.body = c.body[k:]
+	return k, nil
+}
+
+// A streamed body's lines are bufio.ScanLines's, read in any pieces; when the body fails
+// instead of ending, what follows its last newline is not a line.
+func FuzzStreamLines(f *testing.F) {
+	f.Add([]byte("a\nb\r\n\nlast"), uint8(1), true)
+	f.Add([]byte("a\nb\r\n\ncut"), uint8(3), false)
+	f.Add([]byte("whole\n"), uint8(2), false)
+	f.Fuzz(func(t *testing.T, body []byte, piece uint8, clean bool) {
+		end := io.EOF
+		if !clean {
+			end = io.ErrUnexpectedEOF
+		}
+		br := &bodyReader{r: &chunks{body: body, n: int(piece%16) + 1, end: end}}
+		sc := bufio.NewScanner(br)
+		sc.Split(br.lines)
+		var got []string
+		for sc.Scan() {
+			got = append(got, sc.Text())
+		}
+
+		whole := body
+		if !clean {
+			whole = body[:bytes.LastIndexByte(body, '\n')+1]
+		}
+		want := []string(nil)
+		ws := bufio.NewScanner(bytes.NewReader(whole))
+		for ws.Scan() {
+			want = append(want, ws.Text())
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("lines %q, want %q", got, want)
+		}
+		if err := sc.Err(); clean && err != nil || !clean && !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("error %v; the body ended cleanly: %v", err, clean)
 		}
 	})
 }
