@@ -255,10 +255,6 @@ func (r *refs) expandValues(n *yaml.Node, lookup func(string) (string, bool)) er
 	return expandErr(missing, nested)
 }
 
-// unknownField matches yaml's message for an unknown field, which names a Go type the user
-// never wrote.
-var unknownField = regexp.MustCompile(`^(line \d+: )?field (.+) not found in type .*$`)
-
 // envRef matches "$${" (the escape) first, so that the "${" inside it is not taken for a reference.
 var envRef = regexp.MustCompile(`\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
 

@@ -387,6 +387,28 @@ history:
 	wantAll(t, msg, `line 2: unknown field "sise"`)
 }
 
+// A source may take its settings from another through an anchor and a merge key, and its
+// unknown keys are found through them too.
+func TestSourceAliasesAndMerges(t *testing.T) {
+	t.Parallel()
+	c, err := Parse([]byte(`sources:
+  - &base
+    name: a
+    type: demo
+    rate: 5
+  - <<: *base
+    name: b
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Sources) != 2 || c.Sources[1].Name != "b" || c.Sources[1].Spec.(*demo.Config).Rate != 5 {
+		t.Fatalf("sources %+v", c.Sources)
+	}
+	msg := parseErr(t, "sources:\n  - &base\n    name: a\n    type: demo\n    rat: 5\n  - <<: *base\n    name: b\n")
+	wantAll(t, msg, `sources[0] (a): line 5: unknown field "rat"`, `sources[1] (b): line 5: unknown field "rat"`)
+}
+
 func TestLoad(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

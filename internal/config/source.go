@@ -1,10 +1,9 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"regexp"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
 	"github.com/streamux/streamux/internal/source/wsdial"
+	"github.com/streamux/streamux/internal/yamlstrict"
 )
 
 // Source is one configured source: the fields every type has, and Spec, the type's own settings.
@@ -52,8 +52,9 @@ type (
 	ingestConfig = ingest.Config
 )
 
-// decoders decode a source's YAML, strictly, into the type's configuration.
-var decoders = map[string]func([]byte) (common, any, error){
+// decoders decode a source's YAML node, strictly, into the type's configuration, or say what
+// is wrong with it.
+var decoders = map[string]func(*yaml.Node) (common, any, []string){
 	"demo":      decodeAs[demo.Config],
 	"http":      decodeAs[ingest.Config],
 	"amqp":      decodeAs[amqp.Config],
@@ -70,17 +71,32 @@ func Types() []string {
 	return t
 }
 
-func decodeAs[T any](raw []byte) (common, any, error) {
+// decodeAs decodes n as the common fields and a T. It decodes the node itself, not its text
+// again, so that aliases and merge keys that reach outside the source still resolve and the
+// messages carry the file's lines; a node's Decode is not strict, so unknown keys are looked
+// for first.
+func decodeAs[T any](n *yaml.Node) (common, any, []string) {
 	var v struct {
 		common `yaml:",inline"`
 		Spec   T `yaml:",inline"`
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(raw))
-	dec.KnownFields(true)
-	if err := dec.Decode(&v); err != nil {
-		return common{}, nil, err
+	problems := yamlstrict.UnknownFields(n, reflect.TypeOf(v), nil)
+	if err := n.Decode(&v); err != nil {
+		problems = append(problems, decodeErrors(n, err)...)
+	}
+	if len(problems) > 0 {
+		return common{}, nil, problems
 	}
 	return v.common, &v.Spec, nil
+}
+
+// decodeErrors are the messages of yaml's error in decoding n: a type error names each problem
+// at the file's line; any other is put at n's.
+func decodeErrors(n *yaml.Node, err error) []string {
+	if te, ok := errors.AsType[*yaml.TypeError](err); ok {
+		return te.Errors
+	}
+	return []string{fmt.Sprintf("line %d: %s", n.Line, strings.TrimPrefix(err.Error(), "yaml: "))}
 }
 
 // UnmarshalYAML decodes a source by its type, strictly.
@@ -96,13 +112,7 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 		Type string `yaml:"type"`
 	}
 	if err := n.Decode(&head); err != nil {
-		// n's lines are the file's, so yaml's messages are right as they are.
-		var te *yaml.TypeError
-		msgs := []string{fmt.Sprintf("line %d: %s", n.Line, strings.TrimPrefix(err.Error(), "yaml: "))}
-		if errors.As(err, &te) {
-			msgs = te.Errors
-		}
-		*s = Source{Name: scalar(n, "name"), Type: scalar(n, "type"), problems: msgs}
+		*s = Source{Name: scalar(n, "name"), Type: scalar(n, "type"), problems: decodeErrors(n, err)}
 		return nil
 	}
 	*s = Source{Name: head.Name, Type: head.Type}
@@ -115,44 +125,13 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 		}
 		return nil
 	}
-	// A node's Decode is never strict, so decode the node's own text with a strict decoder.
-	raw, err := yaml.Marshal(n)
-	if err != nil {
-		return err
-	}
-	c, spec, err := dec(raw)
-	if err != nil {
-		s.problems = readable(n, err)
+	c, spec, problems := dec(n)
+	if problems != nil {
+		s.problems = problems
 		return nil
 	}
 	*s = Source{Name: c.Name, Type: c.Type, Required: c.Required, Backoff: c.Backoff, Spec: spec}
 	return nil
-}
-
-// readable turns a decoding error of source n into messages that name fields, not Go types, at
-// the file's lines: the strict decoder read n's re-encoded text, whose lines start at 1.
-func readable(n *yaml.Node, err error) []string {
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
-		return []string{fmt.Sprintf("line %d: %s", n.Line, strings.TrimPrefix(err.Error(), "yaml: "))}
-	}
-	out := make([]string, 0, len(te.Errors))
-	for _, m := range te.Errors {
-		m = relLine.ReplaceAllString(m, "")
-		if f := unknownField.FindStringSubmatch(m); f != nil {
-			line := n.Line
-			for i := 0; i+1 < len(n.Content); i += 2 {
-				if n.Content[i].Value == f[2] {
-					line = n.Content[i].Line
-					break
-				}
-			}
-			out = append(out, fmt.Sprintf("line %d: unknown field %q", line, f[2]))
-			continue
-		}
-		out = append(out, fmt.Sprintf("line %d: %s", n.Line, m))
-	}
-	return out
 }
 
 // scalar is the value of mapping n's key, when it is a scalar.
@@ -164,5 +143,3 @@ func scalar(n *yaml.Node, key string) string {
 	}
 	return ""
 }
-
-var relLine = regexp.MustCompile(`^line \d+: `)
