@@ -318,7 +318,7 @@ func TestIngestStreamRefusedAtOnce(t *testing.T) {
 		status int
 	}{
 		{"/v1/sources/nope/messages?stream=true", 404},
-		{"/v1/sources/in/messages?stream=True", 400},
+		{"/v1/sources/in/messages?stream=yes", 400},
 		{"/v1/sources/in/messages?stream=true&envelope=maybe", 400},
 	} {
 		p := e.streamPostTo(c.path, "application/x-ndjson")

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/streamux/streamux/internal/output"
@@ -48,12 +49,10 @@ func parseStreamParams(q url.Values, lastEventID string) (streamParams, *apiErro
 	if p.policy, err = output.ParsePolicy(q.Get("policy")); err != nil {
 		return bad("policy: %v", err)
 	}
-	switch b := q.Get("batch"); b {
-	case "", "false", "0":
-	case "true", "1":
-		p.batch = true
-	default:
-		return bad("batch must be true or false, not %q", b)
+	if b := q.Get("batch"); b != "" {
+		if p.batch, err = strconv.ParseBool(b); err != nil {
+			return bad("batch must be true or false, not %q", b)
+		}
 	}
 	ids := splitList(q["from"])
 	if len(ids) == 0 && lastEventID != "" {

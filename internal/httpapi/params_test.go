@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -59,8 +60,11 @@ func FuzzParseStreamParams(f *testing.F) {
 		if len(p.sources) > maxListItems || len(p.from) > maxListItems {
 			t.Fatal("list limits not enforced")
 		}
-		if b := q.Get("batch"); p.batch != (b == "true" || b == "1") {
+		if b := q.Get("batch"); p.batch != (b != "" && must(strconv.ParseBool(b))) {
 			t.Fatalf("batch=%q parsed as %v", b, p.batch)
 		}
 	})
 }
+
+// must is v, whose error the caller knows to be nil.
+func must[T any](v T, _ error) T { return v }

@@ -22,6 +22,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -150,15 +151,17 @@ func readRequest(r *http.Request) (request, error) {
 	return req, nil
 }
 
+// boolParam reads a query parameter as strconv.ParseBool does (true, 1, True, …); absent is false.
 func boolParam(q url.Values, name string) (bool, error) {
-	switch v := q.Get(name); v {
-	case "true", "1":
-		return true, nil
-	case "", "false", "0":
+	v := q.Get(name)
+	if v == "" {
 		return false, nil
-	default:
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
 		return false, badRequest("%s must be true or false, got %q", name, v)
 	}
+	return b, nil
 }
 
 // message is the message of one line (or of the whole body), which it may share memory with;
