@@ -4,9 +4,8 @@
 // Concurrency: any number of routers call Offer and Close concurrently; exactly one consumer at a
 // time drains the queue, with Pump (SSE and NDJSON, on the HTTP request goroutine) or with Take
 // after SetNotify (WebSocket, whose writes happen on shared writer goroutines; Pump uses
-// SetNotify too). The counters are
-// atomics; the queue has its own short lock, which no two routers contend for unless they feed
-// the same client.
+// SetNotify too). The counters are atomics; the queue has its own short lock, which no two
+// routers contend for unless they feed the same client.
 package output
 
 import (
