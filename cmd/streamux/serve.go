@@ -16,6 +16,7 @@ import (
 	"github.com/streamux/streamux/internal/httpapi"
 	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/rawconn"
 	"github.com/streamux/streamux/internal/router"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/source/amqp"
@@ -124,6 +125,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 
+	ln = rawconn.Listener{Listener: ln}
 	supCtx, stopSup := context.WithCancel(context.Background())
 	defer stopSup()
 	supDone := make(chan error, 1)

@@ -14,6 +14,7 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
+	"github.com/streamux/streamux/internal/rawconn"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/stream"
 )
@@ -159,7 +160,7 @@ func (s *Source) dial(ctx context.Context) (*amqp091.Connection, error) {
 				return nil, err
 			}
 			unwatch = afterFunc(ctx, func() { _ = c.Close() })
-			return c, nil
+			return rawconn.Wrap(c), nil
 		},
 	}
 	if s.tls != nil && len(s.tls.Certificates) > 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/valyala/fastjson"
 
+	"github.com/streamux/streamux/internal/rawconn"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/stream"
 )
@@ -83,6 +84,14 @@ func New(c Config) (*Source, error) {
 			Subprotocols:      d.Subprotocols,
 			EnableCompression: d.Compression,
 			TLSClientConfig:   tlsc,
+			NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				var d net.Dialer
+				c, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return rawconn.Wrap(c), nil
+			},
 		},
 		header: http.Header{},
 	}
