@@ -68,7 +68,18 @@ func AMQPBoundQueues(ctx context.Context, exchange string) ([]string, error) {
 // AMQPReadyMessages returns the total of the ready messages of the named queues, with
 // rabbitmqctl (one call, about half a second). A queue that does not exist is an error.
 func AMQPReadyMessages(ctx context.Context, queues ...string) (int, error) {
-	out, err := rabbitmqctl(ctx, "list_queues", "name", "messages_ready")
+	return queueTotal(ctx, "messages_ready", queues)
+}
+
+// AMQPUnacknowledged returns the total of the messages of the named queues that were delivered
+// and not yet acknowledged, as AMQPReadyMessages does.
+func AMQPUnacknowledged(ctx context.Context, queues ...string) (int, error) {
+	return queueTotal(ctx, "messages_unacknowledged", queues)
+}
+
+// queueTotal sums one numeric column of rabbitmqctl list_queues over the named queues.
+func queueTotal(ctx context.Context, column string, queues []string) (int, error) {
+	out, err := rabbitmqctl(ctx, "list_queues", "name", column)
 	if err != nil {
 		return 0, err
 	}

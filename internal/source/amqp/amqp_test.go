@@ -309,3 +309,28 @@ func TestStopDuringHandshake(t *testing.T) {
 	ln.Close()
 	<-done
 }
+
+// TestQuietStreamAcknowledged: messages fewer than an acknowledgement's batch are acknowledged
+// soon all the same, though no more come.
+func TestQuietStreamAcknowledged(t *testing.T) {
+	t.Parallel()
+	sourcetest.RequireCommand(t, "rabbitmqctl")
+	b := newBroker(t)
+	name := uniqueName(t)
+	b.exchange(name, "topic")
+	t.Cleanup(func() { b.deleteQueue(name) })
+	no := false
+	src := newSource(t, amqp.Config{URL: b.url, Exchange: name, Queue: name, Durable: &no}) // batches of 64
+	c := sourcetest.NewCollector()
+	r := sourcetest.Start(t, src, c.Emit)
+	r.WaitState(t, 0, source.Up, wait)
+	const n = 5
+	if err := b.publishKeys(ctxT(t), name, []string{"a", "b", "c", "d", "e"}, make([]amqp091.Publishing, n)...); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitLen(t, n, wait)
+	sourcetest.Eventually(t, wait, func() bool {
+		unacked, err := sourcetest.AMQPUnacknowledged(ctxT(t), name)
+		return err == nil && unacked == 0
+	}, "the messages to be acknowledged")
+}
