@@ -23,6 +23,7 @@ import (
 	"github.com/streamux/streamux/internal/auth"
 	"github.com/streamux/streamux/internal/httpapi"
 	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/rawconn"
 	"github.com/streamux/streamux/internal/router"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
@@ -97,6 +98,8 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.smallBuffers {
 		srv.Listener = smallBufferListener{srv.Listener}
 	}
+	// As streamux serves: its connections read and write with raw system calls.
+	srv.Listener = rawconn.Listener{Listener: srv.Listener}
 	if o.tls {
 		srv.EnableHTTP2 = o.http2
 		srv.StartTLS()
