@@ -10,9 +10,11 @@
 // thread switch is dear, that was a seventh of streamux's CPU at 40,000 deliveries a second.
 //
 // Wrap's connections read and write with raw system calls through the socket's syscall.RawConn,
-// which waits with the poller as net's own calls do, deadlines included. Everything else (the
-// deadlines, CloseWrite, SyscallConn, sendfile) is the *net.TCPConn's own. Off Linux, Wrap
-// returns the connection as it is.
+// which waits with the poller as net's own calls do, deadlines included. A write of more than 64
+// KiB goes through net's own call: a raw call holds its P while the kernel copies, and no
+// stop-the-world can take it meanwhile. Everything else (the deadlines, CloseWrite, SyscallConn,
+// sendfile) is the *net.TCPConn's own. Built with -race, the raw calls tell the race detector what
+// net's calls tell it. Off Linux, Wrap returns the connection as it is.
 package rawconn
 
 import "net"

@@ -178,6 +178,8 @@ func TestClosed(t *testing.T) {
 	server.Close()
 	_, err := server.Read(make([]byte, 1))
 	checkOpError(t, err, "read", net.ErrClosed)
+	_, err = server.Read(nil)
+	checkOpError(t, err, "read", net.ErrClosed)
 	_, err = server.Write([]byte("x"))
 	checkOpError(t, err, "write", net.ErrClosed)
 
@@ -254,5 +256,72 @@ func TestHTTP(t *testing.T) {
 	res.Body.Close()
 	if err != nil || string(got) != "hijacked" {
 		t.Fatalf("hijack: %q, %v", got, err)
+	}
+}
+
+// TestReadWriteAllocs: a read and a write allocate nothing, as net's own do.
+func TestReadWriteAllocs(t *testing.T) {
+	server, client := pair(t)
+	msg, buf := []byte("ping"), make([]byte, 16)
+	allocs := testing.AllocsPerRun(100, func() {
+		if _, err := server.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := client.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(server, buf[:len(msg)]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per round trip; want 0", allocs)
+	}
+}
+
+// TestOrderThroughTheSocket: what a goroutine did before writing to a socket happened before
+// what the reader does after reading those bytes, and the race detector (go test -race) must
+// know it, through a raw call at either end.
+func TestOrderThroughTheSocket(t *testing.T) {
+	server, client := pair(t)
+	var before int
+	for i, ends := range []struct {
+		name   string
+		to, at net.Conn
+	}{{"raw write, plain read", server, client}, {"plain write, raw read", client, server}} {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			before++
+			if _, err := ends.to.Write([]byte("x")); err != nil {
+				t.Error(err)
+			}
+		}()
+		if _, err := io.ReadFull(ends.at, make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+		if before != i+1 { // a race here, were the socket's order unknown to the detector
+			t.Fatalf("%s: before = %d after the read; want %d", ends.name, before, i+1)
+		}
+		<-done
+	}
+}
+
+// TestLargeWrite writes more than a raw write takes at once, which goes through net's own.
+func TestLargeWrite(t *testing.T) {
+	server, client := pair(t)
+	big := make([]byte, 1<<20)
+	rand.Read(big)
+	go func() {
+		if _, err := server.Write(big); err != nil {
+			t.Error(err)
+		}
+	}()
+	got := make([]byte, len(big))
+	if _, err := io.ReadFull(client, got); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("read %v; want the %d bytes written", err, len(big))
 	}
 }

@@ -341,9 +341,11 @@ func (l *loop) consume(ctx context.Context, deliveries <-chan amqp091.Delivery, 
 			}
 		}
 		if err := emit(ctx, m); err != nil {
-			// The router did not accept m (ctx is done, or the router stopped): m and
-			// what follows go back to the queue, and everything accepted before will be
-			// routed, so acknowledging it in goodbye loses nothing.
+			// The router did not accept m (ctx is done, or the router stopped), and
+			// everything accepted before will be routed. After routing, m and what
+			// follows go back to the queue, and acknowledging in goodbye loses nothing;
+			// on receipt (auto), m was counted as taken already and goodbye acknowledges
+			// it: the stop loses it, as README says of that mode.
 			return l.goodbye()
 		}
 		if l.afterRoute {
