@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/streamux/streamux/internal/rawconn"
 )
 
 // fastWrites says that the shards can write a socket without waiting (Linux: writev through
@@ -31,6 +33,7 @@ func (c *conn) writeNow(s *shard) (int, error) {
 		// The socket does not block (the runtime's poller set it so), so the call need not
 		// tell the scheduler it might: RawSyscall spares the bookkeeping, and the wake-ups of
 		// sysmon it brings, on every write.
+		rawconn.RaceWritev(fd, c.bufs)
 		r, _, e := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(len(s.iov)))
 		n, errno = int(r), e
 		return true // never wait here: a full socket is drain's
