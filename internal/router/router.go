@@ -202,6 +202,12 @@ func (r *Router) Emit(ctx context.Context, m *stream.Message) error {
 	if r.closed {
 		return ErrStopped
 	}
+	// While the input has room, one channel's lock, not the three of the select below.
+	select {
+	case r.in <- m:
+		return nil
+	default:
+	}
 	select {
 	case r.in <- m:
 		return nil
