@@ -23,12 +23,6 @@ func raceRead(fd uintptr, p []byte) {
 	_, _ = syscall.Read(int(fd), nil)
 }
 
-// raceWrite tells the race detector of a write of p to fd, before it.
-func raceWrite(fd uintptr, p []byte) {
-	_, _ = syscall.Write(int(fd), nil)
-	runtime.RaceReadRange(unsafe.Pointer(&p[0]), len(p))
-}
-
 // RaceWritev tells the race detector of a raw writev of bufs to fd, before it, as package
 // syscall's own calls do; built without -race, it does nothing.
 func RaceWritev(fd uintptr, bufs [][]byte) {

@@ -120,7 +120,7 @@ func (c *conn) Write(p []byte) (int, error) {
 func (w *call) write(fd uintptr) bool {
 	for w.n < len(w.buf) {
 		p := w.buf[w.n:]
-		raceWrite(fd, p)
+		RaceWritev(fd, [][]byte{p})
 		n, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		switch e {
 		case 0:
