@@ -128,6 +128,39 @@ func (o *Output) Offer(ev *stream.Event) bool {
 		o.mu.Unlock()
 		return false
 	}
+	o.push(ev, size)
+	tell := o.n == 1 // the consumer emptied the queue last time, so it waits to be told
+	f := o.notify
+	o.mu.Unlock()
+	if tell && f != nil { // no consumer yet: SetNotify tells it of what is queued
+		f()
+	}
+	return true
+}
+
+// OfferPair queues a and then b, or neither, and reports which. A router queues a gap event
+// with the message that follows it this way: a gap alone would fit where a large message does
+// not, and a queue kept full by large messages would fill with gaps of one message each.
+func (o *Output) OfferPair(a, b *stream.Event) bool {
+	sa, sb := int64(a.Size()), int64(b.Size())
+	o.mu.Lock()
+	if o.n+2 > o.maxEvents || o.bytes+sa+sb > o.maxBytes {
+		o.mu.Unlock()
+		return false
+	}
+	o.push(a, sa)
+	o.push(b, sb)
+	tell := o.n == 2
+	f := o.notify
+	o.mu.Unlock()
+	if tell && f != nil {
+		f()
+	}
+	return true
+}
+
+// push appends ev, of the given size, to the ring; o.mu is held and there is room.
+func (o *Output) push(ev *stream.Event, size int64) {
 	if o.n == len(o.ring) {
 		o.grow()
 	}
@@ -138,13 +171,6 @@ func (o *Output) Offer(ev *stream.Event) bool {
 	o.ring[i] = ev
 	o.n++
 	o.bytes += size
-	tell := o.n == 1 // the consumer emptied the queue last time, so it waits to be told
-	f := o.notify
-	o.mu.Unlock()
-	if tell && f != nil { // no consumer yet: SetNotify tells it of what is queued
-		f()
-	}
-	return true
 }
 
 // grow doubles the ring, up to the limit; o.mu is held.

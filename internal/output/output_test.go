@@ -85,6 +85,32 @@ func TestQueueLimits(t *testing.T) {
 	}
 }
 
+func TestOfferPairIsBothOrNeither(t *testing.T) {
+	o := New(1, Drop, Limits{Events: 3, Bytes: 1 << 30})
+	told := 0
+	o.SetNotify(func() { told++ })
+	if !o.OfferPair(event(1), event(2)) || told != 1 {
+		t.Fatalf("a pair into an empty queue: told %d times", told)
+	}
+	if o.OfferPair(event(3), event(4)) || o.Depth() != 2 {
+		t.Fatalf("a pair went into one free slot: depth %d", o.Depth())
+	}
+	evs, _ := o.Take(nil, 1)
+	if !o.OfferPair(event(3), event(4)) {
+		t.Fatal("a pair did not fit two free slots")
+	}
+	evs, _ = o.Take(evs, 10)
+	for i, ev := range evs {
+		if ev.Seq() != uint64(i+1) {
+			t.Fatalf("event %d is seq %d", i, ev.Seq())
+		}
+	}
+	big := New(2, Drop, Limits{Events: 100, Bytes: int64(event(1).Size() + event(1).Size()/2)})
+	if big.OfferPair(event(1), event(2)) || big.Depth() != 0 {
+		t.Fatal("a pair over the byte limit went in, or half of it did")
+	}
+}
+
 // The consumer is told once per empty-to-queued change and when the output ends, never while it
 // has events left to take.
 func TestNotify(t *testing.T) {

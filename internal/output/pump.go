@@ -18,7 +18,8 @@ type Writer interface {
 
 // PumpOptions tune Pump. Zero values take the defaults.
 type PumpOptions struct {
-	// Heartbeat is the interval between heartbeats on an idle stream. Defaults to 15s.
+	// Heartbeat is the longest an idle stream goes without a heartbeat (one goes a little
+	// earlier). Defaults to 15s.
 	Heartbeat time.Duration
 	// MaxBatch is the most events joined into one write. Defaults to 256.
 	MaxBatch int
@@ -60,7 +61,10 @@ func (o *Output) Pump(ctx context.Context, w Writer, backlog []*stream.Event, op
 		default:
 		}
 	})
-	hb := time.NewTicker(opt.Heartbeat)
+	// A heartbeat goes a little before Heartbeat has passed, so that the peer sees one at least
+	// that often despite the delays of the timer and of the write.
+	every := opt.Heartbeat - min(opt.Heartbeat/30, 500*time.Millisecond)
+	hb := time.NewTicker(every)
 	defer hb.Stop()
 	batch := make([]*stream.Event, 0, 16)
 	more := true // events may have been queued before the pump started
@@ -76,7 +80,7 @@ func (o *Output) Pump(ctx context.Context, w Writer, backlog []*stream.Event, op
 				if err != nil {
 					return err
 				}
-				hb.Reset(opt.Heartbeat)
+				hb.Reset(every)
 			}
 		}
 		var busy chan struct{}

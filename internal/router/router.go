@@ -309,25 +309,26 @@ func (r *Router) evalFailed(g *group) {
 // deliver offers ev to e without waiting. It reports false when e's output was ended for being
 // slow and must be removed from the table.
 func (r *Router) deliver(e *entry, ev *stream.Event) bool {
-	if e.missed > 0 && !r.offerGap(e) {
-		e.missed++
-		e.out.CountDrop(1)
-		r.stats.dropped.Add(1)
-		return true
+	var queued bool
+	if e.missed > 0 {
+		// The gap goes with the message after it, or not at all: see OfferPair.
+		if queued = e.out.OfferPair(stream.NewGap(r.name, e.missed, stream.GapDropped), ev); queued {
+			e.missed = 0
+		}
+	} else {
+		queued = e.out.Offer(ev)
 	}
-	if e.out.Offer(ev) {
+	if queued {
 		r.stats.queued.Add(1)
-		return true
-	}
-	if e.out.Policy() == output.Drop {
-		e.missed++
-		e.out.CountDrop(1)
-		r.stats.dropped.Add(1)
-		r.gapsDue = true
 		return true
 	}
 	e.out.CountDrop(1)
 	r.stats.dropped.Add(1)
+	if e.out.Policy() == output.Drop {
+		e.missed++
+		r.gapsDue = true
+		return true
+	}
 	r.stats.slowKicked.Add(1)
 	e.out.Close(output.ErrSlowConsumer)
 	return false

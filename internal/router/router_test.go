@@ -2,8 +2,10 @@ package router
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -233,6 +235,47 @@ func TestSlowConsumerPolicies(t *testing.T) {
 	}
 	if c := drop.Counters(); c.Dropped != 3 || c.Matched != 6 {
 		t.Fatalf("counters %+v", c)
+	}
+}
+
+// A queue kept full by large messages has room for a gap event long before it has room for
+// the next message; the gap must wait for it, or the client gets a row of gaps of one each.
+func TestDropGapsComeWithAMessage(t *testing.T) {
+	r := New("src", History{Size: 10}, nil)
+	big := func(n int) *stream.Message {
+		return &stream.Message{Key: "k", Body: fmt.Appendf(nil, `{"n":%d,"pad":"%s"}`, n, strings.Repeat("x", 4000)), Time: time.Now()}
+	}
+	size := stream.NewMessage(big(1)).Size()
+	out := output.New(1, output.Drop, output.Limits{Events: 100, Bytes: int64(3*size + size/2)})
+	r.add(out, nil)
+	const total = 200
+	var got []*stream.Event
+	for i := 1; i <= total; i++ {
+		r.route(big(i))
+		if i%4 == 0 { // the client reads one event for every four published
+			got = append(got, recv(out))
+		}
+	}
+	got = append(got, drain(out)...)
+	r.flushGaps() // what was missed at the end goes alone
+	got = append(got, drain(out)...)
+	var delivered, missed uint64
+	for i, ev := range got {
+		if ev.Kind != stream.KindGap {
+			delivered++
+			continue
+		}
+		var g struct{ Missed uint64 }
+		if err := json.Unmarshal(ev.JSON(), &g); err != nil {
+			t.Fatal(err)
+		}
+		missed += g.Missed
+		if i+1 < len(got) && got[i+1].Kind == stream.KindGap {
+			t.Fatalf("gaps at %d and %d in a row: %s %s", i, i+1, ev.JSON(), got[i+1].JSON())
+		}
+	}
+	if delivered+missed != total || missed == 0 {
+		t.Fatalf("%d delivered and %d missed of %d", delivered, missed, total)
 	}
 }
 
