@@ -143,14 +143,17 @@ func (r *Runner) runOnce(ctx context.Context, emit Emit, up func()) (err error) 
 	return r.src.Run(ctx, up, emit)
 }
 
-// set records the state s. The subscribers are told first, so that whoever sees the new state
-// (GET /v1/sources, /readyz) and then subscribes is not told of it again: only this goroutine
-// changes the state, so reading it and writing it under two locks is safe.
+// set records the state s. The subscribers are told of a change of state, or of a new error in
+// the same state, not of every retry that fails as the last one did. They are told first, so
+// that whoever sees the new state (GET /v1/sources, /readyz) and then subscribes is not told of
+// it again: only this goroutine changes the state, so reading it and writing it under two locks
+// is safe.
 func (r *Runner) set(s State, err error, notify func(State, error)) {
 	r.mu.Lock()
 	changed := r.info.State != s
+	newErr := err != nil && err.Error() != r.info.LastError
 	r.mu.Unlock()
-	if changed || err != nil {
+	if changed || newErr {
 		if s == Up {
 			r.log.Info("source up")
 		}

@@ -30,7 +30,8 @@ func TestBackoffDelay(t *testing.T) {
 	}
 }
 
-// flaky fails its first connections, then runs until cancelled; a panic on the second try.
+// flaky fails its first connections (twice alike, then with a panic, then for good), then runs
+// until cancelled.
 type flaky struct {
 	mu    sync.Mutex
 	tries int
@@ -42,11 +43,11 @@ func (f *flaky) Run(ctx context.Context, up func(), emit Emit) error {
 	n := f.tries
 	f.mu.Unlock()
 	switch n {
-	case 1:
+	case 1, 2:
 		return errors.New("refused")
-	case 2:
-		panic("adapter bug")
 	case 3:
+		panic("adapter bug")
+	case 4:
 		return Permanent(errors.New("bad credentials"))
 	}
 	up()
@@ -75,14 +76,15 @@ func TestRunnerStates(t *testing.T) {
 		})
 	}()
 	<-got
-	if in := r.Info(); in.State != Up || in.Reconnects != 3 || in.LastError != "bad credentials" {
+	if in := r.Info(); in.State != Up || in.Reconnects != 4 || in.LastError != "bad credentials" {
 		t.Fatalf("info %+v", in)
 	}
 	cancel()
 	<-done
 	mu.Lock()
 	defer mu.Unlock()
-	// The first state, connecting, is where a runner starts; changes from it are reported.
+	// The first state, connecting, is where a runner starts; changes from it are reported, and
+	// so is a new error in the same state, but not a retry that failed as the last one did.
 	want := "reconnecting reconnecting failed up stopped"
 	if got := strings.Join(states, " "); got != want {
 		t.Fatalf("states %q, want %q", got, want)
