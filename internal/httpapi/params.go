@@ -17,8 +17,11 @@ type streamParams struct {
 	where   string
 	sources []string
 	from    map[string]uint64
-	policy  output.Policy
-	batch   bool
+	// fromHeader says that from came from SSE's Last-Event-ID header, which a browser sends back
+	// by itself: ids in it of sources the stream no longer reads are ignored, not refused.
+	fromHeader bool
+	policy     output.Policy
+	batch      bool
 }
 
 // maxListItems bounds the sources and resume ids one request may name.
@@ -34,6 +37,11 @@ func parseStreamParams(q url.Values, lastEventID string) (streamParams, *apiErro
 	}
 	if len(q["where"]) > 1 {
 		return bad("where is given %d times; give one predicate", len(q["where"]))
+	}
+	for _, name := range [...]string{"policy", "batch"} {
+		if len(q[name]) > 1 {
+			return bad("%s is given %d times; give it once", name, len(q[name]))
+		}
 	}
 	p.where = q.Get("where")
 	p.sources = splitList(q["source"])
@@ -54,23 +62,23 @@ func parseStreamParams(q url.Values, lastEventID string) (streamParams, *apiErro
 			return bad("batch must be true or false, not %q", b)
 		}
 	}
-	ids := splitList(q["from"])
+	ids, param := splitList(q["from"]), "from"
 	if len(ids) == 0 && lastEventID != "" {
-		ids = splitList([]string{lastEventID})
+		ids, param, p.fromHeader = splitList([]string{lastEventID}), "Last-Event-ID", true
 	}
 	if len(ids) > maxListItems {
-		return bad("too many resume ids: %d, at most %d", len(ids), maxListItems)
+		return bad("too many resume ids in %s: %d, at most %d", param, len(ids), maxListItems)
 	}
 	for _, id := range ids {
 		src, seq, err := stream.ParseID(id)
 		if err != nil {
-			return bad("from: %v", err)
+			return bad("%s: %v", param, err)
 		}
 		if p.from == nil {
 			p.from = make(map[string]uint64)
 		}
 		if _, dup := p.from[src]; dup {
-			return bad("from names source %q twice; give one id per source", src)
+			return bad("%s names source %q twice; give one id per source", param, src)
 		}
 		p.from[src] = seq
 	}

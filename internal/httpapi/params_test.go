@@ -20,6 +20,13 @@ func TestParseStreamParams(t *testing.T) {
 	if p.from["orders:with:colons"] != 12 {
 		t.Fatalf("%+v", p.from)
 	}
+	if !p.fromHeader {
+		t.Fatal("ids from Last-Event-ID are not marked as such")
+	}
+	// An error in the header names the header, not a from the client did not send.
+	if _, err := parseStreamParams(url.Values{}, "nocolon"); err == nil || !strings.HasPrefix(err.Message, "Last-Event-ID: ") {
+		t.Fatalf("bad Last-Event-ID: %v", err)
+	}
 	for _, q := range []url.Values{
 		{"where": {"a", "b"}},
 		{"source": {""}},
@@ -27,7 +34,9 @@ func TestParseStreamParams(t *testing.T) {
 		{"from": {"nocolon"}},
 		{"from": {"a:-1"}},
 		{"policy": {"DROP"}},
+		{"policy": {"drop", "disconnect"}},
 		{"batch": {"yes"}},
+		{"batch": {"true", "false"}},
 	} {
 		if _, err := parseStreamParams(q, ""); err == nil || err.Status != 400 || err.Code != "invalid_parameter" {
 			t.Errorf("%v: got %v", q, err)

@@ -3,6 +3,8 @@ package httpapi_test
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -196,5 +198,28 @@ func TestSSEResumeBeforeAnyMessage(t *testing.T) {
 		if first.Type != "message" || !strings.HasPrefix(first.sseID, fmt.Sprintf("in:%d", first.Seq)) || first.Seq != e.sup.Sources()[0].Counters.LastSeq-1 {
 			t.Fatalf("resumed from %q: first event %+v", start, first)
 		}
+	}
+}
+
+// A Last-Event-ID that names a source the stream does not read (one since removed from the
+// configuration, say) resumes the others, for a refusal would end EventSource's reconnecting
+// for good; a from that names one is refused, as the client chose it.
+func TestResumeIDOfASourceNotRead(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.publish("in", numbered(2, keyEvenOdd)...)
+	s := e.sse(url.Values{"source": {"in"}}, "in:1,gone:5")
+	first := s.next(t)
+	s.close()
+	if first.ID != "in:2" {
+		t.Fatalf("resumed from in:1,gone:5 at %q", first.ID)
+	}
+	resp, err := e.client.Get(e.streamURL(url.Values{"source": {"in"}, "from": {"in:1,gone:5"}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), `\"gone\"`) {
+		t.Fatalf("from naming a source not read: %s %s", resp.Status, b)
 	}
 }

@@ -197,7 +197,14 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for src := range p.from {
-		if !contains(p.sources, src) {
+		switch {
+		case contains(p.sources, src):
+		case p.fromHeader:
+			// The browser sent back an id of a source this stream no longer reads (it was
+			// removed, or the credential lost it): nothing of it is due, and a refusal would
+			// end EventSource's reconnecting for good.
+			delete(p.from, src)
+		default:
 			s.reject(w, newError(http.StatusBadRequest, "invalid_parameter",
 				fmt.Sprintf("from names source %q, which this stream does not read", src)))
 			return
