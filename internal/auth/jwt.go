@@ -19,13 +19,15 @@ type verifier struct {
 	opts   []jwt.ParserOption
 	leeway time.Duration
 	prefix string
+	// audience and issuer are the required aud and iss; "" when not checked.
+	audience, issuer string
 }
 
 // build checks j and prepares its verifier.
 func (j *JWT) build() (*verifier, []error) {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	v := &verifier{leeway: DefaultLeeway, prefix: j.ClaimPrefix}
+	v := &verifier{leeway: DefaultLeeway, prefix: j.ClaimPrefix, audience: j.Audience, issuer: j.Issuer}
 	if j.Leeway != nil {
 		v.leeway = *j.Leeway
 		if v.leeway < 0 {
@@ -230,10 +232,10 @@ func (v *verifier) reason(t *jwt.Token, err error) string {
 			if c.ExpiresAt == nil {
 				why = append(why, "token has no exp claim")
 			}
-			if len(c.Audience) == 0 {
+			if v.audience != "" && len(c.Audience) == 0 {
 				why = append(why, "token has no aud claim")
 			}
-			if c.Issuer == "" {
+			if v.issuer != "" && c.Issuer == "" {
 				why = append(why, "token has no iss claim")
 			}
 		}

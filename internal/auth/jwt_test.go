@@ -180,6 +180,11 @@ func TestAlgConfusion(t *testing.T) {
 	}
 	// HS256 only: an RS256 token is refused before any key is looked at.
 	hs := newAuth(t, Config{JWT: &JWT{HS256Secret: testSecret}}, now)
+	// With no audience or issuer configured, a token without exp is told only of exp.
+	bare := claims(func(c jwt.MapClaims) { delete(c, "exp"); delete(c, "aud"); delete(c, "iss") })
+	if _, err := hs.Authenticate(bearer(sign(t, jwt.SigningMethodHS256, []byte(testSecret), "", bare))); !errors.Is(err, ErrInvalidCredential) || !strings.HasSuffix(err.Error(), ": token has no exp claim") {
+		t.Errorf("no exp, aud and iss not required: %v", err)
+	}
 	if _, err := hs.Authenticate(bearer(sign(t, jwt.SigningMethodRS256, k.rsa, "", claims(nil)))); !errors.Is(err, ErrInvalidCredential) || !strings.Contains(err.Error(), "algorithm RS256 is not accepted") {
 		t.Errorf("RS256 to an HS256-only configuration: %v", err)
 	}
