@@ -210,15 +210,27 @@ func (s *Server) readable(p *auth.Principal, asked []string) ([]string, *apiErro
 	return allowed, nil
 }
 
-// narrow ANDs the principal's forced predicate with the client's.
-func (s *Server) narrow(p *auth.Principal, client *predicate.Predicate) (*predicate.Predicate, *apiError) {
+// forced is p's forced predicate, or nil when it has none.
+func (s *Server) forced(p *auth.Principal) (*predicate.Predicate, *apiError) {
 	if p.Where == "" {
-		return client, nil
+		return nil, nil
 	}
 	forced, err := s.forcedPreds.compile(p.Where)
 	if err != nil {
 		// An operator's predicate was checked at start; a token's was not.
 		return nil, newError(http.StatusUnauthorized, "unauthorized", "the credential's where claim does not compile: "+err.Error())
+	}
+	return forced, nil
+}
+
+// narrow ANDs the principal's forced predicate with the client's.
+func (s *Server) narrow(p *auth.Principal, client *predicate.Predicate) (*predicate.Predicate, *apiError) {
+	forced, aerr := s.forced(p)
+	if aerr != nil {
+		return nil, aerr
+	}
+	if forced == nil {
+		return client, nil
 	}
 	both, err := predicate.And(forced, client, s.opt.Predicates)
 	if err != nil {

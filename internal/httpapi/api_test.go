@@ -431,11 +431,15 @@ func TestCheck(t *testing.T) {
 	if st != 200 || v["valid"] != false || errObj["code"] != "invalid_predicate" || errObj["position"] != 7.0 {
 		t.Fatalf("invalid: %d %v", st, v)
 	}
-	if _, v = check(`{"where":"body.a.all(x, body.b.all(y, body.c.all(z, x + y + z == \"x\")))"}`); v["valid"] != false {
+	if _, v = check(`{"where":"body.a.all(x, body.b.all(y, body.c.all(z, x + y + z == \"x\")))"}`); v["valid"] != false ||
+		!strings.HasSuffix(fmt.Sprint(v["error"].(map[string]any)["message"]), "(limits.predicate_max_cost)") {
 		t.Fatalf("too costly: %v", v)
 	}
 	if st, _ = check(`{"where":1}`); st != 400 {
 		t.Fatalf("malformed: %d", st)
+	}
+	if st, _ = check(`{"where":"true"} {"x":1}`); st != 400 {
+		t.Fatalf("data after the object: %d", st)
 	}
 	if st, _ = check(`{"where":"true","source":["nope"]}`); st != 404 {
 		t.Fatalf("unknown source: %d", st)
@@ -450,6 +454,16 @@ func TestSourcesSubscriptionsKick(t *testing.T) {
 	}
 	if st := e.getJSON("/v1/sources", &sources); st != 200 || len(sources) != 2 || sources[0].Name != "in" || sources[0].Type != "http" || sources[0].State != "up" {
 		t.Fatalf("/v1/sources: %d %+v", st, sources)
+	}
+	// Every field of API.md is there, last_error even when empty; a source that has had no
+	// message has no last_message rather than the year 1.
+	var raw []map[string]any
+	e.getJSON("/v1/sources", &raw)
+	if le, ok := raw[0]["last_error"]; !ok || le != "" {
+		t.Fatalf("last_error of a healthy source: %v, %v", le, ok)
+	}
+	if lm, ok := raw[0]["counters"].(map[string]any)["last_message"]; ok {
+		t.Fatalf("last_message before any message: %v", lm)
 	}
 	w := e.ws(url.Values{"where": {`key == "x"`}, "source": {"in"}})
 	defer w.close()

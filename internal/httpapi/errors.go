@@ -33,7 +33,14 @@ func predicateError(err error) *apiError {
 	if !errors.As(err, &pe) {
 		return newError(http.StatusBadRequest, "invalid_predicate", err.Error())
 	}
-	e := newError(http.StatusBadRequest, pe.Code, pe.Message)
+	msg := pe.Message
+	switch pe.Code { // name the setting that moves the limit
+	case predicate.CodeTooLong:
+		msg += " (limits.predicate_max_bytes)"
+	case predicate.CodeTooCostly:
+		msg += " (limits.predicate_max_cost)"
+	}
+	e := newError(http.StatusBadRequest, pe.Code, msg)
 	if pe.Position >= 0 {
 		p := pe.Position
 		e.Position = &p

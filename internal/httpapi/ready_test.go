@@ -42,7 +42,7 @@ func TestRequiredSourceDown(t *testing.T) {
 		e.getJSON("/v1/sources", &list)
 		for _, s := range list {
 			if s["name"] == "orders" {
-				return s["state"] == "reconnecting" && s["last_error"] != nil
+				return s["state"] == "reconnecting" && s["last_error"] != ""
 			}
 		}
 		return false

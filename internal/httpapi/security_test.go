@@ -178,6 +178,20 @@ func TestForcedPredicate(t *testing.T) {
 			}
 		}
 	}
+	// /v1/check counts what the tenant may see, and of that only: not the other tenant's
+	// messages, nor how many there are.
+	req, _ := http.NewRequest("POST", e.srv.URL+"/v1/check", strings.NewReader(`{"where":"key == \"a\"","source":"in"}`))
+	req.Header.Set("Authorization", "Bearer acme-key")
+	resp, err := e.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Matched, Of int }
+	err = json.NewDecoder(resp.Body).Decode(&got)
+	resp.Body.Close()
+	if err != nil || got.Matched != 1 || got.Of != 2 {
+		t.Fatalf("check as acme: %+v, %v; want 1 matched of 2", got, err)
+	}
 }
 
 func lines(msgs []msg) string {

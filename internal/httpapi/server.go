@@ -391,7 +391,13 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	var req checkRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
+	err := dec.Decode(&req)
+	if err == nil {
+		if _, next := dec.Token(); next != io.EOF {
+			err = errors.New("data after the JSON object")
+		}
+	}
+	if err != nil {
 		writeError(w, newError(http.StatusBadRequest, "invalid_request", `body must be {"where":"...","source":["..."]}: `+err.Error()))
 		return
 	}
@@ -414,7 +420,13 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, checkResponse{Error: aerr})
 		return
 	}
-	// The count is of what this caller would see: its forced predicate applies.
+	// The counts are of what this caller would see: its forced predicate applies to both, so
+	// that a tenant learns nothing of the messages it may not read, not even how many there are.
+	visible, aerr := s.forced(who)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
 	counted, aerr := s.narrow(who, pred)
 	if aerr != nil {
 		writeError(w, aerr)
@@ -431,9 +443,15 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			continue
 		}
-		c := checkCount{Of: len(evs)}
+		var c checkCount
 		for _, ev := range evs {
 			in.Reset(ev.Msg)
+			if visible != nil {
+				if ok, _ := visible.Match(&in); !ok {
+					continue
+				}
+			}
+			c.Of++
 			if ok, _ := counted.Match(&in); ok {
 				c.Matched++
 			}

@@ -103,8 +103,9 @@ type Counters struct {
 	SlowConsumers uint64 `json:"slow_consumers"`
 	Subscriptions int64  `json:"subscriptions"`
 	LastSeq       uint64 `json:"last_seq"`
-	// LastMessage is when the newest message was received; zero before the first.
-	LastMessage time.Time `json:"last_message"`
+	// LastMessage is when the newest message was received; zero (left out of JSON) before the
+	// first.
+	LastMessage time.Time `json:"last_message,omitzero"`
 }
 
 // History bounds what a router keeps for resume and /v1/check.

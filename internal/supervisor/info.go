@@ -17,7 +17,7 @@ type SourceInfo struct {
 	Type      string          `json:"type"`
 	State     source.State    `json:"state"`
 	Required  bool            `json:"required"`
-	LastError string          `json:"last_error,omitempty"`
+	LastError string          `json:"last_error"`
 	Since     time.Time       `json:"since"`
 	Reconnect uint64          `json:"reconnects"`
 	Counters  router.Counters `json:"counters"`
