@@ -73,12 +73,14 @@ func (h *ring) at(seq, last uint64) *stream.Event {
 	return h.buf[seq%uint64(len(h.buf))]
 }
 
-// since returns the events received after t.
+// since returns the events received at t or after. Times are kept to the millisecond, so the
+// same t may be another event's too; for a source the client has seen nothing of, which is what
+// since serves, the events of that millisecond are better sent than lost.
 func (h *ring) since(t time.Time, last uint64) Backlog {
 	var b Backlog
 	first := last - uint64(h.n) + 1
 	for s := first; s <= last; s++ {
-		if ev := h.buf[s%uint64(len(h.buf))]; ev.Msg.Time.After(t) {
+		if ev := h.buf[s%uint64(len(h.buf))]; !ev.Msg.Time.Before(t) {
 			b.Events = make([]*stream.Event, 0, last-s+1)
 			for ; s <= last; s++ {
 				b.Events = append(b.Events, h.buf[s%uint64(len(h.buf))])

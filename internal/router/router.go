@@ -246,6 +246,9 @@ func (r *Router) route(m *stream.Message) {
 	r.seq++
 	m.Seq = r.seq
 	m.Source = r.name
+	// The event shows the time to the millisecond; a predicate must see the same time, or
+	// time == timestamp(…) copied from an event would not match it.
+	m.Time = m.Time.Truncate(time.Millisecond)
 	ev := stream.NewMessage(m)
 	r.hist.push(ev)
 	r.stats.received.Add(1)
@@ -388,8 +391,8 @@ type Resume struct {
 	// Set is false for a subscription that does not resume by sequence number.
 	Set bool
 	// Since, when Set is false and Since is not zero, starts the subscription with the
-	// history received after this time: how a source that a multi-source client has seen no
-	// event of resumes, from the time of the events it has seen of the others.
+	// history received at this time or after: how a source that a multi-source client has seen
+	// no event of resumes, from the time of the events it has seen of the others.
 	Since time.Time
 }
 

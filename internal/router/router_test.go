@@ -279,6 +279,20 @@ func TestDropGapsComeWithAMessage(t *testing.T) {
 	}
 }
 
+// A predicate sees the time that the event shows, to the millisecond.
+func TestTimeAsTheEventShowsIt(t *testing.T) {
+	r := New("src", History{Size: 10}, nil)
+	out := output.New(1, output.Drop, output.Limits{})
+	r.add(out, mustCompile(t, `time == timestamp("2026-11-25T16:00:00.123Z")`))
+	m := message("k", 1)
+	m.Time = time.Date(2026, 11, 25, 16, 0, 0, 123456789, time.UTC)
+	r.route(m)
+	got := drain(out)
+	if len(got) != 1 || !strings.Contains(string(got[0].JSON()), `"time":"2026-11-25T16:00:00.123Z"`) {
+		t.Fatalf("the predicate on the event's own time matched %d events", len(got))
+	}
+}
+
 func TestHistoryMaxAge(t *testing.T) {
 	h := newRing(10, time.Minute)
 	now := time.Now()

@@ -26,7 +26,8 @@ type Message struct {
 	// its strings, as a source that parsed and re-encoded it can vouch: the event then carries
 	// it as is, without checking and compacting it again. Leave it false for anything else.
 	BodyIsJSON bool
-	// Time is when the source received the message.
+	// Time is when the source received the message; the router keeps it to the millisecond,
+	// as events show it.
 	Time time.Time
 
 	// ev is the message's event, which NewMessage encodes: it lives in the message so that
