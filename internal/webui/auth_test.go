@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -237,6 +238,23 @@ func TestBrowserAuth(t *testing.T) {
 		}
 		if !eval[bool](t, ctx, `document.getElementById("subscriptions").hidden`) {
 			t.Error("#subscriptions shown to a key that is not admin")
+		}
+		// Refused once, the page stops asking until the token changes: a refresh asks for the
+		// sources again, not for the subscriptions.
+		_, mark := rec.since(0)
+		eval[bool](t, ctx, `document.dispatchEvent(new Event("visibilitychange")), true`)
+		asked := func(path string) bool {
+			reqs, _ := rec.since(mark)
+			return slices.ContainsFunc(reqs, func(r request) bool { return r.path == path })
+		}
+		for deadline := time.Now().Add(5 * time.Second); !asked("/v1/sources"); time.Sleep(25 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("no refresh of the sources after visibilitychange")
+			}
+		}
+		time.Sleep(300 * time.Millisecond) // the refresh asks for both at once, if at all
+		if asked("/v1/subscriptions") {
+			t.Error("GET /v1/subscriptions again after a 403")
 		}
 	})
 

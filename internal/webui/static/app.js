@@ -48,6 +48,7 @@ el.token.addEventListener("input", () => {
   clearTimeout(tokenTimer);
   tokenTimer = setTimeout(() => {
     setToken(el.token.value.trim());
+    subscriptionsAllowed = true;
     refreshSources();
     refreshSubscriptions();
     editor.check();
@@ -254,6 +255,10 @@ function emptyRow(cols, text) {
 
 // ---- subscriptions (admins only: hidden when the server says 401/403) --------------------------
 
+// Whether to keep asking for the subscriptions: not after a 401 or 403, until the token changes,
+// so that a reader's page does not log a refused request every few seconds.
+let subscriptionsAllowed = true;
+
 async function refreshSubscriptions() {
   let res;
   try {
@@ -261,6 +266,7 @@ async function refreshSubscriptions() {
   } catch {
     return; // keep what is shown; the sources panel says the server is unreachable
   }
+  if (res.status === 401 || res.status === 403) subscriptionsAllowed = false;
   if (res.status !== 200 || !Array.isArray(res.body)) {
     el.subscriptions.hidden = true;
     return;
@@ -473,7 +479,7 @@ setInterval(updateMeters, 500);
 function refreshAll() {
   if (document.hidden) return;
   refreshSources();
-  refreshSubscriptions();
+  if (subscriptionsAllowed) refreshSubscriptions();
 }
 setInterval(refreshAll, refreshMs);
 document.addEventListener("visibilitychange", refreshAll);
