@@ -259,12 +259,12 @@ history:
 `
 	msg := parseErr(t, src)
 	wantAll(t, msg,
-		"listen",                // no port
-		"bogus",                 // unknown top-level field
-		"rat",                   // unknown field in a
-		`unknown type "nope"`,   // b
-		"extra",                 // unknown field in c
-		"sources[3] (bad name)", // index kept although earlier sources failed
+		"listen",                      // no port
+		"bogus",                       // unknown top-level field
+		"rat",                         // unknown field in a
+		`line 8: unknown type "nope"`, // b, at its type
+		"extra",                       // unknown field in c
+		"sources[3] (bad name)",       // index kept although earlier sources failed
 		"name must be",
 		"rate must be positive",
 		`name "a" is used twice`,

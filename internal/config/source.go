@@ -121,7 +121,7 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 		if head.Type == "" {
 			s.problems = []string{fmt.Sprintf("line %d: type is required (one of %s)", n.Line, strings.Join(Types(), ", "))}
 		} else {
-			s.problems = []string{fmt.Sprintf("line %d: unknown type %q (one of %s)", n.Line, head.Type, strings.Join(Types(), ", "))}
+			s.problems = []string{fmt.Sprintf("line %d: unknown type %q (one of %s)", line(n, "type"), head.Type, strings.Join(Types(), ", "))}
 		}
 		return nil
 	}
@@ -135,6 +135,16 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // scalar is the value of mapping n's key, when it is a scalar.
+// line is the line of key's value in the mapping n, or n's own line without one.
+func line(n *yaml.Node, key string) int {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1].Line
+		}
+	}
+	return n.Line
+}
+
 func scalar(n *yaml.Node, key string) string {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key && n.Content[i+1].Kind == yaml.ScalarNode {
