@@ -22,6 +22,7 @@ import (
 	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/source/nats"
 	"github.com/streamux/streamux/internal/source/wsdial"
 	"github.com/streamux/streamux/internal/supervisor"
 	"github.com/streamux/streamux/internal/transport"
@@ -204,6 +205,12 @@ func buildSources(cfg *config.Config) ([]supervisor.Source, map[string]*ingest.S
 			s.Adapter, s.Extra = src, func() any { return src.Stats() }
 		case *wsdial.Config:
 			src, err := wsdial.New(*spec)
+			if err != nil {
+				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
+			}
+			s.Adapter, s.Extra = src, func() any { return src.Stats() }
+		case *nats.Config:
+			src, err := nats.New(*spec)
 			if err != nil {
 				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/source/nats"
 	"github.com/streamux/streamux/internal/source/wsdial"
 )
 
@@ -572,6 +573,11 @@ sources:
     on_connect: ['{"op":"subscribe"}']
     key: data.symbol
     ping_interval: 5s
+  - name: ticks
+    type: nats
+    url: nats://127.0.0.1:4222
+    subjects: ["ticks.>"]
+    queue_group: streamux
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -581,6 +587,13 @@ sources:
 	}
 	if w, ok := c.Sources[1].Spec.(*wsdial.Config); !ok || w.Key != "data.symbol" || w.PingInterval != 5*time.Second {
 		t.Fatalf("websocket: %#v", c.Sources[1].Spec)
+	}
+	if n, ok := c.Sources[2].Spec.(*nats.Config); !ok || n.Subjects[0] != "ticks.>" || n.QueueGroup != "streamux" {
+		t.Fatalf("nats: %#v", c.Sources[2].Spec)
+	}
+	_, err = Parse([]byte("sources:\n  - name: n\n    type: nats\n    url: nats://x:4222\n    subject: a\n"))
+	if err == nil || !strings.Contains(err.Error(), `unknown field "subject"`) {
+		t.Fatalf("a nats source with subject for subjects: %v", err)
 	}
 	_, err = Parse([]byte("sources:\n  - name: o\n    type: amqp\n    url: amqp://x/\n    exchange: e\n    prefech: 3\n"))
 	if err == nil || !strings.Contains(err.Error(), `"prefech"`) {

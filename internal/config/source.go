@@ -13,6 +13,7 @@ import (
 	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/source/nats"
 	"github.com/streamux/streamux/internal/source/wsdial"
 	"github.com/streamux/streamux/internal/yamlstrict"
 )
@@ -24,7 +25,8 @@ type Source struct {
 	// Required makes /readyz fail while the source is not up.
 	Required bool    `yaml:"required"`
 	Backoff  Backoff `yaml:"backoff"`
-	// Spec is the type's configuration: *demo.Config, *ingest.Config, *amqp.Config or *wsdial.Config (see Types).
+	// Spec is the type's configuration: *demo.Config, *ingest.Config, *amqp.Config,
+	// *wsdial.Config or *nats.Config (see Types).
 	Spec any `yaml:"-"`
 	// problems are what decoding found; Validate reports them under the source's index, so that
 	// one bad source does not hide the problems of the others.
@@ -59,6 +61,7 @@ var decoders = map[string]func(*yaml.Node) (common, any, []string){
 	"http":      decodeAs[ingest.Config],
 	"amqp":      decodeAs[amqp.Config],
 	"websocket": decodeAs[wsdial.Config],
+	"nats":      decodeAs[nats.Config],
 }
 
 // Types lists the source types this build knows.

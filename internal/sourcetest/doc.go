@@ -1,5 +1,5 @@
 // Package sourcetest is the conformance suite that every source adapter runs against its real
-// server (RabbitMQ, an upstream WebSocket server, and later NATS, Kafka, MQTT, Redis), and the
+// server (RabbitMQ, an upstream WebSocket server, NATS, and later Kafka, MQTT, Redis), and the
 // helpers that the adapters' own tests share:
 //
 //   - Run(t, harness): the suite. A Harness tells it how to make a Source reading a fresh,
@@ -10,6 +10,8 @@
 //     the test ends.
 //   - RequireAMQP, RequireServer, RequireCommand: find a server or a tool, or skip the test with
 //     a clear message (fail instead when CI=true).
+//   - Proxy: a TCP proxy to the real server whose Kill drops the connections through it, for
+//     a fixture's Kill where the server has no command for that (NATS).
 //
 // Concurrency: a Collector and a Running are safe for concurrent use; the runner's goroutine
 // calls Emit while the test goroutine reads. Every goroutine Start starts is waited for by Stop,
@@ -21,11 +23,12 @@
 // adapter on a stream of its own (unique exchange, subject, topic, key; so that tests of other
 // packages can run at the same time), Publish sends into that stream through the server's own
 // client, Kill drops the adapter's connections from the server side (or returns
-// errors.ErrUnsupported), Depth reads the server's backlog (or errors.ErrUnsupported). Then:
+// errors.ErrUnsupported), Depth reads the server's backlog (or errors.ErrUnsupported). A
+// fixture whose keys carry its private namespace (a subject prefix) also implements Keyer. Then:
 //
 //	func TestConformance(t *testing.T) {
 //		sourcetest.Run(t, sourcetest.Harness{New: newFixture, Headers: true})
 //	}
 //
-// The amqp and wsdial packages' fixture_test.go and feed_test.go are worked examples.
+// The amqp, wsdial and nats packages' fixture_test.go and feed_test.go are worked examples.
 package sourcetest

@@ -1,11 +1,15 @@
 package sourcetest
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -71,4 +75,17 @@ func missing(t testing.TB, msg string) {
 		t.Fatalf("%s (CI=true, so the server is required)", msg)
 	}
 	t.Skipf("%s; skipping (with CI=true this fails)", msg)
+}
+
+// UniqueName returns a name made of the test's that no other test (of this or another package,
+// or another run) uses: for an exchange, a queue, a subject prefix. It is dot-separated, so
+// that it is one prefix of NATS tokens too.
+func UniqueName(t testing.TB) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
+	if len(name) > 60 {
+		name = name[len(name)-60:]
+	}
+	return "streamux-test." + strings.Trim(name, "-") + "." + hex.EncodeToString(b[:])
 }

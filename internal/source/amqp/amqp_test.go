@@ -36,7 +36,7 @@ func ctxT(t *testing.T) context.Context {
 func TestHeadersAndProperties(t *testing.T) {
 	t.Parallel()
 	b := newBroker(t)
-	name := uniqueName(t)
+	name := sourcetest.UniqueName(t)
 	b.exchange(name, "topic")
 	src := newSource(t, amqp.Config{URL: b.url, Exchange: name, Bindings: []string{"eu.#"}})
 	c := sourcetest.NewCollector()
@@ -97,7 +97,7 @@ func TestHeadersAndProperties(t *testing.T) {
 func TestDeclaresExchangeIfAbsent(t *testing.T) {
 	t.Parallel()
 	b := newBroker(t)
-	name := uniqueName(t)
+	name := sourcetest.UniqueName(t)
 	t.Cleanup(func() { b.deleteExchange(name) })
 	no := false
 	src := newSource(t, amqp.Config{URL: b.url, Exchange: name, ExchangeType: "fanout", Durable: &no})
@@ -122,7 +122,7 @@ func TestDeclaresExchangeIfAbsent(t *testing.T) {
 func TestPassive(t *testing.T) {
 	t.Parallel()
 	b := newBroker(t)
-	name := uniqueName(t)
+	name := sourcetest.UniqueName(t)
 
 	missing := newSource(t, amqp.Config{URL: b.url, Exchange: name + ".missing", Passive: true})
 	r := sourcetest.Start(t, missing, sourcetest.NewCollector().Emit)
@@ -153,7 +153,7 @@ func TestPassive(t *testing.T) {
 func TestQueueDeleted(t *testing.T) {
 	t.Parallel()
 	b := newBroker(t)
-	name := uniqueName(t)
+	name := sourcetest.UniqueName(t)
 	b.exchange(name, "topic")
 	t.Cleanup(func() { b.deleteQueue(name) })
 	no := false
@@ -183,7 +183,7 @@ func TestQueueDeleted(t *testing.T) {
 func TestExistingQueueWithoutExchange(t *testing.T) {
 	t.Parallel()
 	b := newBroker(t)
-	name := uniqueName(t)
+	name := sourcetest.UniqueName(t)
 	if err := b.do(func(ch *amqp091.Channel) error {
 		_, err := ch.QueueDeclare(name, false, false, false, false, amqp091.Table{"x-max-length": int32(100)})
 		return err
@@ -225,7 +225,7 @@ func TestBadCredentials(t *testing.T) {
 func TestBackPressure(t *testing.T) {
 	t.Parallel()
 	b := newBroker(t)
-	name := uniqueName(t)
+	name := sourcetest.UniqueName(t)
 	b.exchange(name, "topic")
 	t.Cleanup(func() { b.deleteQueue(name) })
 	no := false
@@ -316,7 +316,7 @@ func TestQuietStreamAcknowledged(t *testing.T) {
 	t.Parallel()
 	sourcetest.RequireCommand(t, "rabbitmqctl")
 	b := newBroker(t)
-	name := uniqueName(t)
+	name := sourcetest.UniqueName(t)
 	b.exchange(name, "topic")
 	t.Cleanup(func() { b.deleteQueue(name) })
 	no := false

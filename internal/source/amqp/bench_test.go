@@ -40,7 +40,7 @@ const benchRounds = 10
 // machine shared with the broker also takes CPU from it).
 func BenchmarkIngest(b *testing.B) {
 	br := newBroker(b)
-	queue := uniqueName(b)
+	queue := sourcetest.UniqueName(b)
 	if err := br.do(func(ch *amqp091.Channel) error {
 		_, err := ch.QueueDeclare(queue, false, false, false, false, nil)
 		return err

@@ -2,12 +2,8 @@ package amqp_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,17 +14,6 @@ import (
 	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/sourcetest"
 )
-
-// uniqueName returns a name no other test (of this or another package) uses.
-func uniqueName(t testing.TB) string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	name := regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
-	if len(name) > 60 {
-		name = name[len(name)-60:]
-	}
-	return "streamux-test." + strings.Trim(name, "-") + "." + hex.EncodeToString(b[:])
-}
 
 // broker is a test's own connection to RabbitMQ, for publishing and inspecting.
 type broker struct {
@@ -143,7 +128,7 @@ type fixture struct {
 
 func newFixture(t *testing.T, o sourcetest.Options) sourcetest.Fixture {
 	b := newBroker(t)
-	id := uniqueName(t)
+	id := sourcetest.UniqueName(t)
 	f := &fixture{broker: b, exch: id, connName: id, ack: amqp.AckAuto}
 	b.exchange(id, "topic")
 	if o.AtLeastOnce {

@@ -1,0 +1,194 @@
+package nats_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+
+	"github.com/streamux/streamux/internal/source/nats"
+	"github.com/streamux/streamux/internal/sourcetest"
+)
+
+const wait = 30 * time.Second
+
+func newSource(t *testing.T, c nats.Config) *nats.Source {
+	t.Helper()
+	src, err := nats.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// The subject is the key; NATS headers are headers, several values of one name joined; a reply
+// subject is the header nats_reply; a message without either has no headers.
+func TestHeadersAndReply(t *testing.T) {
+	s := newServer(t)
+	prefix := sourcetest.UniqueName(t)
+	c := sourcetest.NewCollector()
+	r := sourcetest.Start(t, newSource(t, nats.Config{URL: s.url, Subjects: []string{prefix + ".*"}}), c.Emit)
+	r.WaitState(t, 0, "up", wait)
+
+	m := natsgo.NewMsg(prefix + ".a")
+	m.Data = []byte(`{"n":1}`)
+	m.Header.Add("Region", "eu")
+	m.Header.Add("Tag", "x")
+	m.Header.Add("Tag", "y")
+	m.Reply = "_INBOX.answer"
+	if err := s.nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.nc.Publish(prefix+".b", []byte("plain")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.nc.Publish(prefix+".not.matched", []byte("deeper than *")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitLen(t, 2, wait)
+	got := c.Messages()
+	h := got[0].Headers
+	if got[0].Key != prefix+".a" || h["Region"] != "eu" || h["Tag"] != "x, y" || h[nats.ReplyHeader] != "_INBOX.answer" || string(got[0].Body) != `{"n":1}` {
+		t.Errorf("first message: key %q, headers %v, body %s", got[0].Key, h, got[0].Body)
+	}
+	if got[1].Key != prefix+".b" || got[1].Headers != nil || string(got[1].Body) != "plain" {
+		t.Errorf("second message: key %q, headers %v, body %s", got[1].Key, got[1].Headers, got[1].Body)
+	}
+	time.Sleep(100 * time.Millisecond) // the unmatched subject would have arrived by now
+	if n := c.Len(); n != 2 {
+		t.Errorf("%d messages, want 2: %q matched %q", n, prefix+".not.matched", prefix+".*")
+	}
+}
+
+// Two sources in one queue group share the messages: each message reaches one of them.
+func TestQueueGroup(t *testing.T) {
+	s := newServer(t)
+	prefix := sourcetest.UniqueName(t)
+	cfg := nats.Config{URL: s.url, Subjects: []string{prefix + ".>"}, QueueGroup: "streamux"}
+	c1, c2 := sourcetest.NewCollector(), sourcetest.NewCollector()
+	r1 := sourcetest.Start(t, newSource(t, cfg), c1.Emit)
+	r2 := sourcetest.Start(t, newSource(t, cfg), c2.Emit)
+	r1.WaitState(t, 0, "up", wait)
+	r2.WaitState(t, 0, "up", wait)
+	const n = 400
+	msgs := sourcetest.Numbered(0, n, false)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := s.publish(ctx, prefix, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	sourcetest.Eventually(t, wait, func() bool { return c1.Len()+c2.Len() >= n }, "%d messages between the two", n)
+	seen := map[int]bool{}
+	for _, m := range append(c1.Messages(), c2.Messages()...) {
+		i := sourcetest.Number(m)
+		if seen[i] {
+			t.Fatalf("message %d reached both members of the group", i)
+		}
+		seen[i] = true
+	}
+	if c1.Len() == 0 || c2.Len() == 0 {
+		t.Errorf("one member got everything: %d and %d", c1.Len(), c2.Len())
+	}
+}
+
+// A router far behind: past pending, NATS drops, the source counts it and goes on.
+func TestDropsCounted(t *testing.T) {
+	s := newServer(t)
+	prefix := sourcetest.UniqueName(t)
+	src := newSource(t, nats.Config{URL: s.url, Subjects: []string{prefix + ".>"}, Pending: 10})
+	c := sourcetest.NewCollector()
+	c.SetLimit(0) // the router takes nothing
+	r := sourcetest.Start(t, src, c.Emit)
+	r.WaitState(t, 0, "up", wait)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := s.publish(ctx, prefix, sourcetest.Numbered(0, 100, false)...); err != nil {
+		t.Fatal(err)
+	}
+	sourcetest.Eventually(t, wait, func() bool { return src.Stats().Dropped > 0 }, "drops counted")
+	c.SetLimit(-1)
+	// Once the router has taken what the source held, there is room again.
+	sourcetest.Eventually(t, wait, func() bool { return c.Len() >= 10 }, "the messages held")
+	if err := s.publish(ctx, prefix, sourcetest.Numbered(100, 1, false)...); err != nil {
+		t.Fatal(err)
+	}
+	sourcetest.Eventually(t, wait, func() bool {
+		msgs := c.Messages()
+		return len(msgs) > 0 && sourcetest.Number(msgs[len(msgs)-1]) == 100
+	}, "the message after the drops")
+	st := src.Stats()
+	if st.Dropped+uint64(c.Len()) != 101 || st.Connects != 1 {
+		t.Errorf("stats %+v with %d passed on; want dropped and passed on to make 101, one connect", st, c.Len())
+	}
+}
+
+// A stop while the server has not answered the handshake returns at once, not after the
+// connect timeout.
+func TestStopWhileConnecting(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	held := make(chan net.Conn, 1)
+	go func() { // a server that accepts and says nothing; ended by ln.Close
+		c, err := ln.Accept()
+		if err == nil {
+			held <- c
+		}
+	}()
+	src := newSource(t, nats.Config{URL: "nats://" + ln.Addr().String(), Subjects: []string{"x"}, ConnectTimeout: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, func() {}, sourcetest.NewCollector().Emit) }()
+	conn := <-held
+	defer conn.Close()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after a stop: %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still connecting 5s after the stop")
+	}
+}
+
+func TestConfigProblems(t *testing.T) {
+	for _, c := range []struct {
+		cfg  nats.Config
+		want string
+	}{
+		{nats.Config{Subjects: []string{"a"}}, "url is required"},
+		{nats.Config{URL: "http://h:4222", Subjects: []string{"a"}}, "scheme must be nats or tls"},
+		{nats.Config{URL: "nats://h:4222"}, "subjects is required"},
+		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a..b"}}, "empty token"},
+		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a.>.b"}}, `">" must be the last token`},
+		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a.b*"}}, "wildcards are whole tokens"},
+		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a b"}}, "spaces"},
+		{nats.Config{URL: "nats://u:p@h:4222", Subjects: []string{"a"}, Token: "t"}, "give one credential"},
+		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a"}, CredsFile: "/nonexistent.creds"}, "creds_file"},
+		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a"}, Pending: -1}, "pending"},
+		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a"}, QueueGroup: "a b"}, "queue_group"},
+	} {
+		errs := c.cfg.Validate()
+		var all []string
+		for _, err := range errs {
+			all = append(all, err.Error())
+		}
+		if !strings.Contains(strings.Join(all, "; "), c.want) {
+			t.Errorf("%+v: problems %q, want one saying %q", c.cfg, all, c.want)
+		}
+	}
+	good := nats.Config{URL: "nats://a:4222, tls://b:4222", Subjects: []string{"orders.>", "ticks.*.eu", ">"}}
+	if errs := good.Validate(); len(errs) != 0 {
+		t.Errorf("a good config: %v", errs)
+	}
+}
