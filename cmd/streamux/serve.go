@@ -23,6 +23,7 @@ import (
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
 	"github.com/streamux/streamux/internal/source/nats"
+	"github.com/streamux/streamux/internal/source/redis"
 	"github.com/streamux/streamux/internal/source/wsdial"
 	"github.com/streamux/streamux/internal/supervisor"
 	"github.com/streamux/streamux/internal/transport"
@@ -211,6 +212,12 @@ func buildSources(cfg *config.Config) ([]supervisor.Source, map[string]*ingest.S
 			s.Adapter, s.Extra = src, func() any { return src.Stats() }
 		case *nats.Config:
 			src, err := nats.New(*spec)
+			if err != nil {
+				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
+			}
+			s.Adapter, s.Extra = src, func() any { return src.Stats() }
+		case *redis.Config:
+			src, err := redis.New(*spec)
 			if err != nil {
 				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
 			}

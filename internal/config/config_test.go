@@ -13,6 +13,7 @@ import (
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
 	"github.com/streamux/streamux/internal/source/nats"
+	"github.com/streamux/streamux/internal/source/redis"
 	"github.com/streamux/streamux/internal/source/wsdial"
 )
 
@@ -578,6 +579,10 @@ sources:
     url: nats://127.0.0.1:4222
     subjects: ["ticks.>"]
     queue_group: streamux
+  - name: cache
+    type: redis
+    url: redis://127.0.0.1:6379
+    patterns: ["events.*"]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -590,6 +595,9 @@ sources:
 	}
 	if n, ok := c.Sources[2].Spec.(*nats.Config); !ok || n.Subjects[0] != "ticks.>" || n.QueueGroup != "streamux" {
 		t.Fatalf("nats: %#v", c.Sources[2].Spec)
+	}
+	if r, ok := c.Sources[3].Spec.(*redis.Config); !ok || r.Patterns[0] != "events.*" {
+		t.Fatalf("redis: %#v", c.Sources[3].Spec)
 	}
 	_, err = Parse([]byte("sources:\n  - name: n\n    type: nats\n    url: nats://x:4222\n    subject: a\n"))
 	if err == nil || !strings.Contains(err.Error(), `unknown field "subject"`) {

@@ -1,0 +1,182 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/stream"
+)
+
+// PatternHeader is the header that carries the pattern a message matched, for messages
+// received through a pattern subscription.
+const PatternHeader = "redis_pattern"
+
+// Source reads the channels of one Redis server. It implements source.Source; Run is called by
+// one source.Runner at a time, and Stats may be called from any goroutine.
+type Source struct {
+	cfg Config // with defaults applied
+	opt goredis.Options
+
+	messages atomic.Uint64
+	bytes    atomic.Uint64
+	connects atomic.Uint64
+}
+
+// Stats are a Source's counters since New, as GET /v1/sources shows them.
+type Stats struct {
+	// Messages counts the messages passed on; Bytes their bodies' total size.
+	Messages uint64 `json:"messages"`
+	Bytes    uint64 `json:"bytes"`
+	// Connects counts the connections that got as far as subscribing.
+	Connects uint64 `json:"connects"`
+}
+
+// Stats returns the source's counters. It is safe to call from any goroutine.
+func (s *Source) Stats() Stats {
+	return Stats{Messages: s.messages.Load(), Bytes: s.bytes.Load(), Connects: s.connects.Load()}
+}
+
+// New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
+// It does not connect: Run does.
+func New(c Config) (*Source, error) {
+	if errs := c.Validate(); len(errs) > 0 {
+		return nil, fmt.Errorf("redis: %w", errors.Join(errs...))
+	}
+	d := c.withDefaults()
+	opt, err := goredis.ParseURL(d.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis: url: %w", redact(err, d.URL))
+	}
+	tlsc, err := d.TLS.Config()
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	if tlsc != nil {
+		if opt.TLSConfig != nil && tlsc.ServerName == "" {
+			tlsc.ServerName = opt.TLSConfig.ServerName
+		}
+		opt.TLSConfig = tlsc
+	}
+	opt.DialTimeout = d.ConnectTimeout
+	opt.ReadTimeout = d.ConnectTimeout // the handshake's; the subscription's reads set their own
+	opt.WriteTimeout = d.ConnectTimeout
+	// The source.Runner reconnects, with its backoff, and reports the states.
+	opt.MaxRetries = -1
+	opt.PoolSize = 1
+	return &Source{cfg: d, opt: *opt}, nil
+}
+
+// Run connects, subscribes to every channel and pattern, and hands every message to emit until
+// the connection fails (an error, so that the Runner reconnects) or ctx is done (nil). Refused
+// credentials are marked source.Permanent.
+func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
+	opt := s.opt
+	client := goredis.NewClient(&opt)
+	defer client.Close()
+	ps := client.Subscribe(ctx)
+	defer ps.Close()
+	// A stop ends a read in progress, which the context does not.
+	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
+	defer stop()
+
+	if err := s.subscribe(ctx, ps, emit); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return classify(err)
+	}
+	s.connects.Add(1)
+	up()
+
+	pinged := false // a ping is waiting for its answer
+	for {
+		msg, err := ps.ReceiveTimeout(ctx, s.cfg.PingInterval)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				return classify(fmt.Errorf("redis: connection lost: %w", err))
+			}
+			if pinged {
+				return fmt.Errorf("redis: no answer to a ping for %v", s.cfg.PingInterval)
+			}
+			if err := ps.Ping(ctx); err != nil {
+				return fmt.Errorf("redis: ping: %w", err)
+			}
+			pinged = true
+			continue
+		}
+		pinged = false
+		if err := s.handle(ctx, emit, msg); err != nil {
+			return nil // only a cancelled ctx or a stopped router gets here
+		}
+	}
+}
+
+// subscribe subscribes and waits for the server to confirm every channel and pattern; messages
+// that arrive meanwhile are passed on.
+func (s *Source) subscribe(ctx context.Context, ps *goredis.PubSub, emit source.Emit) error {
+	if len(s.cfg.Channels) > 0 {
+		if err := ps.Subscribe(ctx, s.cfg.Channels...); err != nil {
+			return fmt.Errorf("redis: subscribe: %w", err)
+		}
+	}
+	if len(s.cfg.Patterns) > 0 {
+		if err := ps.PSubscribe(ctx, s.cfg.Patterns...); err != nil {
+			return fmt.Errorf("redis: psubscribe: %w", err)
+		}
+	}
+	deadline := time.Now().Add(s.cfg.ConnectTimeout)
+	for want := len(s.cfg.Channels) + len(s.cfg.Patterns); want > 0; {
+		msg, err := ps.ReceiveTimeout(ctx, time.Until(deadline))
+		if err != nil {
+			return fmt.Errorf("redis: subscribe: %w", err)
+		}
+		if sub, ok := msg.(*goredis.Subscription); ok {
+			if sub.Kind == "subscribe" || sub.Kind == "psubscribe" {
+				want--
+			}
+			continue
+		}
+		if err := s.handle(ctx, emit, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// handle passes a received message on; confirmations and pongs need nothing.
+func (s *Source) handle(ctx context.Context, emit source.Emit, msg any) error {
+	m, ok := msg.(*goredis.Message)
+	if !ok {
+		return nil
+	}
+	var h map[string]string
+	if m.Pattern != "" {
+		h = map[string]string{PatternHeader: m.Pattern}
+	}
+	s.messages.Add(1)
+	s.bytes.Add(uint64(len(m.Payload)))
+	return emit(ctx, &stream.Message{Key: m.Channel, Headers: h, Body: []byte(m.Payload), Time: time.Now()})
+}
+
+// classify marks the errors that retrying soon will not cure: refused credentials.
+func classify(err error) error {
+	msg := err.Error()
+	for _, code := range []string{"WRONGPASS", "NOAUTH", "NOPERM"} {
+		if strings.Contains(msg, code) {
+			return source.Permanent(err)
+		}
+	}
+	return err
+}
