@@ -12,6 +12,7 @@ import (
 	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/source/mqtt"
 	"github.com/streamux/streamux/internal/source/nats"
 	"github.com/streamux/streamux/internal/source/redis"
 	"github.com/streamux/streamux/internal/source/wsdial"
@@ -583,6 +584,11 @@ sources:
     type: redis
     url: redis://127.0.0.1:6379
     patterns: ["events.*"]
+  - name: sensors
+    type: mqtt
+    url: mqtt://127.0.0.1:1883
+    topics: ["sensors/+/temp"]
+    qos: 0
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -598,6 +604,9 @@ sources:
 	}
 	if r, ok := c.Sources[3].Spec.(*redis.Config); !ok || r.Patterns[0] != "events.*" {
 		t.Fatalf("redis: %#v", c.Sources[3].Spec)
+	}
+	if m, ok := c.Sources[4].Spec.(*mqtt.Config); !ok || m.Topics[0] != "sensors/+/temp" || m.QoS == nil || *m.QoS != 0 {
+		t.Fatalf("mqtt: %#v", c.Sources[4].Spec)
 	}
 	_, err = Parse([]byte("sources:\n  - name: n\n    type: nats\n    url: nats://x:4222\n    subject: a\n"))
 	if err == nil || !strings.Contains(err.Error(), `unknown field "subject"`) {

@@ -1,5 +1,5 @@
 // Package sourcetest is the conformance suite that every source adapter runs against its real
-// server (RabbitMQ, an upstream WebSocket server, NATS, Redis, and later Kafka and MQTT), and the
+// server (RabbitMQ, an upstream WebSocket server, NATS, Redis, MQTT, and later Kafka), and the
 // helpers that the adapters' own tests share:
 //
 //   - Run(t, harness): the suite. A Harness tells it how to make a Source reading a fresh,
@@ -11,7 +11,7 @@
 //   - RequireAMQP, RequireServer, RequireCommand: find a server or a tool, or skip the test with
 //     a clear message (fail instead when CI=true).
 //   - Proxy: a TCP proxy to the real server whose Kill drops the connections through it, for
-//     a fixture's Kill where the server has no command for that (NATS, Redis).
+//     a fixture's Kill where the server has no command for that (NATS, Redis, MQTT).
 //
 // Concurrency: a Collector and a Running are safe for concurrent use; the runner's goroutine
 // calls Emit while the test goroutine reads. Every goroutine Start starts is waited for by Stop,
@@ -30,5 +30,6 @@
 //		sourcetest.Run(t, sourcetest.Harness{New: newFixture, Headers: true})
 //	}
 //
-// The amqp, wsdial, nats and redis packages' fixture_test.go and feed_test.go are worked examples.
+// The amqp, wsdial, nats, redis and mqtt packages' fixture_test.go and feed_test.go are worked
+// examples.
 package sourcetest

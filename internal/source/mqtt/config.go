@@ -1,0 +1,150 @@
+package mqtt
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/streamux/streamux/internal/source"
+)
+
+// Defaults.
+const (
+	DefaultQoS            = 1
+	DefaultKeepAlive      = 30 * time.Second
+	DefaultConnectTimeout = 10 * time.Second
+)
+
+// Config configures one MQTT source. Its YAML field names are part of the configuration
+// contract; the config package decodes them strictly. URL and Topics are required; every other
+// field has a working default.
+type Config struct {
+	// URL is the broker: mqtt://host:1883, or mqtts://host:8883 for TLS. A user and password
+	// may be in it (mqtt://user:pass@host:1883).
+	URL string `yaml:"url"`
+	// Topics are the topic filters to subscribe to, with MQTT wildcards: "sensors/+/temp",
+	// "orders/#".
+	Topics []string `yaml:"topics"`
+	// QoS is the subscriptions' maximum quality of service: 0, 1 or 2. Defaults to 1.
+	QoS *int `yaml:"qos"`
+	// ClientID identifies the connection to the broker. Defaults to "streamux-" and random
+	// hex digits, different for each source.
+	ClientID string `yaml:"client_id"`
+	// Username and Password authenticate, instead of a user in the URL.
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// KeepAlive is the MQTT keep-alive: the source pings a quiet broker this often and gives
+	// the connection up when a ping goes unanswered. Defaults to 30s.
+	KeepAlive time.Duration `yaml:"keep_alive"`
+	// ConnectTimeout bounds connecting: TCP, TLS and the MQTT handshake. Defaults to 10s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// TLS adds to what an mqtts:// URL implies (the system's roots, the URL's host name).
+	TLS TLS `yaml:"tls"`
+}
+
+// TLS is the client side of TLS, shared by every source that dials a server.
+type TLS = source.TLS
+
+func (c Config) withDefaults() Config {
+	if c.QoS == nil {
+		q := DefaultQoS
+		c.QoS = &q
+	}
+	if c.ClientID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		c.ClientID = "streamux-" + hex.EncodeToString(b[:])
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	return c
+}
+
+// Validate reports every problem of c at once, each naming its field. Defaults are applied
+// first, so a zero field is never a problem unless it is required.
+func (c *Config) Validate() []error {
+	d := c.withDefaults()
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	scheme, userInfo := "", false
+	if d.URL == "" {
+		bad("url is required (mqtt://host:1883)")
+	} else if u, err := url.Parse(d.URL); err != nil {
+		var uerr *url.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err // url.Error repeats the URL, which may hold a password
+		}
+		bad("url: %v", err)
+	} else if u.Scheme != "mqtt" && u.Scheme != "mqtts" {
+		bad("url: the scheme must be mqtt or mqtts, not %q", u.Scheme)
+	} else if u.Host == "" {
+		bad("url: no host")
+	} else {
+		scheme, userInfo = u.Scheme, u.User != nil
+	}
+	if len(d.Topics) == 0 {
+		bad(`topics is required: at least one topic filter, such as "sensors/#"`)
+	}
+	for _, t := range d.Topics {
+		if err := checkFilter(t); err != nil {
+			bad("topics: %q: %v", t, err)
+		}
+	}
+	if q := *d.QoS; q < 0 || q > 2 {
+		bad("qos %d: must be 0, 1 or 2", q)
+	}
+	if len(d.ClientID) > 65535 {
+		bad("client_id is longer than 65,535 bytes")
+	}
+	if userInfo && (d.Username != "" || d.Password != "") {
+		bad("username: give the user once: in the url or in username and password")
+	}
+	if d.Password != "" && d.Username == "" {
+		bad("password without username")
+	}
+	if d.KeepAlive < 0 || d.KeepAlive > 65535*time.Second {
+		bad("keep_alive %v: must be between 0 and 18h12m15s", d.KeepAlive)
+	}
+	if d.ConnectTimeout < 0 {
+		bad("connect_timeout %v: must not be negative", d.ConnectTimeout)
+	}
+	if !d.TLS.IsZero() {
+		if scheme == "mqtt" {
+			bad("tls is set but the url is mqtt://: use mqtts://")
+		}
+		for _, err := range d.TLS.Validate() {
+			bad("%v", err)
+		}
+	}
+	return errs
+}
+
+// checkFilter checks a topic filter: not empty, no NUL, "#" alone as the last level, "+"
+// alone in its level.
+func checkFilter(f string) error {
+	if f == "" {
+		return errors.New("empty")
+	}
+	if strings.ContainsRune(f, 0) {
+		return errors.New("contains a NUL character")
+	}
+	levels := strings.Split(f, "/")
+	for i, l := range levels {
+		switch {
+		case l == "#" && i != len(levels)-1:
+			return errors.New(`"#" must be the last level`)
+		case len(l) > 1 && strings.ContainsAny(l, "#+"):
+			return fmt.Errorf("wildcards are whole levels: %q", l)
+		}
+	}
+	return nil
+}

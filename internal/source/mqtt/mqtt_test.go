@@ -1,0 +1,101 @@
+package mqtt_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/streamux/streamux/internal/source/mqtt"
+	"github.com/streamux/streamux/internal/sourcetest"
+)
+
+const wait = 30 * time.Second
+
+// The topic is the key; user properties are headers, a repeated one joined; the content type
+// and the retain flag have headers of their own; a plain message has none.
+func TestHeaders(t *testing.T) {
+	b := newBroker(t)
+	prefix := sourcetest.UniqueName(t)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	// A retained message, there before the source subscribes; cleared at the end.
+	if _, err := b.c.Publish(ctx, &paho.Publish{Topic: prefix + "/kept", QoS: 1, Retain: true, Payload: []byte("last value")}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = b.c.Publish(context.Background(), &paho.Publish{Topic: prefix + "/kept", QoS: 1, Retain: true})
+	})
+	src, err := mqtt.New(mqtt.Config{URL: "mqtt://" + b.addr, Topics: []string{prefix + "/+"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sourcetest.NewCollector()
+	r := sourcetest.Start(t, src, c.Emit)
+	r.WaitState(t, 0, "up", wait)
+	c.WaitLen(t, 1, wait)
+
+	p := &paho.Publish{Topic: prefix + "/a", QoS: 1, Payload: []byte(`{"n":1}`), Properties: &paho.PublishProperties{ContentType: "application/json"}}
+	p.Properties.User.Add("region", "eu").Add("tag", "x").Add("tag", "y")
+	if _, err := b.c.Publish(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.c.Publish(ctx, &paho.Publish{Topic: prefix + "/b", QoS: 0, Payload: []byte("plain")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.c.Publish(ctx, &paho.Publish{Topic: prefix + "/b/deeper", QoS: 1, Payload: []byte("not for +")}); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitLen(t, 3, wait)
+	got := c.Messages()
+	if got[0].Key != prefix+"/kept" || got[0].Headers[mqtt.RetainHeader] != "true" || string(got[0].Body) != "last value" {
+		t.Errorf("retained: key %q, headers %v, body %q", got[0].Key, got[0].Headers, got[0].Body)
+	}
+	h := got[1].Headers
+	if got[1].Key != prefix+"/a" || h["region"] != "eu" || h["tag"] != "x, y" || h[mqtt.ContentTypeHeader] != "application/json" || h[mqtt.RetainHeader] != "" {
+		t.Errorf("with properties: key %q, headers %v", got[1].Key, h)
+	}
+	if got[2].Key != prefix+"/b" || got[2].Headers != nil || string(got[2].Body) != "plain" {
+		t.Errorf("plain: key %q, headers %v, body %q", got[2].Key, got[2].Headers, got[2].Body)
+	}
+	time.Sleep(100 * time.Millisecond) // the deeper topic's would have arrived by now
+	if n := c.Len(); n != 3 {
+		t.Errorf("%d messages, want 3", n)
+	}
+}
+
+func TestConfigProblems(t *testing.T) {
+	three, minus := 3, -1
+	for _, c := range []struct {
+		cfg  mqtt.Config
+		want string
+	}{
+		{mqtt.Config{Topics: []string{"a"}}, "url is required"},
+		{mqtt.Config{URL: "tcp://h:1883", Topics: []string{"a"}}, "scheme must be mqtt or mqtts"},
+		{mqtt.Config{URL: "mqtt://h:1883"}, "topics is required"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a/#/b"}}, `"#" must be the last level`},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a/b+"}}, "wildcards are whole levels"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{""}}, "empty"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, QoS: &three}, "qos 3"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, QoS: &minus}, "qos -1"},
+		{mqtt.Config{URL: "mqtt://u:p@h:1883", Topics: []string{"a"}, Username: "v"}, "give the user once"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, Password: "p"}, "password without username"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, TLS: mqtt.TLS{ServerName: "x"}}, "use mqtts://"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, KeepAlive: 20 * time.Hour}, "keep_alive"},
+	} {
+		var all []string
+		for _, err := range c.cfg.Validate() {
+			all = append(all, err.Error())
+		}
+		if !strings.Contains(strings.Join(all, "; "), c.want) {
+			t.Errorf("%+v: problems %q, want one saying %q", c.cfg, all, c.want)
+		}
+	}
+	zero := 0
+	good := mqtt.Config{URL: "mqtts://u:p@h", Topics: []string{"sensors/+/temp", "#", "+"}, QoS: &zero}
+	if errs := good.Validate(); len(errs) != 0 {
+		t.Errorf("a good config: %v", errs)
+	}
+}
