@@ -22,6 +22,7 @@ import (
 	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/source/kafka"
 	"github.com/streamux/streamux/internal/source/mqtt"
 	"github.com/streamux/streamux/internal/source/nats"
 	"github.com/streamux/streamux/internal/source/redis"
@@ -225,6 +226,12 @@ func buildSources(cfg *config.Config) ([]supervisor.Source, map[string]*ingest.S
 			s.Adapter, s.Extra = src, func() any { return src.Stats() }
 		case *mqtt.Config:
 			src, err := mqtt.New(*spec)
+			if err != nil {
+				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
+			}
+			s.Adapter, s.Extra = src, func() any { return src.Stats() }
+		case *kafka.Config:
+			src, err := kafka.New(*spec)
 			if err != nil {
 				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
 			}

@@ -12,6 +12,7 @@ import (
 	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/source/kafka"
 	"github.com/streamux/streamux/internal/source/mqtt"
 	"github.com/streamux/streamux/internal/source/nats"
 	"github.com/streamux/streamux/internal/source/redis"
@@ -589,6 +590,12 @@ sources:
     url: mqtt://127.0.0.1:1883
     topics: ["sensors/+/temp"]
     qos: 0
+  - name: logs
+    type: kafka
+    brokers: ["127.0.0.1:9092"]
+    topics: [logs]
+    group: streamux
+    sasl: {mechanism: SCRAM-SHA-256, username: u, password: p}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -607,6 +614,9 @@ sources:
 	}
 	if m, ok := c.Sources[4].Spec.(*mqtt.Config); !ok || m.Topics[0] != "sensors/+/temp" || m.QoS == nil || *m.QoS != 0 {
 		t.Fatalf("mqtt: %#v", c.Sources[4].Spec)
+	}
+	if k, ok := c.Sources[5].Spec.(*kafka.Config); !ok || k.Group != "streamux" || k.SASL.Mechanism != "SCRAM-SHA-256" {
+		t.Fatalf("kafka: %#v", c.Sources[5].Spec)
 	}
 	_, err = Parse([]byte("sources:\n  - name: n\n    type: nats\n    url: nats://x:4222\n    subject: a\n"))
 	if err == nil || !strings.Contains(err.Error(), `unknown field "subject"`) {

@@ -13,6 +13,7 @@ import (
 	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/source/kafka"
 	"github.com/streamux/streamux/internal/source/mqtt"
 	"github.com/streamux/streamux/internal/source/nats"
 	"github.com/streamux/streamux/internal/source/redis"
@@ -28,7 +29,7 @@ type Source struct {
 	Required bool    `yaml:"required"`
 	Backoff  Backoff `yaml:"backoff"`
 	// Spec is the type's configuration: *demo.Config, *ingest.Config, *amqp.Config,
-	// *wsdial.Config, *nats.Config, *redis.Config or *mqtt.Config (see Types).
+	// *wsdial.Config, *nats.Config, *redis.Config, *mqtt.Config or *kafka.Config (see Types).
 	Spec any `yaml:"-"`
 	// problems are what decoding found; Validate reports them under the source's index, so that
 	// one bad source does not hide the problems of the others.
@@ -66,6 +67,7 @@ var decoders = map[string]func(*yaml.Node) (common, any, []string){
 	"nats":      decodeAs[nats.Config],
 	"redis":     decodeAs[redis.Config],
 	"mqtt":      decodeAs[mqtt.Config],
+	"kafka":     decodeAs[kafka.Config],
 }
 
 // Types lists the source types this build knows.

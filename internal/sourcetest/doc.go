@@ -1,5 +1,5 @@
 // Package sourcetest is the conformance suite that every source adapter runs against its real
-// server (RabbitMQ, an upstream WebSocket server, NATS, Redis, MQTT, and later Kafka), and the
+// server (RabbitMQ, an upstream WebSocket server, NATS, Redis, MQTT, Kafka through kfake), and the
 // helpers that the adapters' own tests share:
 //
 //   - Run(t, harness): the suite. A Harness tells it how to make a Source reading a fresh,
@@ -30,6 +30,6 @@
 //		sourcetest.Run(t, sourcetest.Harness{New: newFixture, Headers: true})
 //	}
 //
-// The amqp, wsdial, nats, redis and mqtt packages' fixture_test.go and feed_test.go are worked
-// examples.
+// The fixture_test.go of the amqp, nats, redis, mqtt and kafka packages, and wsdial's
+// feed_test.go, are worked examples.
 package sourcetest
