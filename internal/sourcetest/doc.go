@@ -11,7 +11,8 @@
 //   - RequireAMQP, RequireServer, RequireCommand: find a server or a tool, or skip the test with
 //     a clear message (fail instead when CI=true).
 //   - Proxy: a TCP proxy to the real server whose Kill drops the connections through it, for
-//     a fixture's Kill where the server has no command for that (NATS, Redis, MQTT).
+//     a fixture's Kill where the server has no command for that; PrefixFixture, the whole
+//     fixture of a publish/subscribe stream made private by a name prefix (NATS, Redis, MQTT).
 //
 // Concurrency: a Collector and a Running are safe for concurrent use; the runner's goroutine
 // calls Emit while the test goroutine reads. Every goroutine Start starts is waited for by Stop,

@@ -1,10 +1,14 @@
 package sourcetest
 
 import (
+	"context"
+	"errors"
 	"io"
 	"net"
 	"sync"
 	"testing"
+
+	"github.com/streamux/streamux/internal/source"
 )
 
 // Proxy forwards TCP connections to a real server, so that a fixture can drop its source's
@@ -99,3 +103,38 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 	delete(p.conns, src)
 	p.mu.Unlock()
 }
+
+// PrefixFixture is a Fixture for a stream that keeps no backlog (publish/subscribe), made
+// private to a test by a name prefix, and reached through a Proxy so that Kill can drop the
+// source's connections: NATS subjects, Redis channels, MQTT topics.
+type PrefixFixture struct {
+	// Prefix comes before every key (UniqueName), joined to it by Sep: "." for NATS and Redis,
+	// "/" for MQTT.
+	Prefix, Sep string
+	Proxy       *Proxy
+	// NewSource makes a source that dials addr, the proxy, and reads everything under Prefix.
+	NewSource func(t *testing.T, addr string) source.Source
+	// Send publishes msgs, in order, each to Prefix+Sep+its key, through the server's own
+	// client, and returns once the server has them.
+	Send func(ctx context.Context, msgs ...Msg) error
+}
+
+var _ Keyer = (*PrefixFixture)(nil)
+
+// Source makes a source through the proxy.
+func (f *PrefixFixture) Source(t *testing.T) source.Source { return f.NewSource(t, f.Proxy.Addr()) }
+
+// Publish sends msgs with Send.
+func (f *PrefixFixture) Publish(ctx context.Context, msgs ...Msg) error { return f.Send(ctx, msgs...) }
+
+// Kill drops the connections through the proxy.
+func (f *PrefixFixture) Kill(context.Context) error {
+	f.Proxy.Kill()
+	return nil
+}
+
+// Depth: such a stream keeps no backlog for a subscriber.
+func (f *PrefixFixture) Depth(context.Context) (int, error) { return 0, errors.ErrUnsupported }
+
+// Key is the key the source gives a message published with key k: the whole name.
+func (f *PrefixFixture) Key(k string) string { return f.Prefix + f.Sep + k }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -36,24 +35,14 @@ type Source struct {
 	cfg  Config // with defaults applied
 	opts []kgo.Opt
 
-	messages atomic.Uint64
-	bytes    atomic.Uint64
-	connects atomic.Uint64
+	counts source.Counters
 }
 
 // Stats are a Source's counters since New, as GET /v1/sources shows them.
-type Stats struct {
-	// Messages counts the records passed on; Bytes their values' total size.
-	Messages uint64 `json:"messages"`
-	Bytes    uint64 `json:"bytes"`
-	// Connects counts the clients that reached a broker.
-	Connects uint64 `json:"connects"`
-}
+type Stats = source.Counts
 
 // Stats returns the source's counters. It is safe to call from any goroutine.
-func (s *Source) Stats() Stats {
-	return Stats{Messages: s.messages.Load(), Bytes: s.bytes.Load(), Connects: s.connects.Load()}
-}
+func (s *Source) Stats() Stats { return s.counts.Counts() }
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.
@@ -133,7 +122,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		}
 		return classify(fmt.Errorf("kafka: no broker answered: %w", err))
 	}
-	s.connects.Add(1)
+	s.counts.Connected()
 	up()
 
 	for {
@@ -176,8 +165,7 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, r *kgo.Record) erro
 	h[PartitionHeader] = strconv.FormatInt(int64(r.Partition), 10)
 	h[OffsetHeader] = strconv.FormatInt(r.Offset, 10)
 	h[TimestampHeader] = r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00")
-	s.messages.Add(1)
-	s.bytes.Add(uint64(len(r.Value)))
+	s.counts.Passed(len(r.Value))
 	// The value is a slice of the fetched batch: a copy lets the batch go.
 	return emit(ctx, &stream.Message{Key: string(r.Key), Headers: h, Body: bytes.Clone(r.Value), Time: time.Now()})
 }

@@ -2,7 +2,6 @@ package mqtt_test
 
 import (
 	"context"
-	"errors"
 	"net"
 	"net/url"
 	"os"
@@ -79,41 +78,21 @@ func (b *broker) publish(ctx context.Context, prefix string, msgs ...sourcetest.
 	return nil
 }
 
-// fixture is the conformance suite's view of one private topic prefix, reached through a proxy
-// that can drop the source's connections.
-type fixture struct {
-	*broker
-	prefix string
-	proxy  *sourcetest.Proxy
-}
-
 func newFixture(t *testing.T, _ sourcetest.Options) sourcetest.Fixture {
 	b := newBroker(t)
-	return &fixture{broker: b, prefix: sourcetest.UniqueName(t), proxy: sourcetest.NewProxy(t, b.addr)}
-}
-
-func (f *fixture) Source(t *testing.T) source.Source {
-	src, err := mqtt.New(mqtt.Config{URL: "mqtt://" + f.proxy.Addr(), Topics: []string{f.prefix + "/#"}})
-	if err != nil {
-		t.Fatal(err)
+	prefix := sourcetest.UniqueName(t)
+	return &sourcetest.PrefixFixture{
+		Prefix: prefix, Sep: "/", Proxy: sourcetest.NewProxy(t, b.addr),
+		NewSource: func(t *testing.T, addr string) source.Source {
+			src, err := mqtt.New(mqtt.Config{URL: "mqtt://" + addr, Topics: []string{prefix + "/#"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return src
+		},
+		Send: func(ctx context.Context, msgs ...sourcetest.Msg) error { return b.publish(ctx, prefix, msgs...) },
 	}
-	return src
 }
-
-func (f *fixture) Publish(ctx context.Context, msgs ...sourcetest.Msg) error {
-	return f.publish(ctx, f.prefix, msgs...)
-}
-
-func (f *fixture) Kill(context.Context) error {
-	f.proxy.Kill()
-	return nil
-}
-
-// Depth: a clean session keeps no backlog for a subscriber that is gone.
-func (f *fixture) Depth(context.Context) (int, error) { return 0, errors.ErrUnsupported }
-
-// Key: the source's key is the whole topic, the fixture's prefix included.
-func (f *fixture) Key(published string) string { return f.prefix + "/" + published }
 
 func TestConformance(t *testing.T) {
 	sourcetest.Run(t, sourcetest.Harness{New: newFixture, Headers: true})

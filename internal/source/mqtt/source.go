@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
@@ -37,24 +36,14 @@ type Source struct {
 	username string
 	password string
 
-	messages atomic.Uint64
-	bytes    atomic.Uint64
-	connects atomic.Uint64
+	counts source.Counters
 }
 
 // Stats are a Source's counters since New, as GET /v1/sources shows them.
-type Stats struct {
-	// Messages counts the messages passed on; Bytes their bodies' total size.
-	Messages uint64 `json:"messages"`
-	Bytes    uint64 `json:"bytes"`
-	// Connects counts the connections that got as far as subscribing.
-	Connects uint64 `json:"connects"`
-}
+type Stats = source.Counts
 
 // Stats returns the source's counters. It is safe to call from any goroutine.
-func (s *Source) Stats() Stats {
-	return Stats{Messages: s.messages.Load(), Bytes: s.bytes.Load(), Connects: s.connects.Load()}
-}
+func (s *Source) Stats() Stats { return s.counts.Counts() }
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.
@@ -178,7 +167,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		}
 		return fmt.Errorf("mqtt: subscribe: %w", err)
 	}
-	s.connects.Add(1)
+	s.counts.Connected()
 	up()
 
 	for {
@@ -223,8 +212,7 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, p *paho.Publish) er
 			h[RetainHeader] = "true"
 		}
 	}
-	s.messages.Add(1)
-	s.bytes.Add(uint64(len(p.Payload)))
+	s.counts.Passed(len(p.Payload))
 	return emit(ctx, &stream.Message{Key: p.Topic, Headers: h, Body: p.Payload, Time: time.Now()})
 }
 

@@ -2,7 +2,6 @@ package nats_test
 
 import (
 	"context"
-	"errors"
 	"net/url"
 	"os"
 	"testing"
@@ -70,41 +69,21 @@ func (s *server) publish(ctx context.Context, prefix string, msgs ...sourcetest.
 	return s.nc.FlushWithContext(ctx)
 }
 
-// fixture is the conformance suite's view of one private subject prefix, reached through a
-// proxy that can drop the source's connections.
-type fixture struct {
-	*server
-	prefix string
-	proxy  *sourcetest.Proxy
-}
-
 func newFixture(t *testing.T, _ sourcetest.Options) sourcetest.Fixture {
 	s := newServer(t)
-	return &fixture{server: s, prefix: sourcetest.UniqueName(t), proxy: sourcetest.NewProxy(t, s.addr)}
-}
-
-func (f *fixture) Source(t *testing.T) source.Source {
-	src, err := nats.New(nats.Config{URL: "nats://" + f.proxy.Addr(), Subjects: []string{f.prefix + ".>"}})
-	if err != nil {
-		t.Fatal(err)
+	prefix := sourcetest.UniqueName(t)
+	return &sourcetest.PrefixFixture{
+		Prefix: prefix, Sep: ".", Proxy: sourcetest.NewProxy(t, s.addr),
+		NewSource: func(t *testing.T, addr string) source.Source {
+			src, err := nats.New(nats.Config{URL: "nats://" + addr, Subjects: []string{prefix + ".>"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return src
+		},
+		Send: func(ctx context.Context, msgs ...sourcetest.Msg) error { return s.publish(ctx, prefix, msgs...) },
 	}
-	return src
 }
-
-func (f *fixture) Publish(ctx context.Context, msgs ...sourcetest.Msg) error {
-	return f.publish(ctx, f.prefix, msgs...)
-}
-
-func (f *fixture) Kill(context.Context) error {
-	f.proxy.Kill()
-	return nil
-}
-
-// Depth: core NATS keeps no backlog for a subscriber.
-func (f *fixture) Depth(context.Context) (int, error) { return 0, errors.ErrUnsupported }
-
-// Key: the source's key is the whole subject, the fixture's prefix included.
-func (f *fixture) Key(published string) string { return f.prefix + "." + published }
 
 func TestConformance(t *testing.T) {
 	sourcetest.Run(t, sourcetest.Harness{New: newFixture, Headers: true})

@@ -7,7 +7,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -26,9 +25,7 @@ type Source struct {
 	cfg  Config // with defaults applied
 	opts []natsgo.Option
 
-	messages atomic.Uint64
-	bytes    atomic.Uint64
-	connects atomic.Uint64
+	counts source.Counters
 
 	mu      sync.Mutex
 	subs    []*natsgo.Subscription // the live connection's
@@ -38,15 +35,11 @@ type Source struct {
 
 // Stats are a Source's counters since New, as GET /v1/sources shows them.
 type Stats struct {
-	// Messages counts the messages passed on; Bytes their bodies' total size.
-	Messages uint64 `json:"messages"`
-	Bytes    uint64 `json:"bytes"`
+	source.Counts
 	// Dropped counts the messages NATS dropped because the source held pending of them
 	// already, its router being that far behind. nats.go forgets a connection's count once it
 	// has closed, so the drops of a connection's last second may be missing.
 	Dropped uint64 `json:"dropped"`
-	// Connects counts the connections that got as far as subscribing.
-	Connects uint64 `json:"connects"`
 }
 
 // Stats returns the source's counters. It is safe to call from any goroutine.
@@ -55,7 +48,7 @@ func (s *Source) Stats() Stats {
 	s.sampleLocked()
 	dropped := s.dropped + s.live
 	s.mu.Unlock()
-	return Stats{Messages: s.messages.Load(), Bytes: s.bytes.Load(), Dropped: dropped, Connects: s.connects.Load()}
+	return Stats{Counts: s.counts.Counts(), Dropped: dropped}
 }
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
@@ -147,7 +140,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		return classify(fmt.Errorf("nats: subscribe: %w", err))
 	default:
 	}
-	s.connects.Add(1)
+	s.counts.Connected()
 	up()
 
 	sample := time.NewTicker(time.Second)
@@ -206,8 +199,7 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, m *natsgo.Msg) erro
 			h[ReplyHeader] = m.Reply
 		}
 	}
-	s.messages.Add(1)
-	s.bytes.Add(uint64(len(m.Data)))
+	s.counts.Passed(len(m.Data))
 	return emit(ctx, &stream.Message{Key: m.Subject, Headers: h, Body: m.Data, Time: time.Now()})
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -25,24 +24,14 @@ type Source struct {
 	cfg Config // with defaults applied
 	opt goredis.Options
 
-	messages atomic.Uint64
-	bytes    atomic.Uint64
-	connects atomic.Uint64
+	counts source.Counters
 }
 
 // Stats are a Source's counters since New, as GET /v1/sources shows them.
-type Stats struct {
-	// Messages counts the messages passed on; Bytes their bodies' total size.
-	Messages uint64 `json:"messages"`
-	Bytes    uint64 `json:"bytes"`
-	// Connects counts the connections that got as far as subscribing.
-	Connects uint64 `json:"connects"`
-}
+type Stats = source.Counts
 
 // Stats returns the source's counters. It is safe to call from any goroutine.
-func (s *Source) Stats() Stats {
-	return Stats{Messages: s.messages.Load(), Bytes: s.bytes.Load(), Connects: s.connects.Load()}
-}
+func (s *Source) Stats() Stats { return s.counts.Counts() }
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.
@@ -93,7 +82,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		}
 		return classify(err)
 	}
-	s.connects.Add(1)
+	s.counts.Connected()
 	up()
 
 	pinged := false // a ping is waiting for its answer
@@ -165,8 +154,7 @@ func (s *Source) handle(ctx context.Context, emit source.Emit, msg any) error {
 	if m.Pattern != "" {
 		h = map[string]string{PatternHeader: m.Pattern}
 	}
-	s.messages.Add(1)
-	s.bytes.Add(uint64(len(m.Payload)))
+	s.counts.Passed(len(m.Payload))
 	return emit(ctx, &stream.Message{Key: m.Channel, Headers: h, Body: []byte(m.Payload), Time: time.Now()})
 }
 
