@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -35,14 +36,26 @@ type Source struct {
 	cfg  Config // with defaults applied
 	opts []kgo.Opt
 
-	counts source.Counters
+	counts       source.Counters
+	dataLoss     atomic.Uint64
+	sessionsLost atomic.Uint64
 }
 
 // Stats are a Source's counters since New, as GET /v1/sources shows them.
-type Stats = source.Counts
+type Stats struct {
+	source.Counts
+	// DataLoss counts the times Kafka no longer had the records at the offset to read (they
+	// expired, or the topic was truncated) and reading went on from the earliest it had.
+	DataLoss uint64 `json:"data_loss"`
+	// SessionsLost counts the group sessions lost other than by a rebalance (the group's
+	// coordinator unreachable, or an ACL); franz-go joins the group again.
+	SessionsLost uint64 `json:"group_sessions_lost"`
+}
 
 // Stats returns the source's counters. It is safe to call from any goroutine.
-func (s *Source) Stats() Stats { return s.counts.Counts() }
+func (s *Source) Stats() Stats {
+	return Stats{Counts: s.counts.Counts(), DataLoss: s.dataLoss.Load(), SessionsLost: s.sessionsLost.Load()}
+}
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.
@@ -141,7 +154,13 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		}
 		var ferr error
 		fs.EachError(func(topic string, partition int32, err error) {
-			if ferr == nil && !errors.Is(err, context.Canceled) {
+			// Data loss and a lost group session are franz-go's to recover from: counted.
+			switch {
+			case errors.As(err, new(*kgo.ErrDataLoss)):
+				s.dataLoss.Add(1)
+			case errors.As(err, new(*kgo.ErrGroupSession)):
+				s.sessionsLost.Add(1)
+			case ferr == nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded):
 				ferr = fmt.Errorf("kafka: topic %s, partition %d: %w", topic, partition, err)
 			}
 		})

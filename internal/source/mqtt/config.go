@@ -111,8 +111,8 @@ func (c *Config) Validate() []error {
 	if d.Password != "" && d.Username == "" {
 		bad("password without username")
 	}
-	if d.KeepAlive < 0 || d.KeepAlive > 65535*time.Second {
-		bad("keep_alive %v: must be between 0 and 18h12m15s", d.KeepAlive)
+	if d.KeepAlive < time.Second || d.KeepAlive > 65535*time.Second {
+		bad("keep_alive %v: must be between 1s and 18h12m15s", d.KeepAlive)
 	}
 	if d.ConnectTimeout < 0 {
 		bad("connect_timeout %v: must not be negative", d.ConnectTimeout)

@@ -84,6 +84,7 @@ func TestConfigProblems(t *testing.T) {
 		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, Password: "p"}, "password without username"},
 		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, TLS: mqtt.TLS{ServerName: "x"}}, "use mqtts://"},
 		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, KeepAlive: 20 * time.Hour}, "keep_alive"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, KeepAlive: 500 * time.Millisecond}, "keep_alive"},
 	} {
 		var all []string
 		for _, err := range c.cfg.Validate() {
@@ -98,4 +99,31 @@ func TestConfigProblems(t *testing.T) {
 	if errs := good.Validate(); len(errs) != 0 {
 		t.Errorf("a good config: %v", errs)
 	}
+}
+
+// paho acknowledges a message when it hands it over: what it handed over before the connection
+// broke is passed on, not dropped with the connection.
+func TestReceivedSurviveADrop(t *testing.T) {
+	b := newBroker(t)
+	prefix := sourcetest.UniqueName(t)
+	proxy := sourcetest.NewProxy(t, b.addr)
+	src, err := mqtt.New(mqtt.Config{URL: "mqtt://" + proxy.Addr(), Topics: []string{prefix + "/#"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := sourcetest.NewCollector()
+	c.SetLimit(0) // the router takes nothing for now
+	r := sourcetest.Start(t, src, c.Emit)
+	r.WaitState(t, 0, "up", wait)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	if err := b.publish(ctx, prefix, sourcetest.Numbered(0, 100, false)...); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // they reach the source, which holds them
+	from := len(r.Changes())
+	proxy.Kill()
+	c.SetLimit(-1)
+	r.WaitState(t, from, "reconnecting", wait)
+	c.WaitLen(t, 100, wait)
 }

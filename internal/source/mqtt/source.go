@@ -95,10 +95,11 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 	// paho's goroutines hand this one what they receive, and how the connection ended.
 	incoming := make(chan *paho.Publish, incomingSize)
 	quit := make(chan struct{})
-	ended := make(chan error, 1)
-	end := func(err error) {
+	// Why the connection ended: the broker's DISCONNECT, which says most, or paho's error.
+	serverGone, clientErr := make(chan error, 1), make(chan error, 1)
+	report := func(ch chan error, err error) {
 		select {
-		case ended <- err:
+		case ch <- err:
 		default:
 		}
 	}
@@ -113,17 +114,19 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 				return false, nil
 			}
 		}},
-		OnClientError: end,
+		OnClientError: func(err error) { report(clientErr, err) },
 		OnServerDisconnect: func(d *paho.Disconnect) {
-			end(fmt.Errorf("the broker disconnected: %s", reason(d.ReasonCode, d.Properties)))
+			report(serverGone, classify(d.ReasonCode, fmt.Errorf("the broker disconnected: %s", reason(d.ReasonCode, d.Properties))))
 		},
 		PacketTimeout: s.cfg.ConnectTimeout,
 	})
 	stop := context.AfterFunc(ctx, func() { _ = conn.Close() }) // a stop during the handshake
 	ca, err := c.Connect(ctx, &paho.Connect{
-		ClientID:     s.cfg.ClientID,
-		KeepAlive:    uint16(s.cfg.KeepAlive / time.Second),
-		CleanStart:   true,
+		ClientID:   s.cfg.ClientID,
+		KeepAlive:  uint16(s.cfg.KeepAlive / time.Second),
+		CleanStart: true,
+		// The broker sends at most this many QoS 1 and 2 messages ahead of their acks.
+		Properties:   &paho.ConnectProperties{ReceiveMaximum: ptr(uint16(incomingSize))},
 		Username:     s.username,
 		UsernameFlag: s.username != "",
 		Password:     []byte(s.password),
@@ -178,18 +181,56 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 			if err := s.emit(ctx, emit, p); err != nil {
 				return nil // only a cancelled ctx or a stopped router gets here
 			}
-		case err := <-ended:
-			return fmt.Errorf("mqtt: connection lost: %w", err)
+		case err := <-serverGone:
+			return s.lost(ctx, emit, c, incoming, serverGone, clientErr, err)
+		case err := <-clientErr:
+			return s.lost(ctx, emit, c, incoming, serverGone, clientErr, err)
 		case <-c.Done():
+			return s.lost(ctx, emit, c, incoming, serverGone, clientErr, nil)
+		}
+	}
+}
+
+// reasonGrace is how long a lost connection waits for paho to say why, which it does after
+// its client has shut down.
+const reasonGrace = 200 * time.Millisecond
+
+// lost ends a Run whose connection ended: paho acknowledged what it received when it handed
+// it over, so everything in incoming is passed on first; then the error says why, the
+// broker's DISCONNECT if it sent one, once paho has told.
+func (s *Source) lost(ctx context.Context, emit source.Emit, c *paho.Client, incoming <-chan *paho.Publish, serverGone, clientErr <-chan error, why error) error {
+	// paho's shutdown waits for its callback, which may wait for room in incoming.
+	for done := false; !done; {
+		select {
+		case p := <-incoming:
+			if err := s.emit(ctx, emit, p); err != nil {
+				return nil
+			}
+		case <-c.Done():
+			done = true
+		}
+	}
+	for len(incoming) > 0 { // Run's goroutine is the only receiver
+		if err := s.emit(ctx, emit, <-incoming); err != nil {
+			return nil
+		}
+	}
+	select {
+	case err := <-serverGone:
+		why = err
+	case <-time.After(reasonGrace):
+		if why == nil {
 			select {
-			case err := <-ended: // the cause, if paho has reported it yet
-				return fmt.Errorf("mqtt: connection lost: %w", err)
+			case why = <-clientErr:
 			default:
 				return errors.New("mqtt: connection lost")
 			}
 		}
 	}
+	return fmt.Errorf("mqtt: connection lost: %w", why) // a permanent refusal stays one
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // emit turns p into a message and hands it to the router.
 func (s *Source) emit(ctx context.Context, emit source.Emit, p *paho.Publish) error {

@@ -2,7 +2,11 @@ package nats_test
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -191,4 +195,65 @@ func TestConfigProblems(t *testing.T) {
 	if errs := good.Validate(); len(errs) != 0 {
 		t.Errorf("a good config: %v", errs)
 	}
+}
+
+// A nats-server of the test's own, with users and permissions, on a free port; stopped when the
+// test ends.
+func authServer(t *testing.T) string {
+	t.Helper()
+	bin := sourcetest.RequireCommand(t, "nats-server")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, `listen: "127.0.0.1:%d"
+authorization { users = [ {user: reader, password: s3cret, permissions: {subscribe: ["allowed.>"]}} ] }
+`, port), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-c", conf)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	sourcetest.Eventually(t, wait, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	}, "nats-server on %s", addr)
+	return addr
+}
+
+// Refused credentials and a subscription the server's permissions refuse are permanent (state
+// failed), and the source never says up first.
+func TestRefusals(t *testing.T) {
+	addr := authServer(t)
+	for _, c := range []struct {
+		name, url, subject, want string
+	}{
+		{"wrong password", "nats://reader:nope@" + addr, "allowed.x", "authorization violation"},
+		{"subject not permitted", "nats://reader:s3cret@" + addr, "forbidden.>", "permissions violation"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := sourcetest.Start(t, newSource(t, nats.Config{URL: c.url, Subjects: []string{c.subject}}), sourcetest.NewCollector().Emit)
+			i := r.WaitState(t, 0, "failed", wait)
+			if err := r.Changes()[i].Err; err == nil || !strings.Contains(strings.ToLower(err.Error()), c.want) {
+				t.Errorf("failed because of %v, want %q", err, c.want)
+			}
+			for _, ch := range r.Changes() {
+				if ch.State == "up" {
+					t.Errorf("up before failing")
+				}
+			}
+		})
+	}
+	// The permitted subject works.
+	src := newSource(t, nats.Config{URL: "nats://reader:s3cret@" + addr, Subjects: []string{"allowed.>"}})
+	sourcetest.Start(t, src, sourcetest.NewCollector().Emit).WaitState(t, 0, "up", wait)
 }

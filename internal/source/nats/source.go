@@ -135,10 +135,9 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		}
 		return classify(fmt.Errorf("nats: subscribe: %w", err))
 	}
-	select {
-	case err := <-asyncErr:
+	// The server's -ERR is recorded before the flush's pong is; the error callback may come later.
+	if err := nc.LastError(); err != nil && !errors.Is(err, natsgo.ErrSlowConsumer) {
 		return classify(fmt.Errorf("nats: subscribe: %w", err))
-	default:
 	}
 	s.counts.Connected()
 	up()
@@ -250,19 +249,5 @@ func (d dialer) Dial(network, address string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c = rawconn.Wrap(c)
-	return &watched{Conn: c, stop: context.AfterFunc(d.ctx, func() { _ = c.Close() })}, nil
-}
-
-// watched is a connection closed when its Run's ctx is done; closing it first forgets the
-// watch, so that a long life of reconnects does not pile watches up. nats.go compares
-// connections, hence a pointer.
-type watched struct {
-	net.Conn
-	stop func() bool
-}
-
-func (w *watched) Close() error {
-	w.stop()
-	return w.Conn.Close()
+	return source.CloseOnDone(d.ctx, rawconn.Wrap(c)), nil
 }

@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +80,41 @@ func TestConfigProblems(t *testing.T) {
 	good := redis.Config{URL: "rediss://u:p@h:6380/2", Patterns: []string{"orders.*"}}
 	if errs := good.Validate(); len(errs) != 0 {
 		t.Errorf("a good config: %v", errs)
+	}
+}
+
+// A stop while the server has not answered the handshake returns at once, not after the
+// connect timeout.
+func TestStopWhileConnecting(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	held := make(chan net.Conn, 1)
+	go func() { // a server that accepts and says nothing; ended by ln.Close
+		c, err := ln.Accept()
+		if err == nil {
+			held <- c
+		}
+	}()
+	src, err := redis.New(redis.Config{URL: "redis://" + ln.Addr().String(), Channels: []string{"x"}, ConnectTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, func() {}, sourcetest.NewCollector().Emit) }()
+	conn := <-held
+	defer conn.Close()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run after a stop: %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still connecting 5s after the stop")
 	}
 }

@@ -2,14 +2,17 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/streamux/streamux/internal/rawconn"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/stream"
 )
@@ -59,6 +62,7 @@ func New(c Config) (*Source, error) {
 	opt.WriteTimeout = d.ConnectTimeout
 	// The source.Runner reconnects, with its backoff, and reports the states.
 	opt.MaxRetries = -1
+	opt.DialerRetries = 1
 	opt.PoolSize = 1
 	return &Source{cfg: d, opt: *opt}, nil
 }
@@ -68,6 +72,18 @@ func New(c Config) (*Source, error) {
 // credentials are marked source.Permanent.
 func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 	opt := s.opt
+	// One connection per Run, closed when ctx is done: go-redis holds its subscription's lock
+	// through a dial and handshake that only deadlines end, and after a failed read it dials
+	// again by itself, which the Runner does instead, with its backoff.
+	var dialed atomic.Bool
+	opt.Dialer = func(_ context.Context, network, addr string) (net.Conn, error) {
+		if dialed.Load() {
+			return nil, errors.New("redis: connection lost")
+		}
+		c, err := s.dial(ctx, network, addr)
+		dialed.Store(err == nil)
+		return c, err
+	}
 	client := goredis.NewClient(&opt)
 	defer client.Close()
 	ps := client.Subscribe(ctx)
@@ -112,6 +128,28 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 	}
 }
 
+// dial connects to the server, with TLS if configured, through rawconn; the connection is
+// closed when ctx is done.
+func (s *Source) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: s.cfg.ConnectTimeout}
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	c = source.CloseOnDone(ctx, rawconn.Wrap(c))
+	if s.opt.TLSConfig == nil {
+		return c, nil
+	}
+	tc := tls.Client(c, s.opt.TLSConfig)
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
 // subscribe subscribes and waits for the server to confirm every channel and pattern; messages
 // that arrive meanwhile are passed on.
 func (s *Source) subscribe(ctx context.Context, ps *goredis.PubSub, emit source.Emit) error {
@@ -127,7 +165,11 @@ func (s *Source) subscribe(ctx context.Context, ps *goredis.PubSub, emit source.
 	}
 	deadline := time.Now().Add(s.cfg.ConnectTimeout)
 	for want := len(s.cfg.Channels) + len(s.cfg.Patterns); want > 0; {
-		msg, err := ps.ReceiveTimeout(ctx, time.Until(deadline))
+		left := time.Until(deadline)
+		if left <= 0 { // a timeout of 0 would wait for ever
+			return fmt.Errorf("redis: subscribe: no confirmation within %v", s.cfg.ConnectTimeout)
+		}
+		msg, err := ps.ReceiveTimeout(ctx, left)
 		if err != nil {
 			return fmt.Errorf("redis: subscribe: %w", err)
 		}
