@@ -38,7 +38,7 @@ func TestHeaders(t *testing.T) {
 	c.WaitLen(t, 1, wait)
 
 	p := &paho.Publish{Topic: prefix + "/a", QoS: 1, Payload: []byte(`{"n":1}`), Properties: &paho.PublishProperties{ContentType: "application/json"}}
-	p.Properties.User.Add("region", "eu").Add("tag", "x").Add("tag", "y")
+	p.Properties.User.Add("region", "eu").Add("tag", "x").Add("tag", "y").Add(mqtt.RetainHeader, "true")
 	if _, err := b.c.Publish(ctx, p); err != nil {
 		t.Fatal(err)
 	}

@@ -239,6 +239,9 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, p *paho.Publish) er
 		h = make(map[string]string)
 		if p.Properties != nil {
 			for _, up := range p.Properties.User {
+				if up.Key == ContentTypeHeader || up.Key == RetainHeader {
+					continue // the publisher's own would pass for the source's
+				}
 				if v, ok := h[up.Key]; ok {
 					h[up.Key] = v + ", " + up.Value
 				} else {

@@ -46,6 +46,11 @@ func TestHeadersAndReply(t *testing.T) {
 	if err := s.nc.PublishMsg(m); err != nil {
 		t.Fatal(err)
 	}
+	spoof := natsgo.NewMsg(prefix + ".spoof")
+	spoof.Header.Set(nats.ReplyHeader, "not a reply")
+	if err := s.nc.PublishMsg(spoof); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.nc.Publish(prefix+".b", []byte("plain")); err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +60,12 @@ func TestHeadersAndReply(t *testing.T) {
 	if err := s.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	c.WaitLen(t, 2, wait)
+	c.WaitLen(t, 3, wait)
 	got := c.Messages()
+	if v, ok := got[1].Headers[nats.ReplyHeader]; ok {
+		t.Errorf("a publisher's %s header passed for the source's: %q", nats.ReplyHeader, v)
+	}
+	got = append(got[:1], got[2:]...)
 	h := got[0].Headers
 	if got[0].Key != prefix+".a" || h["Region"] != "eu" || h["Tag"] != "x, y" || h[nats.ReplyHeader] != "_INBOX.answer" || string(got[0].Body) != `{"n":1}` {
 		t.Errorf("first message: key %q, headers %v, body %s", got[0].Key, h, got[0].Body)
@@ -65,8 +74,8 @@ func TestHeadersAndReply(t *testing.T) {
 		t.Errorf("second message: key %q, headers %v, body %s", got[1].Key, got[1].Headers, got[1].Body)
 	}
 	time.Sleep(100 * time.Millisecond) // the unmatched subject would have arrived by now
-	if n := c.Len(); n != 2 {
-		t.Errorf("%d messages, want 2: %q matched %q", n, prefix+".not.matched", prefix+".*")
+	if n := c.Len(); n != 3 {
+		t.Errorf("%d messages, want 3: %q matched %q", n, prefix+".not.matched", prefix+".*")
 	}
 }
 

@@ -194,6 +194,7 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, m *natsgo.Msg) erro
 		for k, vs := range m.Header {
 			h[k] = strings.Join(vs, ", ")
 		}
+		delete(h, ReplyHeader) // the publisher's own would pass for the source's
 		if m.Reply != "" {
 			h[ReplyHeader] = m.Reply
 		}
