@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
+	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/source/kafka"
 	"github.com/streamux/streamux/internal/sourcetest"
 )
@@ -94,11 +95,7 @@ func TestConfigProblems(t *testing.T) {
 		{kafka.Config{Brokers: []string{"h:9092"}, Topics: []string{"a"}, SASL: kafka.SASL{Mechanism: "PLAIN"}}, "sasl.username is required"},
 		{kafka.Config{Brokers: []string{"h:9092"}, Topics: []string{"a"}, SASL: kafka.SASL{Username: "u"}}, "without a mechanism"},
 	} {
-		var all []string
-		for _, err := range c.cfg.Validate() {
-			all = append(all, err.Error())
-		}
-		if !strings.Contains(strings.Join(all, "; "), c.want) {
+		if all := sourcetest.Problems(c.cfg.Validate()); !strings.Contains(all, c.want) {
 			t.Errorf("%+v: problems %q, want one saying %q", c.cfg, all, c.want)
 		}
 	}
@@ -147,4 +144,15 @@ func TestSASLPlain(t *testing.T) {
 			t.Fatal("up with a wrong password")
 		}
 	}
+}
+
+// A stop while the broker has not answered returns at once.
+func TestStopWhileConnecting(t *testing.T) {
+	sourcetest.StopWhileConnecting(t, func(addr string) source.Source {
+		src, err := kafka.New(kafka.Config{Brokers: []string{addr}, Topics: []string{"x"}, ConnectTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/source/mqtt"
 	"github.com/streamux/streamux/internal/sourcetest"
 )
@@ -86,11 +87,7 @@ func TestConfigProblems(t *testing.T) {
 		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, KeepAlive: 20 * time.Hour}, "keep_alive"},
 		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, KeepAlive: 500 * time.Millisecond}, "keep_alive"},
 	} {
-		var all []string
-		for _, err := range c.cfg.Validate() {
-			all = append(all, err.Error())
-		}
-		if !strings.Contains(strings.Join(all, "; "), c.want) {
+		if all := sourcetest.Problems(c.cfg.Validate()); !strings.Contains(all, c.want) {
 			t.Errorf("%+v: problems %q, want one saying %q", c.cfg, all, c.want)
 		}
 	}
@@ -126,4 +123,15 @@ func TestReceivedSurviveADrop(t *testing.T) {
 	c.SetLimit(-1)
 	r.WaitState(t, from, "reconnecting", wait)
 	c.WaitLen(t, 100, wait)
+}
+
+// A stop while the broker has not answered CONNECT returns at once.
+func TestStopWhileConnecting(t *testing.T) {
+	sourcetest.StopWhileConnecting(t, func(addr string) source.Source {
+		src, err := mqtt.New(mqtt.Config{URL: "mqtt://" + addr, Topics: []string{"x"}, ConnectTimeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	})
 }

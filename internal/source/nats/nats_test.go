@@ -13,6 +13,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 
+	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/source/nats"
 	"github.com/streamux/streamux/internal/sourcetest"
 )
@@ -144,34 +145,9 @@ func TestDropsCounted(t *testing.T) {
 // A stop while the server has not answered the handshake returns at once, not after the
 // connect timeout.
 func TestStopWhileConnecting(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	held := make(chan net.Conn, 1)
-	go func() { // a server that accepts and says nothing; ended by ln.Close
-		c, err := ln.Accept()
-		if err == nil {
-			held <- c
-		}
-	}()
-	src := newSource(t, nats.Config{URL: "nats://" + ln.Addr().String(), Subjects: []string{"x"}, ConnectTimeout: time.Minute})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, func() {}, sourcetest.NewCollector().Emit) }()
-	conn := <-held
-	defer conn.Close()
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("Run after a stop: %v, want nil", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run still connecting 5s after the stop")
-	}
+	sourcetest.StopWhileConnecting(t, func(addr string) source.Source {
+		return newSource(t, nats.Config{URL: "nats://" + addr, Subjects: []string{"x"}, ConnectTimeout: time.Minute})
+	})
 }
 
 func TestConfigProblems(t *testing.T) {
@@ -191,12 +167,7 @@ func TestConfigProblems(t *testing.T) {
 		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a"}, Pending: -1}, "pending"},
 		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a"}, QueueGroup: "a b"}, "queue_group"},
 	} {
-		errs := c.cfg.Validate()
-		var all []string
-		for _, err := range errs {
-			all = append(all, err.Error())
-		}
-		if !strings.Contains(strings.Join(all, "; "), c.want) {
+		if all := sourcetest.Problems(c.cfg.Validate()); !strings.Contains(all, c.want) {
 			t.Errorf("%+v: problems %q, want one saying %q", c.cfg, all, c.want)
 		}
 	}

@@ -2,11 +2,11 @@ package redis_test
 
 import (
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/source/redis"
 	"github.com/streamux/streamux/internal/sourcetest"
 )
@@ -62,11 +62,7 @@ func TestConfigProblems(t *testing.T) {
 		{redis.Config{URL: "redis://h:6379", Channels: []string{"a"}, PingInterval: -time.Second}, "ping_interval"},
 		{redis.Config{URL: "redis://h:6379", Channels: []string{"a"}, TLS: redis.TLS{ServerName: "x"}}, "use rediss://"},
 	} {
-		var all []string
-		for _, err := range c.cfg.Validate() {
-			all = append(all, err.Error())
-		}
-		if !strings.Contains(strings.Join(all, "; "), c.want) {
+		if all := sourcetest.Problems(c.cfg.Validate()); !strings.Contains(all, c.want) {
 			t.Errorf("%+v: problems %q, want one saying %q", c.cfg, all, c.want)
 		}
 	}
@@ -86,35 +82,11 @@ func TestConfigProblems(t *testing.T) {
 // A stop while the server has not answered the handshake returns at once, not after the
 // connect timeout.
 func TestStopWhileConnecting(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	held := make(chan net.Conn, 1)
-	go func() { // a server that accepts and says nothing; ended by ln.Close
-		c, err := ln.Accept()
-		if err == nil {
-			held <- c
-		}
-	}()
-	src, err := redis.New(redis.Config{URL: "redis://" + ln.Addr().String(), Channels: []string{"x"}, ConnectTimeout: time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, func() {}, sourcetest.NewCollector().Emit) }()
-	conn := <-held
-	defer conn.Close()
-	time.Sleep(50 * time.Millisecond)
-	cancel()
-	select {
-	case err := <-done:
+	sourcetest.StopWhileConnecting(t, func(addr string) source.Source {
+		src, err := redis.New(redis.Config{URL: "redis://" + addr, Channels: []string{"x"}, ConnectTimeout: time.Minute})
 		if err != nil {
-			t.Errorf("Run after a stop: %v, want nil", err)
+			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run still connecting 5s after the stop")
-	}
+		return src
+	})
 }

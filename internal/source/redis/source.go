@@ -72,9 +72,10 @@ func New(c Config) (*Source, error) {
 // credentials are marked source.Permanent.
 func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 	opt := s.opt
-	// One connection per Run, closed when ctx is done: go-redis holds its subscription's lock
-	// through a dial and handshake that only deadlines end, and after a failed read it dials
-	// again by itself, which the Runner does instead, with its backoff.
+	// One connection per Run, closed when ctx is done, which ends a read or a handshake in
+	// progress (go-redis holds its subscription's lock through a dial and handshake that only
+	// deadlines end); after a failed read go-redis would dial again by itself, which the Runner
+	// does instead, with its backoff.
 	var dialed atomic.Bool
 	opt.Dialer = func(_ context.Context, network, addr string) (net.Conn, error) {
 		if dialed.Load() {
@@ -88,9 +89,6 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 	defer client.Close()
 	ps := client.Subscribe(ctx)
 	defer ps.Close()
-	// A stop ends a read in progress, which the context does not.
-	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
-	defer stop()
 
 	if err := s.subscribe(ctx, ps, emit); err != nil {
 		if ctx.Err() != nil {
