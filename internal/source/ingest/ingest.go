@@ -197,10 +197,13 @@ func (s *Source) parse(req request, r *http.Request, w http.ResponseWriter) ([]*
 		return []*stream.Message{m}, nil
 	}
 	var msgs []*stream.Message
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(nil, len(body)+1)
-	for line := 1; sc.Scan(); line++ {
-		b := bytes.TrimSpace(sc.Bytes())
+	// The messages are slices of body, which this request alone owns and nobody reuses: it
+	// was read whole into a buffer of its own above. (A bufio.Scanner here handed out slices
+	// of its own buffer, which it overwrote as it read on: issue 15.)
+	rest := body
+	for line := 1; len(rest) > 0; line++ {
+		var b []byte
+		b, rest = nextLine(rest)
 		if len(b) == 0 {
 			continue
 		}
@@ -211,10 +214,16 @@ func (s *Source) parse(req request, r *http.Request, w http.ResponseWriter) ([]*
 		m.Time = now
 		msgs = append(msgs, m)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, badRequest("read NDJSON: %v", err)
-	}
 	return msgs, nil
+}
+
+// nextLine splits data after its first line as bufio.ScanLines does: the line ends at '\n'
+// or at the end of data, and loses that '\n' and one '\r' before it, nothing else, so that a
+// body keeps every other byte it was sent with (spaces, Unicode spaces, tabs). A streamed
+// body is split by bufio.ScanLines itself, so both ways give the same lines.
+func nextLine(data []byte) (line, rest []byte) {
+	line, rest, _ = bytes.Cut(data, []byte{'\n'})
+	return bytes.TrimSuffix(line, []byte{'\r'}), rest
 }
 
 // publishStream publishes each NDJSON line as soon as it has arrived, so that a request that
@@ -260,12 +269,15 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 	sc.Split(body.lines)
 	n := 0
 	for line := 1; sc.Scan(); line++ {
-		b := bytes.TrimSpace(sc.Bytes())
+		b := sc.Bytes() // without its line ending: bufio.ScanLines, as nextLine
 		if len(b) == 0 {
 			continue
 		}
 		if !req.envelope {
-			b = bytes.Clone(b) // the scanner reuses its buffer; an envelope's fields are copies
+			// The scanner overwrites its buffer as it reads on, and the message outlives
+			// this turn of the loop: it gets its own copy. An envelope's fields are
+			// copies already (parseEnvelope).
+			b = bytes.Clone(b)
 		}
 		m, err := req.message(p, b)
 		if err != nil {

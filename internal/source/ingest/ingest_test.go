@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -38,7 +40,7 @@ type streamMessage struct {
 
 func TestParse(t *testing.T) {
 	msgs, err := parse(t, "application/x-ndjson; charset=utf-8", "?key=k&header.A=1", []byte("1\r\n\n  2  \n"))
-	if err != nil || len(msgs) != 2 || msgs[1].Body != "2" || msgs[0].Key != "k" || msgs[0].Headers["a"] != "1" {
+	if err != nil || len(msgs) != 2 || msgs[1].Body != "  2  " || msgs[0].Key != "k" || msgs[0].Headers["a"] != "1" {
 		t.Fatalf("%v %+v", err, msgs)
 	}
 	msgs, err = parse(t, "application/json", "?envelope=1", []byte(`{"key":"x","body":{"a":1},"headers":{"h":"v"}}`))
@@ -53,6 +55,75 @@ func TestParse(t *testing.T) {
 	if _, err := parse(t, "text/plain", "", bytes.Repeat([]byte("x"), 1<<16+1)); err == nil || err.(*Error).Status != 413 {
 		t.Fatalf("oversize: %v", err)
 	}
+}
+
+// Every line of an NDJSON body is its message, byte for byte, whatever its length: lines of
+// requests over the parser's first buffer (4 KiB) once carried the bytes of later lines, and
+// Unicode spaces at either end were trimmed away.
+func TestParseKeepsLines(t *testing.T) {
+	spaces := []string{"", " ", "\t", "\u00a0", "\u0085", "\u2028", "\u3000", "\v", "\f"}
+	for _, pad := range []int{10, 60, 100, 2000, 5000, 70000} {
+		var body bytes.Buffer
+		var want []string
+		for i := range 50 {
+			sp := spaces[i%len(spaces)]
+			var line string
+			if i%2 == 0 {
+				line = fmt.Sprintf(`{"run":"R","i":%d,"phase":"data","pad":"%s"}`, i, strings.Repeat("x", pad+i))
+			} else {
+				line = fmt.Sprintf("%stext %d %s%s", sp, i, strings.Repeat("y", pad+i), sp)
+			}
+			want = append(want, line)
+			body.WriteString(line)
+			if i%3 == 0 {
+				body.WriteString("\r\n")
+			} else {
+				body.WriteString("\n")
+			}
+		}
+		s := New(Config{MaxBodyBytes: 16 << 20})
+		r := httptest.NewRequest(http.MethodPost, "/v1/sources/x/messages", &body)
+		r.Header.Set("Content-Type", "application/x-ndjson")
+		req, err := readRequest(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := s.parse(req, r, httptest.NewRecorder())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(msgs) != len(want) {
+			t.Fatalf("pad %d: %d messages, want %d", pad, len(msgs), len(want))
+		}
+		for i, m := range msgs {
+			if string(m.Body) != want[i] {
+				t.Fatalf("pad %d: message %d is %.80q…, want %.80q…", pad, i, m.Body, want[i])
+			}
+		}
+	}
+}
+
+// The lines of a body that is read whole are those of one that is streamed: bufio.ScanLines's.
+func FuzzNextLine(f *testing.F) {
+	f.Add([]byte("a\nb\r\n\n\r\r\nlast\r"))
+	f.Add([]byte(" \u00a0x\u3000 \n\n"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var got []string
+		for rest := body; len(rest) > 0; {
+			var line []byte
+			line, rest = nextLine(rest)
+			got = append(got, string(line))
+		}
+		var want []string
+		sc := bufio.NewScanner(bytes.NewReader(body))
+		sc.Buffer(nil, len(body)+1)
+		for sc.Scan() {
+			want = append(want, sc.Text())
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("lines %q, want %q", got, want)
+		}
+	})
 }
 
 // No request body, however malformed, panics or loses its error.
