@@ -60,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 const usage = `streamux: one endpoint, many streams, each client with its own predicate.
 
 Usage:
-  streamux [-config FILE] [-listen ADDR] [-log-level LEVEL] [-log-format text|json]
+  streamux [-config FILE] [-listen ADDR] [-data-dir DIR] [-log-level LEVEL] [-log-format text|json]
       Serve. With no -config: one demo source on 127.0.0.1:8080 and the web page at /.
   streamux tail [-url URL] [-source NAME]... [-from ID] [-json] 'PREDICATE'
       Print the messages that match PREDICATE (CEL) from a running streamux.

@@ -286,6 +286,7 @@ type event struct {
 	Headers map[string]string `json:"headers"`
 	Body    json.RawMessage   `json:"body"`
 	Missed  uint64            `json:"missed"`
+	Reason  string            `json:"reason"`
 	State   string            `json:"state"`
 }
 

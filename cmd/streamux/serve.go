@@ -18,6 +18,7 @@ import (
 	"github.com/streamux/streamux/internal/predicate"
 	"github.com/streamux/streamux/internal/rawconn"
 	"github.com/streamux/streamux/internal/router"
+	"github.com/streamux/streamux/internal/sequence"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
@@ -40,6 +41,7 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	listen := fs.String("listen", "", "the address to serve on, overriding the configuration")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
 	format := fs.String("log-format", "text", "text or json")
+	dataDir := fs.String("data-dir", "", `the data directory, overriding the configuration's data_dir ("memory": none)`)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -62,6 +64,9 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	if *listen != "" {
 		cfg.Listen = *listen
+	}
+	if *dataDir != "" {
+		cfg.DataDir = *dataDir
 	}
 	// Refuse to serve without authentication off loopback before listening at all.
 	warning, err := cfg.Auth.CheckListen(cfg.Listen)
@@ -94,9 +99,19 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 		ln.Close()
 		return err
 	}
+	data, err := openData(cfg.DataDir, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if data != nil {
+		// After the supervisor, whose routers record their last numbers as they stop.
+		defer data.Close()
+	}
 	sup, err := supervisor.New(srcs, supervisor.Options{
 		History: router.History{Size: cfg.History.Size, MaxAge: cfg.History.MaxAge},
 		Queue:   output.Limits{Events: cfg.Limits.QueueEvents, Bytes: cfg.Limits.QueueBytes},
+		Data:    data,
 		Log:     log,
 	})
 	if err != nil {
@@ -182,6 +197,21 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// openData opens the data directory, or returns nil when the sequence numbers are kept in
+// memory, which it says.
+func openData(path string, log *slog.Logger) (*sequence.Dir, error) {
+	if path == "" || path == config.DataDirMemory {
+		log.Info("no data directory: sequence numbers start at 1 again in every run, so a client cannot resume across a restart (set data_dir or -data-dir to keep them)")
+		return nil, nil
+	}
+	d, err := sequence.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("data directory", "path", d.Path())
+	return d, nil
 }
 
 // buildSources makes each configured source's adapter.

@@ -148,7 +148,9 @@ func tailOnce(ctx context.Context, u, token, where string, raw bool, last map[st
 		case ev.Type == "message":
 			fmt.Fprintf(w, "%s %s %s %s\n", ev.Time, ev.ID, quoteKey(ev.Key), ev.Body)
 		case ev.Type == "gap" && ev.Reason == "unknown_id":
-			fmt.Fprintf(w, "-- gap: %s restarted or does not know the resume id; what it sent after it is lost, and %d more messages are no longer held\n", ev.Source, ev.Missed)
+			fmt.Fprintf(w, "-- gap: %s does not know the resume id (a server without a data directory restarted?); what it sent after it is lost, and %d more messages are no longer held\n", ev.Source, ev.Missed)
+		case ev.Type == "gap" && ev.Reason == "restart":
+			fmt.Fprintf(w, "-- gap: %s restarted; at most %d messages after the resume id are lost with its history\n", ev.Source, ev.Missed)
 		case ev.Type == "gap":
 			fmt.Fprintf(w, "-- gap: %d matching messages of %s were not delivered (%s)\n", ev.Missed, ev.Source, ev.Reason)
 		case ev.Type == "status":

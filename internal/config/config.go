@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -45,7 +46,16 @@ type Config struct {
 	// ShutdownGrace bounds the shutdown, from SIGTERM to exit: streams that have not closed
 	// shortly before it ends are cut. Defaults to 10s.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// DataDir is where streamux keeps what must outlive a run: each source's sequence
+	// numbers, so that an event id never names two messages. A relative path is relative to
+	// the configuration file's directory. Defaults, for a configuration file, to
+	// "streamux-data" beside it; DataDirMemory (and the embedded default) keeps nothing, and
+	// every run numbers its messages from 1 again.
+	DataDir string `yaml:"data_dir"`
 }
+
+// DataDirMemory as data_dir keeps the sequence numbers in memory only.
+const DataDirMemory = "memory"
 
 // Limits bound what one client may cost.
 type Limits struct {
@@ -131,6 +141,15 @@ func Load(path string) (*Config, error) {
 	c, err := Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	switch {
+	case c.DataDir == "":
+		c.DataDir = filepath.Join(filepath.Dir(path), "streamux-data")
+	case c.DataDir != DataDirMemory && !filepath.IsAbs(c.DataDir):
+		c.DataDir = filepath.Join(filepath.Dir(path), c.DataDir)
 	}
 	return c, nil
 }

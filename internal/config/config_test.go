@@ -427,6 +427,21 @@ func TestLoad(t *testing.T) {
 	if c.Listen != "127.0.0.1:0" || len(c.Sources) != 1 || c.Sources[0].Type != "http" {
 		t.Errorf("Load = %+v", c)
 	}
+	if want := filepath.Join(dir, "streamux-data"); c.DataDir != want {
+		t.Errorf("data_dir = %q, want %q beside the file", c.DataDir, want)
+	}
+	for dd, want := range map[string]string{"memory": "memory", "state": filepath.Join(dir, "state"), "/var/lib/x": "/var/lib/x"} {
+		p := filepath.Join(dir, "dd.yaml")
+		if err := os.WriteFile(p, []byte("data_dir: "+dd+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if c, err := Load(p); err != nil || c.DataDir != want {
+			t.Errorf("data_dir: %s: %q, %v; want %q", dd, c.DataDir, err, want)
+		}
+	}
+	if Default().DataDir != "" {
+		t.Errorf("the embedded default has a data directory")
+	}
 
 	bad := filepath.Join(dir, "bad.yaml")
 	if err := os.WriteFile(bad, []byte("listen: 127.0.0.1:0\nlisen: x\n"), 0o600); err != nil {

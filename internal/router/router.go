@@ -32,6 +32,7 @@ import (
 
 	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/sequence"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/stream"
 )
@@ -67,12 +68,17 @@ type Router struct {
 	closed bool
 
 	// Owned by the Run goroutine.
-	seq     uint64
-	table   table
-	hist    ring
-	input   predicate.Input
-	gapsDue bool
-	dead    bool // an output ended during this message's delivery
+	seq uint64
+	// counter keeps seq across runs of the process (nil: in memory, from 1): first is this
+	// run's first number, and numbers up to reserved are on disk as given out.
+	counter  *sequence.Counter
+	first    uint64
+	reserved uint64
+	table    table
+	hist     ring
+	input    predicate.Input
+	gapsDue  bool
+	dead     bool // an output ended during this message's delivery
 
 	stats Stats
 }
@@ -133,7 +139,36 @@ func New(name string, h History, log *slog.Logger) *Router {
 		done:     make(chan struct{}),
 		table:    newTable(name),
 		hist:     newRing(h.Size, h.MaxAge),
+		first:    1,
 	}
+}
+
+// Persist makes the router number its messages from c, so that no id of an earlier run of the
+// process names another message in this one: the first message is c.First(), and numbers are
+// reserved on disk before they are given out. Call it before Run; Run closes c when it ends.
+// Without it, messages are numbered from 1 in every run.
+func (r *Router) Persist(c *sequence.Counter) {
+	r.counter = c
+	r.first = c.First()
+	r.seq = c.First() - 1
+	r.reserved = c.Reserved()
+	r.stats.lastSeq.Store(r.seq)
+}
+
+// reserveRetry is how many messages a router numbers past a reservation that failed before it
+// tries again, so that a failing disk costs one attempt per that many messages, not one each.
+const reserveRetry = 1024
+
+// reserve puts r.seq in the counter's reservation. When the disk fails, the router goes on
+// numbering, as losing messages would be worse, and says so: a crash before a reservation
+// succeeds may let the next run give these numbers again.
+func (r *Router) reserve() {
+	reserved, err := r.counter.Reserve(r.seq)
+	if err != nil {
+		r.log.Error("cannot reserve sequence numbers on disk: if streamux is killed before this is mended, its next run may give ids of this run to other messages", "seq", r.seq, "err", err)
+		reserved = r.seq + reserveRetry - 1
+	}
+	r.reserved = reserved
 }
 
 // Name is the source's name.
@@ -186,6 +221,11 @@ func (r *Router) Run(ctx context.Context) {
 			}
 			r.table = newTable(r.name)
 			r.stats.subs.Store(0)
+			if r.counter != nil {
+				if err := r.counter.Close(r.seq); err != nil {
+					r.log.Error("cannot record the last sequence number: the next run starts after a hole", "seq", r.seq, "err", err)
+				}
+			}
 			return
 		}
 	}
@@ -244,6 +284,9 @@ var _ source.Emit = (*Router)(nil).Emit
 
 func (r *Router) route(m *stream.Message) {
 	r.seq++
+	if r.counter != nil && r.seq > r.reserved {
+		r.reserve()
+	}
 	m.Seq = r.seq
 	m.Source = r.name
 	// The event shows the time to the millisecond; a predicate must see the same time, or
@@ -403,9 +446,14 @@ type Backlog struct {
 	Events []*stream.Event
 	// Missed counts the messages after the resume point that the history no longer holds.
 	Missed uint64
-	// Unknown is set when the resume point is ahead of this router: the id came from an
-	// earlier process, and the whole history is in Events.
+	// Unknown is set when the resume point is ahead of this router: the id came from
+	// elsewhere (another data directory, or an earlier process that kept no sequence on
+	// disk), and the whole history is in Events.
 	Unknown bool
+	// Restart is set when messages after the resume point were numbered by an earlier run of
+	// the process: Missed counts them with those this run no longer holds (after a run that
+	// was killed, it also counts the numbers that run reserved and never gave out).
+	Restart bool
 	// Last is the newest sequence number when the subscription began: the stream's position
 	// in this source until an event of it is delivered.
 	Last uint64
@@ -427,6 +475,7 @@ func (r *Router) Add(ctx context.Context, out *output.Output, p *predicate.Predi
 		switch {
 		case from.Set:
 			b = r.hist.after(from.After, r.seq)
+			b.Restart = !b.Unknown && from.After+1 < r.first
 			if ev := r.hist.at(from.After, r.seq); ev != nil {
 				b.ResumeTime = ev.Msg.Time
 			}

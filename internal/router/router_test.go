@@ -14,6 +14,7 @@ import (
 
 	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/sequence"
 	"github.com/streamux/streamux/internal/stream"
 )
 
@@ -147,6 +148,73 @@ func TestResumeBacklog(t *testing.T) {
 			t.Errorf("after %d: got %v missed %d unknown %v; want %s missed %d unknown %v", c.after, seqs, b.Missed, b.Unknown, c.want, c.missed, c.unknown)
 		}
 	}
+}
+
+// A router numbered from a data directory goes on after the numbers of its earlier runs, and
+// tells a resume point of an earlier run from one of its own: a restart gap for the first,
+// whatever the history holds.
+func TestResumeAfterRestart(t *testing.T) {
+	dir := t.TempDir()
+	run := func(emit int, kill bool, check func(r *Router)) uint64 {
+		d, err := sequence.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer d.Close()
+		c, err := d.Counter("src")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := New("src", History{Size: 5}, nil)
+		r.Persist(c)
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); r.Run(ctx) }()
+		for i := range emit {
+			_ = r.Emit(ctx, message("k", i))
+		}
+		check(r)
+		if kill {
+			// As a killed process leaves it: no clean stop is written.
+			d.Close()
+			r.counter = nil
+		}
+		cancel()
+		<-done
+		return r.Counters().LastSeq
+	}
+	backlog := func(r *Router, after uint64) Backlog {
+		out := output.New(after+1000, output.Disconnect, output.Limits{})
+		b, err := r.Add(context.Background(), out, nil, Resume{After: after, Set: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	last := run(8, false, func(r *Router) {})
+	if last != 8 {
+		t.Fatalf("first run ended at %d", last)
+	}
+	last = run(3, true, func(r *Router) {
+		if b := backlog(r, 8); b.Restart || b.Missed != 0 || len(b.Events) != 3 || b.Events[0].Seq() != 9 {
+			t.Errorf("after a clean stop, from the last id: %+v", b)
+		}
+		if b := backlog(r, 6); !b.Restart || b.Missed != 2 || len(b.Events) != 3 {
+			t.Errorf("from an earlier run's id: %+v", b)
+		}
+		if b := backlog(r, 9); b.Restart || b.Missed != 0 || len(b.Events) != 2 {
+			t.Errorf("from this run's id: %+v", b)
+		}
+	})
+	if last != 11 {
+		t.Fatalf("second run ended at %d", last)
+	}
+	run(1, false, func(r *Router) {
+		b := backlog(r, 11)
+		if !b.Restart || b.Missed != sequence.Block-3 || len(b.Events) != 1 || b.Events[0].Seq() != 9+sequence.Block {
+			t.Errorf("after a kill, from its last id: restart %v, missed %d, events %d", b.Restart, b.Missed, len(b.Events))
+		}
+	})
 }
 
 // Subscribers come and go from many goroutines while messages flow; run under -race.

@@ -94,14 +94,17 @@ const (
 	GapDropped = "dropped"
 	// GapHistory: the resume point is older than the history holds.
 	GapHistory = "history"
-	// GapUnknownID: the resume point is ahead of the source, so it comes from an earlier run
-	// of the server; what that run sent after it cannot be counted, and missed counts only
-	// what this run no longer holds.
+	// GapRestart: messages after the resume point were numbered by an earlier run of the
+	// server, whose history is gone with it.
+	GapRestart = "restart"
+	// GapUnknownID: the resume point is ahead of the source, so it comes from elsewhere (an
+	// earlier run that kept no sequence numbers on disk, another data directory); what was
+	// sent after it cannot be counted, and missed counts only what this run no longer holds.
 	GapUnknownID = "unknown_id"
 )
 
 // NewGap encodes a "gap" event: missed messages of source matched but were not delivered, for
-// the reason given (GapDropped, GapHistory or GapUnknownID).
+// the reason given (GapDropped, GapHistory, GapRestart or GapUnknownID).
 func NewGap(source string, missed uint64, reason string) *Event {
 	b := make([]byte, wsRoom, wsRoom+64+len(source)+len(reason))
 	b = append(b, `{"type":"gap","source":`...)

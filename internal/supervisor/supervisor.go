@@ -25,6 +25,7 @@ import (
 	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/predicate"
 	"github.com/streamux/streamux/internal/router"
+	"github.com/streamux/streamux/internal/sequence"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/stream"
 )
@@ -52,7 +53,10 @@ type Options struct {
 	History router.History
 	// Queue bounds each subscription's queue.
 	Queue output.Limits
-	Log   *slog.Logger
+	// Data, if set, keeps each source's sequence numbers across runs, so that an id never
+	// names two messages; nil numbers every source from 1 in every run.
+	Data *sequence.Dir
+	Log  *slog.Logger
 }
 
 // Supervisor runs the sources and routers and keeps the live subscriptions.
@@ -86,7 +90,15 @@ func New(sources []Source, opt Options) (*Supervisor, error) {
 			return nil, fmt.Errorf("supervisor: source %q configured twice", src.Name)
 		}
 		s.names = append(s.names, src.Name)
-		s.routers[src.Name] = router.New(src.Name, opt.History, opt.Log)
+		r := router.New(src.Name, opt.History, opt.Log)
+		if opt.Data != nil {
+			c, err := opt.Data.Counter(src.Name)
+			if err != nil {
+				return nil, fmt.Errorf("supervisor: %w", err)
+			}
+			r.Persist(c)
+		}
+		s.routers[src.Name] = r
 		s.runners[src.Name] = source.NewRunner(src.Name, src.Type, src.Adapter, src.Backoff, src.Required, opt.Log)
 		if src.Extra != nil {
 			s.extra[src.Name] = src.Extra
@@ -237,6 +249,8 @@ func (s *Supervisor) Subscribe(ctx context.Context, req Request) (*Subscription,
 		switch {
 		case b.Unknown:
 			sub.Backlog = append(sub.Backlog, stream.NewGap(n, b.Missed, stream.GapUnknownID))
+		case b.Restart:
+			sub.Backlog = append(sub.Backlog, stream.NewGap(n, b.Missed, stream.GapRestart))
 		case b.Missed > 0:
 			sub.Backlog = append(sub.Backlog, stream.NewGap(n, b.Missed, stream.GapHistory))
 		}

@@ -241,6 +241,7 @@ function bodyCell(ev) {
 const gapReasons = {
   dropped: "slow consumer: the server dropped them while this page read too slowly",
   history: "the server's history no longer holds them",
+  restart: "the server restarted, and its history went with it (at most this many)",
 };
 
 // describe is the text of a gap or status event's row.
