@@ -6,6 +6,7 @@ import (
 	"github.com/google/cel-go/interpreter"
 	"github.com/valyala/fastjson"
 
+	"github.com/streamux/streamux/internal/poison"
 	"github.com/streamux/streamux/internal/stream"
 )
 
@@ -130,7 +131,19 @@ type body struct {
 // a larger one it starts afresh, so that one huge message does not pin its size for good.
 const keepBytes = 256 << 10
 
+// reset forgets the previous message: what was decoded of it (the parser's values, the base64,
+// and the strings and Keys that view them) is valid only until here. None of it outlives the
+// message: CEL conversions copy (types.String), the index only looks Keys up, and pathCache
+// entries of an earlier generation are never read. In a poison build the previous message's
+// decoding is overwritten here, so that anything still viewing it reads garbage. The body
+// itself is the message's own (stream.Message.Body) and the parser never writes it: fastjson
+// parses a copy.
 func (b *body) reset(m *stream.Message) {
+	if b.kind == bodyJSON || b.kind == bodyTooDeep {
+		poison.Parser(&b.parser, b.raw) // the previous message's, which b.parser parsed last
+	}
+	poison.Bytes(b.b64)
+	poison.Bytes(b.num[:])
 	if b.kind != bodyUnknown && len(b.raw) > keepBytes {
 		b.parser = fastjson.Parser{}
 		b.b64 = nil
