@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/valyala/fastjson"
+
+	"github.com/streamux/streamux/internal/poison"
 )
 
 // Path is a dotted path into a JSON document, naming the value that becomes a message's key:
@@ -66,8 +68,16 @@ func (p Path) String() string {
 
 // Key returns the key that body yields at p: a string's value, a number as it is written, true
 // or false; "" for null, an object, an array or nothing there. ok is false when body is not JSON.
-// The parser is reused between calls (not concurrently); the key never refers to its memory.
+// The parser is reused between calls (not concurrently); the key never refers to its memory:
+// its values view fastjson's copy of body, which the next call overwrites, so the key is a
+// string conversion (a copy) of them, and a poison build overwrites that copy on return.
 func (p Path) Key(parser *fastjson.Parser, body []byte) (key string, ok bool) {
+	key, ok = p.key(parser, body)
+	poison.Parser(parser, body)
+	return key, ok
+}
+
+func (p Path) key(parser *fastjson.Parser, body []byte) (key string, ok bool) {
 	v, err := parser.ParseBytes(body)
 	if err != nil {
 		return "", false

@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/valyala/fastjson"
 
+	"github.com/streamux/streamux/internal/poison"
 	"github.com/streamux/streamux/internal/rawconn"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/stream"
@@ -164,7 +165,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		if err != nil {
 			return s.readError(ctx, err, silence)
 		}
-		m := &stream.Message{Body: body, Time: time.Now()}
+		m := &stream.Message{Body: body, Time: time.Now()} // body is its own: reader.read
 		if s.path != nil {
 			key, ok := s.path.Key(&parser, body)
 			if !ok {
@@ -265,9 +266,11 @@ func afterFunc(ctx context.Context, f func()) (stop func() bool) {
 
 var errTooLarge = errors.New("message larger than read_limit")
 
-// reader reads whole messages into a scratch buffer that it reuses, and returns each as a slice
-// of its exact size. A message over the limit is read to its end and dropped, so that the
-// connection stays usable, and never buffered beyond limit+1 bytes.
+// reader reads whole messages into a scratch buffer that it reuses, and returns each as a copy
+// of its exact size: the next message is read into the same scratch, and a body lives on in the
+// history. A message over the limit is read to its end and dropped, so that the connection stays
+// usable, and never buffered beyond limit+1 bytes. What gorilla/websocket's message reader
+// hands over is the caller's: it copies from its own read buffer (or inflates) into room.
 type reader struct {
 	limit   int64
 	scratch []byte
@@ -294,7 +297,9 @@ func (r *reader) read(msg io.Reader) ([]byte, error) {
 		}
 		if err == io.EOF {
 			r.scratch = buf[:0]
-			return bytes.Clone(buf), nil
+			body := bytes.Clone(buf)
+			poison.Bytes(r.scratch)
+			return body, nil
 		}
 		if err != nil {
 			r.scratch = buf[:0]
