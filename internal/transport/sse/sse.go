@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/poison"
 	"github.com/streamux/streamux/internal/stream"
 	"github.com/streamux/streamux/internal/transport"
 )
@@ -124,6 +125,9 @@ func (s *writer) Write(evs []*stream.Event) error {
 		if _, err := s.w.Write(b); err != nil {
 			return err
 		}
+		// An io.Writer keeps nothing of what it is given (net/http's copies it into its
+		// own buffer): the next event's lines are laid out in b at once.
+		poison.Bytes(b)
 		// The JSON holds no raw newline, so one data line carries it whole.
 		if _, err := s.w.Write(ev.Line()); err != nil {
 			return err

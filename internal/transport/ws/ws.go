@@ -26,6 +26,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/poison"
 	"github.com/streamux/streamux/internal/stream"
 	"github.com/streamux/streamux/internal/transport"
 )
@@ -370,6 +371,10 @@ func (c *conn) written() {
 	c.evs = c.evs[:0]
 	clear(c.bufs)
 	c.bufs = c.bufs[:0]
+	// The kernel has all of the write: the next collect may lay out new frames in the pong
+	// and header buffers. (The events' frames are shared and immutable: never poisoned.)
+	poison.Bytes(c.ctl)
+	poison.Bytes(c.hdr[:])
 }
 
 // finish ends the writing: it completes a frame cut short, writes the close frame that says why
@@ -486,6 +491,8 @@ func (c *conn) read(r io.Reader) error {
 			}
 			switch h.OpCode {
 			case ws.OpPing:
+				// A copy: ctl is read into again by the next frame, before the
+				// writer may have sent this pong.
 				c.mu.Lock()
 				c.pong, c.pongDue = bytes.Clone(p), true
 				c.mu.Unlock()
@@ -501,6 +508,7 @@ func (c *conn) read(r io.Reader) error {
 				c.setClose(code, "")
 				return errPeerClosed
 			}
+			poison.Bytes(ctl[:])
 			continue
 		}
 		// Clients have nothing to tell a stream; their data frames are read and dropped.
