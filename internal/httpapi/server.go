@@ -437,6 +437,10 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	for _, a := range pred.Atoms() {
 		resp.Atoms = append(resp.Atoms, a.String())
 	}
+	// The history's messages are read-only once routed, and their bodies their own
+	// (stream.Message.Body), so reading them here while their router routes on is safe. in is
+	// this request's: what it decodes of a message (its parser's values) is valid until the
+	// next Reset, and nothing of it leaves the loop but the counts.
 	var in predicate.Input
 	for _, n := range names {
 		evs, err := s.sup.History(r.Context(), n)

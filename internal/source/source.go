@@ -31,7 +31,10 @@ type Source interface {
 // input is full. It returns ctx.Err() if ctx ends first, or an error once the router has stopped
 // (a stopped router never accepts a message); the message was then not accepted, and the adapter
 // should give it back to its broker if it can. Source and Seq are set by the router; the adapter
-// sets Key, Headers, Body and Time. The message must not be touched once Emit is called.
+// sets Key, Headers, Body and Time. The message must not be touched once Emit is called, and
+// nothing it holds may be either: Body must not share memory with a buffer that the adapter or
+// its client library will read into again (see stream.Message.Body); where a library hands
+// over such a slice, the adapter passes on a copy.
 type Emit func(ctx context.Context, m *stream.Message) error
 
 // State is where a source is in its life.

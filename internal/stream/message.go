@@ -20,7 +20,11 @@ type Message struct {
 	Key string
 	// Headers are the message's string headers; nil means none.
 	Headers map[string]string
-	// Body is the raw payload.
+	// Body is the raw payload. It is the message's own for as long as the message lives: the
+	// history keeps it, and predicates read it again on a resume and in /v1/check, long
+	// after its source has read on. It is never a slice of a buffer that anyone reads into
+	// again (a scanner's, a client library's, a parser's): a source copies out of such a
+	// buffer, and says at the point where it takes the bytes why they are the message's own.
 	Body []byte
 	// BodyIsJSON says that Body is one valid JSON value in valid UTF-8 with no space outside
 	// its strings, as a source that parsed and re-encoded it can vouch: the event then carries

@@ -334,6 +334,9 @@ func (l *loop) consume(ctx context.Context, deliveries <-chan amqp091.Delivery, 
 		if d.Redelivered {
 			l.redelivered.Add(1)
 		}
+		// d.Body is this delivery's own: amqp091 starts a new body for every basic.deliver
+		// (Channel.recvMethod: make) and appends to it the body frames, each read into a
+		// buffer of its own (readBytes); nothing is read into either again.
 		m := &stream.Message{Key: d.RoutingKey, Headers: headers(&d), Body: d.Body, Time: time.Now()}
 		if !l.afterRoute {
 			if err := l.taken(d.DeliveryTag); err != nil {

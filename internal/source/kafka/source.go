@@ -185,7 +185,13 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, r *kgo.Record) erro
 	h[OffsetHeader] = strconv.FormatInt(r.Offset, 10)
 	h[TimestampHeader] = r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	s.counts.Passed(len(r.Value))
-	// The value is a slice of the fetched batch: a copy lets the batch go.
+	// The value is a slice of the fetch response, which franz-go reads into a buffer of its
+	// own for each response (brokerCxn.readSizeAndBody), or of the batch it decompressed into
+	// a new one (decompressor.Decompress: no kgo.WithPools here), and never reuses. The
+	// copy is for memory: the slice would keep the whole response (up to 50 MiB,
+	// FetchMaxBytes) alive for as long as the history or a client's queue holds the message,
+	// and neither the history's limit (messages) nor a queue's (the bytes of the events'
+	// encodings) would count it. Key and headers are copies already.
 	return emit(ctx, &stream.Message{Key: string(r.Key), Headers: h, Body: bytes.Clone(r.Value), Time: time.Now()})
 }
 

@@ -257,6 +257,10 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, p *paho.Publish) er
 		}
 	}
 	s.counts.Passed(len(p.Payload))
+	// p.Payload is this packet's own: paho reads each packet into a bytes.Buffer of its own
+	// (packets.ReadPacket), Publish.Unpack takes the payload out of it with io.ReadAll (a new
+	// slice), and PublishFromPacketPublish hands that slice over; topic and properties are
+	// strings.
 	return emit(ctx, &stream.Message{Key: p.Topic, Headers: h, Body: p.Payload, Time: time.Now()})
 }
 
