@@ -10,7 +10,8 @@
 // and the production build pays nothing for the calls.
 //
 // It is for the buffers this project reuses: the scratch of the websocket source's reads, the
-// fastjson parsers of predicate.Input and of the websocket source's key, and the transports' own
+// fastjson parsers of predicate.Input, of the websocket source's key and of the http source's
+// envelopes, the http source's request bodies once split into lines, and the transports' own
 // frame and line buffers. What a client library hands over
 // is the library's: each adapter says at the point where it takes a body why that body is the
 // message's own, and the sourcetest suite compares every body only after all have arrived,

@@ -7,6 +7,10 @@ import (
 )
 
 // ring is the history: the last len(buf) message events, indexed by sequence number.
+//
+// It holds pointers to events, each encoded into a buffer of its own (stream.NewMessage) with a
+// message whose Body is its own; a slot is overwritten with another pointer, never refilled in
+// place, so an event that a queue, a Backlog or /v1/check still holds never changes.
 type ring struct {
 	buf    []*stream.Event
 	n      int           // how many are held

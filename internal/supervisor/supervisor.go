@@ -243,6 +243,8 @@ func (s *Supervisor) Subscribe(ctx context.Context, req Request) (*Subscription,
 			}
 		}
 	}
+	// in is this replay's own; what it decodes of a message is valid until the next Reset,
+	// and only a bool leaves it.
 	var in predicate.Input
 	for i, n := range names {
 		b := backlogs[i]

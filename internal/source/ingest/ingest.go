@@ -31,6 +31,7 @@ import (
 
 	"github.com/valyala/fastjson"
 
+	"github.com/streamux/streamux/internal/poison"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/stream"
 )
@@ -170,7 +171,9 @@ func (req *request) message(p *fastjson.Parser, b []byte) (*stream.Message, erro
 	if !req.envelope {
 		return &stream.Message{Key: req.key, Headers: req.headers, Body: b}, nil
 	}
-	return parseEnvelope(p, b, req.key, req.headers)
+	m, err := parseEnvelope(p, b, req.key, req.headers)
+	poison.Parser(p, b) // parseEnvelope copies out of p's values everything it keeps
+	return m, err
 }
 
 func (s *Source) parse(req request, r *http.Request, w http.ResponseWriter) ([]*stream.Message, error) {
@@ -197,15 +200,23 @@ func (s *Source) parse(req request, r *http.Request, w http.ResponseWriter) ([]*
 		return []*stream.Message{m}, nil
 	}
 	var msgs []*stream.Message
-	// The messages are slices of body, which this request alone owns and nobody reuses: it
-	// was read whole into a buffer of its own above. (A bufio.Scanner here handed out slices
-	// of its own buffer, which it overwrote as it read on: issue 15.)
+	// Each message gets a copy of its line. A slice of body would be safe from reuse (body
+	// is this request's own), but would keep all of body alive for as long as any one of its
+	// messages lives: one line matched by a slow subscriber's queue, whose bounds count the
+	// encoded event, not this, could hold max_body_bytes. (A bufio.Scanner here once handed
+	// out slices of its own buffer, which it overwrote as it read on: issue 15.) An envelope's
+	// fields are copies already (parseEnvelope). A poison build overwrites body once parsed,
+	// so a message that still shares it fails loudly.
+	defer poison.Bytes(body)
 	rest := body
 	for line := 1; len(rest) > 0; line++ {
 		var b []byte
 		b, rest = nextLine(rest)
 		if len(b) == 0 {
 			continue
+		}
+		if !req.envelope {
+			b = bytes.Clone(b)
 		}
 		m, err := req.message(p, b)
 		if err != nil {
@@ -371,7 +382,8 @@ func requestKeyHeaders(r *http.Request) (string, map[string]string) {
 }
 
 // envelopes parses envelope lines; fastjson's parsers are reused across requests, one per
-// request at a time.
+// request at a time. A parser's values live until its next parse: parseEnvelope copies out
+// everything it keeps (string conversions, MarshalTo(nil), AppendDecode(nil, …)).
 var envelopes fastjson.ParserPool
 
 // parseEnvelope reads {"key":"...","headers":{...},"body":...}; the request's key and headers
