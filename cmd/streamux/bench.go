@@ -29,7 +29,8 @@ Scenarios (defaults in brackets):
   match      -subs [1000,100000] subscriptions of "key ==" and of mixed predicates in one router,
              in process, no network: ns per routed message, -duration [2s] each
   ingest     RabbitMQ (-amqp-url) into streamux's amqp source, no clients, against bare
-             amqp091-go consumers: -rounds [3] of -messages [50000] each
+             amqp091-go consumers: -rounds [3] of -messages [50000] each; -ingest-via
+             ndjson, envelope or stream POSTs them to an http source instead
   churn      -cycles [10000] clients connect and leave, -clients [50] at a time, while
              -rate [1000] messages/s flow: goroutines and heap before and after
   slow       -clients [100] fast clients reading everything at -rate [500] with -size [2048]
@@ -97,6 +98,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.IntVar(&o.Cycles, "cycles", o.Cycles, "churn: how many clients connect and leave")
 	fs.IntVar(&o.Messages, "messages", o.Messages, "ingest: messages per round and consumer")
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "ingest: rounds, alternating between the consumers")
+	fs.StringVar(&o.IngestVia, "ingest-via", o.IngestVia, "ingest: amqp (RabbitMQ into the amqp source, against bare consumers), or POSTs to the http source: ndjson (plain lines), envelope or stream")
 	fs.IntVar(&o.Parallel, "parallel", o.Parallel, "clients connecting at once")
 	fs.DurationVar(&o.ClientPing, "client-ping", o.ClientPing, "how often each client pings the server, as many client libraries do (0: never; streamux then cuts a listening client after 40s of steady traffic)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", o.CPUProfile, "write streamux's CPU profile over the measurement to this file (the bare loop's to FILE.bare)")

@@ -280,6 +280,18 @@ func TestIngest(t *testing.T) {
 	}
 }
 
+// The HTTP variants of ingest post every message and time them until routed.
+func TestIngestHTTP(t *testing.T) {
+	for _, via := range []string{"ndjson", "envelope", "stream"} {
+		o := tiny("ingest")
+		o.IngestVia, o.Messages, o.Rounds = via, 2500, 2
+		rep := runJSON(t, "ingest", o)
+		if r := rep.Results[0]; r.MsgsPerSec <= 0 || r.Messages != 5000 {
+			t.Errorf("%s: %+v", via, r)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	for _, c := range []struct {
 		scenario string
@@ -294,6 +306,7 @@ func TestValidate(t *testing.T) {
 		{"fanout", func(o *Options) { o.URL, o.Source = "http://x", "demo" }, "-url"},
 		{"fanout", func(o *Options) { o.PublishEvery = 0 }, "-publish-every"},
 		{"fanout", func(o *Options) { o.IngestStream, o.Source = true, "amqp" }, "-ingest-stream"},
+		{"ingest", func(o *Options) { o.IngestVia = "kafka" }, "-ingest-via"},
 	} {
 		o := tiny(c.scenario)
 		c.change(&o)

@@ -2,6 +2,8 @@ package bench
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -85,6 +87,10 @@ type Options struct {
 	// and the bare consumers.
 	Messages int
 	Rounds   int
+	// IngestVia is how ingest feeds streamux: amqp (RabbitMQ, against bare consumers), or
+	// the http source's endpoint with ndjson (plain lines), envelope (?envelope=true) or
+	// stream (?stream=true).
+	IngestVia string
 	// Parallel is how many clients connect at once.
 	Parallel int
 	// ClientPing is how often each client sends a ping, as many client libraries do; 0 never.
@@ -120,7 +126,7 @@ func Defaults(scenario string) Options {
 		Clients: 1000, Keys: 100, Size: 64, Duration: 10 * time.Second, Warmup: time.Second,
 		Bare: true, Source: "http", SourceName: "bench", AMQPURL: "amqp://guest:guest@127.0.0.1:5672/",
 		Policy: "disconnect", P99: 100 * time.Millisecond, RampStep: 2 * time.Second, RampFactor: 1.25,
-		Subs: []int{1000, 100000}, MatchKeys: 1000, Cycles: 10000, Messages: 50000, Rounds: 3,
+		Subs: []int{1000, 100000}, MatchKeys: 1000, Cycles: 10000, Messages: 50000, Rounds: 3, IngestVia: "amqp",
 		Parallel: 64, ClientPing: 10 * time.Second, PublishEvery: 2 * time.Millisecond,
 	}
 	switch scenario {
@@ -156,6 +162,9 @@ func (o *Options) validate(scenario string) error {
 		return fmt.Errorf("-ramp needs -ramp-factor > 1, -ramp-step > 0 and -p99 > 0")
 	case o.Policy != "disconnect" && o.Policy != "drop":
 		return fmt.Errorf("-policy must be disconnect or drop, got %q", o.Policy)
+	}
+	if !slices.Contains(IngestVias, o.IngestVia) {
+		return fmt.Errorf("-ingest-via must be one of %s, got %q", strings.Join(IngestVias, ", "), o.IngestVia)
 	}
 	switch o.Source {
 	case "http", "demo", "amqp":

@@ -64,6 +64,11 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 		rep.Mode = "in-process router, no network"
 		err = r.match(ctx, rep)
 	case "ingest":
+		if r.opt.IngestVia != "amqp" {
+			rep.Mode = r.mode() + "; http source, no clients"
+			err = r.ingestHTTP(ctx, rep)
+			break
+		}
 		rep.Mode = "in-process supervisor and amqp source, no clients"
 		err = r.ingest(ctx, rep)
 	}
