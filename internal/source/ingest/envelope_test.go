@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -86,6 +87,11 @@ func TestEnvelope(t *testing.T) {
 		if _, err := parseEnvelope(&p, []byte(bad), "", nil); err == nil {
 			t.Errorf("%s: accepted", bad)
 		}
+	}
+	// Too deep for fastjson: one short sentence, not a phrase per level.
+	deep := `{"body":` + strings.Repeat("[", 1000) + strings.Repeat("]", 1000) + `}`
+	if _, err := parseEnvelope(&p, []byte(deep), "", nil); err == nil || len(err.Error()) > 100 || !strings.Contains(err.Error(), "300 levels") {
+		t.Errorf("nested 1000 deep: %.200v (%d bytes)", err, len(err.Error()))
 	}
 }
 

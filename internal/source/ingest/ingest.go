@@ -395,7 +395,9 @@ func parseEnvelope(p *fastjson.Parser, b []byte, key string, headers map[string]
 	}
 	v, err := p.ParseBytes(b)
 	if err != nil {
-		return nil, fmt.Errorf(`want {"key":…,"headers":{…},"body":…}: %v`, err)
+		// Valid JSON that fastjson refuses is nested too deep; its error repeats a phrase per
+		// level, kilobytes of it, so say it once.
+		return nil, fmt.Errorf("an envelope may nest at most %d levels deep", fastjson.MaxDepth)
 	}
 	m := &stream.Message{Key: key, Headers: headers}
 	if v.Type() == fastjson.TypeNull {
