@@ -119,12 +119,14 @@ func (o *Output) ID() uint64 { return o.id }
 func (o *Output) Policy() Policy { return o.policy }
 
 // Offer queues ev without waiting. It reports false when the queue is full, by count or by
-// bytes; the caller then applies the policy. The first event queued after the consumer emptied
-// the queue tells the consumer (SetNotify).
+// bytes; the caller then applies the policy. An empty queue takes any one event, however
+// large: a message that a source accepted reaches a client that keeps up, whatever the byte
+// limit (which then bounds what waits behind it). The first event queued after the consumer
+// emptied the queue tells the consumer (SetNotify).
 func (o *Output) Offer(ev *stream.Event) bool {
 	size := int64(ev.Size())
 	o.mu.Lock()
-	if o.n >= o.maxEvents || o.bytes+size > o.maxBytes {
+	if o.n >= o.maxEvents || o.n > 0 && o.bytes+size > o.maxBytes {
 		o.mu.Unlock()
 		return false
 	}
@@ -140,11 +142,12 @@ func (o *Output) Offer(ev *stream.Event) bool {
 
 // OfferPair queues a and then b, or neither, and reports which. A router queues a gap event
 // with the message that follows it this way: a gap alone would fit where a large message does
-// not, and a queue kept full by large messages would fill with gaps of one message each.
+// not, and a queue kept full by large messages would fill with gaps of one message each. An
+// empty queue takes the pair however large, as Offer takes one event.
 func (o *Output) OfferPair(a, b *stream.Event) bool {
 	sa, sb := int64(a.Size()), int64(b.Size())
 	o.mu.Lock()
-	if o.n+2 > o.maxEvents || o.bytes+sa+sb > o.maxBytes {
+	if o.n+2 > o.maxEvents || o.n > 0 && o.bytes+sa+sb > o.maxBytes {
 		o.mu.Unlock()
 		return false
 	}

@@ -83,6 +83,19 @@ func TestQueueLimits(t *testing.T) {
 	if !byBytes.Offer(ev) {
 		t.Fatal("taking an event did not free its bytes")
 	}
+	// A message larger than the byte limit reaches a client that keeps up: an empty queue
+	// takes it, and what comes behind it waits for it to go (issue 16).
+	small := New(3, Disconnect, Limits{Events: 100, Bytes: int64(ev.Size() / 2)})
+	if !small.Offer(ev) {
+		t.Fatal("an empty queue refused an event over its byte limit")
+	}
+	if small.Offer(ev) {
+		t.Fatal("a second event went in behind one over the byte limit")
+	}
+	small.Take(nil, 1)
+	if !small.Offer(ev) {
+		t.Fatal("an emptied queue refused the next large event")
+	}
 }
 
 func TestOfferPairIsBothOrNeither(t *testing.T) {
@@ -106,8 +119,12 @@ func TestOfferPairIsBothOrNeither(t *testing.T) {
 		}
 	}
 	big := New(2, Drop, Limits{Events: 100, Bytes: int64(event(1).Size() + event(1).Size()/2)})
-	if big.OfferPair(event(1), event(2)) || big.Depth() != 0 {
-		t.Fatal("a pair over the byte limit went in, or half of it did")
+	if !big.Offer(event(0)) || big.OfferPair(event(1), event(2)) || big.Depth() != 1 {
+		t.Fatal("a pair over the byte limit went in behind an event, or half of it did")
+	}
+	big.Take(nil, 1)
+	if !big.OfferPair(event(1), event(2)) {
+		t.Fatal("an empty queue refused a pair over its byte limit")
 	}
 }
 
