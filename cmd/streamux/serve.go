@@ -109,7 +109,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 		defer data.Close()
 	}
 	sup, err := supervisor.New(srcs, supervisor.Options{
-		History: router.History{Size: cfg.History.Size, MaxAge: cfg.History.MaxAge},
+		History: router.History{Size: cfg.History.Size, MaxAge: cfg.History.MaxAge, MaxBytes: cfg.History.MaxBytes},
 		Queue:   output.Limits{Events: cfg.Limits.QueueEvents, Bytes: cfg.Limits.QueueBytes},
 		Data:    data,
 		Log:     log,

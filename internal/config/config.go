@@ -106,7 +106,15 @@ type History struct {
 	Size int `yaml:"size"`
 	// MaxAge, if set, also forgets messages older than this.
 	MaxAge time.Duration `yaml:"max_age"`
+	// MaxBytes bounds the memory each source's history holds (encoded events, and bodies
+	// that the events do not hold as they are), forgetting the oldest messages beyond it.
+	// Defaults to 64 MiB.
+	MaxBytes int64 `yaml:"max_bytes"`
 }
+
+// MaxHistorySize is the most messages history.size may ask for: the history's slots are
+// allocated at start.
+const MaxHistorySize = 10_000_000
 
 // Stream tunes the client streams.
 type Stream struct {
@@ -352,6 +360,9 @@ func (c *Config) applyDefaults() {
 	if c.History.Size == 0 {
 		c.History.Size = 10000
 	}
+	if c.History.MaxBytes == 0 {
+		c.History.MaxBytes = 64 << 20
+	}
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = 10 * time.Second
 	}
@@ -413,6 +424,12 @@ func (c *Config) Validate() error {
 	}
 	if c.History.Size < 0 {
 		add("history.size must be positive")
+	}
+	if c.History.Size > MaxHistorySize {
+		add("history.size %d is over the maximum of %d (history.max_bytes bounds the memory it holds)", c.History.Size, MaxHistorySize)
+	}
+	if c.History.MaxBytes < 0 {
+		add("history.max_bytes must be positive")
 	}
 	if c.History.MaxAge < 0 {
 		add("history.max_age must be positive")

@@ -62,6 +62,9 @@ func TestDefault(t *testing.T) {
 	if _, ok := s.Spec.(*demo.Config); !ok {
 		t.Errorf("Spec is %T, want *demo.Config", s.Spec)
 	}
+	if c.History.MaxBytes != 64<<20 {
+		t.Errorf("defaults: history.max_bytes %d, want 64 MiB", c.History.MaxBytes)
+	}
 	if c.Limits.PredicateMaxBytes != 4096 || c.History.Size != 10000 || c.ShutdownGrace != 10*time.Second {
 		t.Errorf("defaults: predicate_max_bytes %d, history.size %d, shutdown_grace %v; want 4096, 10000, 10s",
 			c.Limits.PredicateMaxBytes, c.History.Size, c.ShutdownGrace)
@@ -277,6 +280,13 @@ history:
 	if n := strings.Count(msg, "\n") + 1; n < 9 {
 		t.Errorf("want at least 9 problems, one a line; got %d:\n%s", n, msg)
 	}
+}
+
+// A history too large to allocate is refused, not a crash at start (issue 16).
+func TestHistoryBounds(t *testing.T) {
+	t.Parallel()
+	wantAll(t, parseErr(t, "history:\n  size: 1000000000000\n  max_bytes: -1\n"),
+		"history.size 1000000000000 is over the maximum of 10000000", "history.max_bytes must be positive")
 }
 
 func TestValidateTypeSpecific(t *testing.T) {

@@ -12,14 +12,29 @@ import (
 // message whose Body is its own; a slot is overwritten with another pointer, never refilled in
 // place, so an event that a queue, a Backlog or /v1/check still holds never changes.
 type ring struct {
-	buf    []*stream.Event
-	n      int           // how many are held
-	maxAge time.Duration // 0: no limit
-	last   uint64        // the newest sequence number pushed
+	buf      []*stream.Event
+	n        int           // how many are held
+	maxAge   time.Duration // 0: no limit
+	maxBytes int64         // 0: no limit
+	bytes    int64         // the Footprint of the events held
+	last     uint64        // the newest sequence number pushed
 }
 
-func newRing(size int, maxAge time.Duration) ring {
-	return ring{buf: make([]*stream.Event, size), maxAge: maxAge}
+func newRing(h History) ring {
+	return ring{buf: make([]*stream.Event, h.Size), maxAge: h.MaxAge, maxBytes: h.MaxBytes}
+}
+
+// oldest is the index in buf of the oldest event held; n > 0.
+func (h *ring) oldest() uint64 {
+	return (h.last - uint64(h.n) + 1) % uint64(len(h.buf))
+}
+
+// forgetOldest drops the oldest event held; n > 0.
+func (h *ring) forgetOldest() {
+	i := h.oldest()
+	h.bytes -= int64(h.buf[i].Footprint())
+	h.buf[i] = nil
+	h.n--
 }
 
 // trim forgets the messages older than maxAge.
@@ -28,21 +43,23 @@ func (h *ring) trim(now time.Time) {
 		return
 	}
 	cutoff := now.Add(-h.maxAge)
-	for h.n > 0 {
-		i := (h.last - uint64(h.n) + 1) % uint64(len(h.buf))
-		if !h.buf[i].Msg.Time.Before(cutoff) {
-			return
-		}
-		h.buf[i] = nil
-		h.n--
+	for h.n > 0 && h.buf[h.oldest()].Msg.Time.Before(cutoff) {
+		h.forgetOldest()
 	}
 }
 
+// push adds ev, the newest, forgetting the oldest events for room: by count, then by bytes. An
+// event larger than maxBytes alone is not kept at all.
 func (h *ring) push(ev *stream.Event) {
+	if h.n == len(h.buf) {
+		h.forgetOldest()
+	}
 	h.buf[ev.Seq()%uint64(len(h.buf))] = ev
 	h.last = ev.Seq()
-	if h.n < len(h.buf) {
-		h.n++
+	h.n++
+	h.bytes += int64(ev.Footprint())
+	for h.maxBytes > 0 && h.bytes > h.maxBytes {
+		h.forgetOldest()
 	}
 }
 

@@ -120,6 +120,9 @@ type History struct {
 	Size int
 	// MaxAge, if set, forgets messages received longer ago than this.
 	MaxAge time.Duration
+	// MaxBytes, if set, bounds the memory the messages kept hold (their encoded events, and
+	// their bodies where the event does not hold them), forgetting the oldest beyond it.
+	MaxBytes int64
 }
 
 // New returns a router for the source name.
@@ -138,7 +141,7 @@ func New(name string, h History, log *slog.Logger) *Router {
 		stopping: make(chan struct{}),
 		done:     make(chan struct{}),
 		table:    newTable(name),
-		hist:     newRing(h.Size, h.MaxAge),
+		hist:     newRing(h),
 		first:    1,
 	}
 }
@@ -292,10 +295,11 @@ func (r *Router) route(m *stream.Message) {
 	// The event shows the time to the millisecond; a predicate must see the same time, or
 	// time == timestamp(…) copied from an event would not match it.
 	m.Time = m.Time.Truncate(time.Millisecond)
+	size := len(m.Body) // as received: NewMessage may point Body at its compacted JSON
 	ev := stream.NewMessage(m)
 	r.hist.push(ev)
 	r.stats.received.Add(1)
-	r.stats.bytes.Add(uint64(len(m.Body)))
+	r.stats.bytes.Add(uint64(size))
 	r.stats.lastSeq.Store(r.seq)
 	r.stats.lastTime.Store(m.Time.UnixNano())
 

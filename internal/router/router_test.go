@@ -1,10 +1,12 @@
 package router
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -362,7 +364,7 @@ func TestTimeAsTheEventShowsIt(t *testing.T) {
 }
 
 func TestHistoryMaxAge(t *testing.T) {
-	h := newRing(10, time.Minute)
+	h := newRing(History{Size: 10, MaxAge: time.Minute})
 	now := time.Now()
 	for i := 1; i <= 6; i++ {
 		m := message("k", i)
@@ -376,7 +378,83 @@ func TestHistoryMaxAge(t *testing.T) {
 		t.Fatalf("kept %d events from %d, missed %d; want 4 from seq 3", len(b.Events), b.Events[0].Seq(), b.Missed)
 	}
 	h.trim(now.Add(time.Hour))
-	if b := h.after(0, 6); len(b.Events) != 0 || b.Missed != 6 {
-		t.Fatalf("after an hour: %d events, missed %d", len(b.Events), b.Missed)
+	if b := h.after(0, 6); len(b.Events) != 0 || b.Missed != 6 || h.bytes != 0 {
+		t.Fatalf("after an hour: %d events, missed %d, %d bytes", len(b.Events), b.Missed, h.bytes)
+	}
+}
+
+// The history keeps within its bytes, counting a text body beside its event and a JSON body
+// once (the event holds it), and keeps none of a message larger than all of it.
+func TestHistoryMaxBytes(t *testing.T) {
+	h := newRing(History{Size: 1000, MaxBytes: 100 << 10})
+	push := func(seq int, body []byte) *stream.Event {
+		ev := stream.NewMessage(&stream.Message{Seq: uint64(seq), Body: body, Time: time.Now()})
+		h.push(ev)
+		if h.bytes > h.maxBytes {
+			t.Fatalf("seq %d: %d bytes held, over %d", seq, h.bytes, h.maxBytes)
+		}
+		return ev
+	}
+	text := bytes.Repeat([]byte("t"), 10<<10)
+	json := append(append([]byte(`"`), text...), '"')
+	for i := 1; i <= 100; i++ {
+		push(i, text)
+	}
+	textKept := h.n
+	for i := 101; i <= 200; i++ {
+		if ev := push(i, json); &ev.Msg.Body[0] != &ev.JSON()[bytes.Index(ev.JSON(), json)] {
+			t.Fatal("a JSON body is kept beside its event")
+		}
+	}
+	if textKept < 4 || h.n < 2*textKept-1 {
+		t.Fatalf("kept %d text messages of 10 KiB and %d JSON ones in 100 KiB", textKept, h.n)
+	}
+	push(201, bytes.Repeat([]byte("x"), 200<<10))
+	if b := h.after(0, 201); len(b.Events) != 0 || h.bytes != 0 {
+		t.Fatalf("a message over max_bytes: %d events kept, %d bytes", len(b.Events), h.bytes)
+	}
+	push(202, text)
+	if b := h.after(200, 202); len(b.Events) != 1 || b.Events[0].Seq() != 202 || b.Missed != 1 {
+		t.Fatalf("after it: %+v", b)
+	}
+}
+
+// A router fed 200 messages of 1 MB keeps its history within max_bytes: the process's live
+// heap stays near the bound, not at a gigabyte (issue 16: 1,000 × 1 MB posts took RSS to 2.4 GB).
+func TestHistoryMemoryBound(t *testing.T) {
+	if testing.Short() {
+		t.Skip("routes a gigabyte")
+	}
+	const maxBytes = 16 << 20
+	r := New("src", History{Size: DefaultHistory, MaxBytes: maxBytes}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range 200 {
+		body := bytes.Repeat([]byte{'a' + byte(i%26)}, 1<<20)
+		if i%2 == 0 {
+			body[0], body[len(body)-1] = '"', '"' // JSON: kept once; text: kept twice
+		}
+		if err := r.Emit(ctx, &stream.Message{Body: body, Time: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := r.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) == 0 || evs[len(evs)-1].Seq() != 200 {
+		t.Fatalf("the history holds %d events", len(evs))
+	}
+	evs = nil
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > 2*maxBytes {
+		t.Fatalf("the live heap grew by %d MB for a history of %d MB", grew>>20, maxBytes>>20)
 	}
 }

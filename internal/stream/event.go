@@ -76,16 +76,28 @@ func NewMessage(m *Message) *Event {
 		b = appendString(b, v)
 	}
 	b = append(b, `},"body":`...)
+	start := len(b)
 	if m.BodyIsJSON {
 		b = append(b, m.Body...)
 		m.enc = BodyJSON
 	} else {
 		b, m.enc = appendBody(b, m.Body)
 	}
+	end := len(b)
 	m.encKnown = true
 	b = append(b, '}')
 	m.ev = Event{Kind: KindMessage, Source: m.Source, Msg: m}
-	return finish(&m.ev, b)
+	finish(&m.ev, b)
+	if m.enc == BodyJSON {
+		// The event carries a JSON body as the JSON itself, compacted: the same value, which
+		// is all that predicates and replays read of it. Pointing the body at it keeps one
+		// copy of the body instead of two for as long as the history holds the message. The
+		// capacity ends with the body, so nothing appended to it can reach the event's bytes
+		// (and nothing appends: a message is read-only once routed).
+		m.Body = m.ev.buf[start:end:end]
+		m.BodyIsJSON = true
+	}
+	return &m.ev
 }
 
 // Why a gap event was sent: its "reason" field.
@@ -177,6 +189,16 @@ func (e *Event) WSFrame() []byte { return e.buf[e.frame : len(e.buf)-1] }
 
 // Size is the memory the event's encoding holds, for queue limits by bytes.
 func (e *Event) Size() int { return cap(e.buf) }
+
+// Footprint is the memory the event keeps alive: its encoding, and a message's body where the
+// encoding does not hold it (text and binary bodies, which it carries escaped or in base64).
+func (e *Event) Footprint() int {
+	n := cap(e.buf)
+	if e.Msg != nil && e.Msg.enc != BodyJSON {
+		n += cap(e.Msg.Body)
+	}
+	return n
+}
 
 // timeLayout is the layout of an event's "time": RFC 3339 in UTC, with milliseconds.
 const timeLayout = "2006-01-02T15:04:05.000Z07:00"
