@@ -24,6 +24,9 @@ const (
 // other field has a working default.
 type Config struct {
 	// URL is the upstream: ws://… or wss://… (TLS). An HTTP(S)_PROXY in the environment is used.
+	// User information in it (wss://user:password@host/…) is sent as HTTP Basic
+	// authentication (Authorization: Basic …) and left out of the URL dialled, as WebSocket
+	// URLs may not carry it (RFC 6455).
 	URL string `yaml:"url"`
 	// Headers are sent with the opening handshake, for authentication (Authorization, a token,
 	// Origin, Cookie…). The handshake's own headers (Upgrade, Connection, Sec-WebSocket-*) may
@@ -101,6 +104,13 @@ func (c *Config) Validate() []error {
 		bad("url: no host")
 	} else {
 		scheme = u.Scheme
+		if u.User != nil {
+			for name := range d.Headers {
+				if http.CanonicalHeaderKey(name) == "Authorization" {
+					bad("url: user information in the url is sent as Authorization: Basic, and headers sets Authorization too: keep one")
+				}
+			}
+		}
 	}
 	for name, v := range d.Headers {
 		canon := http.CanonicalHeaderKey(name)

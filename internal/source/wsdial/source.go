@@ -2,6 +2,7 @@ package wsdial
 
 import (
 	"bytes"
+	"encoding/base64"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +100,14 @@ func New(c Config) (*Source, error) {
 	}
 	for k, v := range d.Headers {
 		s.header.Set(k, v)
+	}
+	// User information is Basic authentication: gorilla refuses a URL that carries it, with
+	// "malformed ws or wss URL", which would be retried for ever (validated above).
+	if u, err := url.Parse(d.URL); err == nil && u.User != nil {
+		pw, _ := u.User.Password()
+		s.header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pw)))
+		u.User = nil
+		s.cfg.URL = u.String()
 	}
 	if d.Key != "" {
 		s.path, _ = ParsePath(d.Key) // validated

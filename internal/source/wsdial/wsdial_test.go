@@ -194,6 +194,25 @@ func TestHandshake(t *testing.T) {
 	}
 }
 
+// A URL with user information authenticates with HTTP Basic, as curl and websocat do; it once
+// passed validation and then failed every dial with "malformed ws or wss URL" (issue 16).
+func TestUserInfo(t *testing.T) {
+	t.Parallel()
+	f := newFeed(t)
+	u := strings.Replace(f.URL(), "ws://", "ws://us%40er:p%3Ass@", 1)
+	src := newSource(t, wsdial.Config{URL: u})
+	r := sourcetest.Start(t, src, sourcetest.NewCollector().Emit)
+	r.WaitState(t, 0, source.Up, wait)
+	user, pw, ok := (&http.Request{Header: f.session(t, 0).Header}).BasicAuth()
+	if !ok || user != "us@er" || pw != "p:ss" {
+		t.Errorf("Basic auth %q %q %v", user, pw, ok)
+	}
+	if _, err := wsdial.New(wsdial.Config{URL: u, Headers: map[string]string{"authorization": "Bearer x"}}); err == nil ||
+		!strings.Contains(err.Error(), "keep one") {
+		t.Errorf("user information and an Authorization header: %v", err)
+	}
+}
+
 // TestRefused: an upgrade refused with 401 is permanent (state failed) and says why; a 503 is
 // retried as usual.
 func TestRefused(t *testing.T) {
