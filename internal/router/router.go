@@ -95,6 +95,7 @@ type Stats struct {
 	slowKicked atomic.Uint64
 	subs       atomic.Int64
 	lastSeq    atomic.Uint64
+	lost       atomic.Uint64
 }
 
 // Counters is a snapshot of a router's counters.
@@ -109,6 +110,9 @@ type Counters struct {
 	SlowConsumers uint64 `json:"slow_consumers"`
 	Subscriptions int64  `json:"subscriptions"`
 	LastSeq       uint64 `json:"last_seq"`
+	// Lost counts messages the source received but could not pass on (too large), which
+	// every subscription was told of with a gap.
+	Lost uint64 `json:"lost"`
 	// LastMessage is when the newest message was received; zero (left out of JSON) before the
 	// first.
 	LastMessage time.Time `json:"last_message,omitzero"`
@@ -184,6 +188,7 @@ func (r *Router) Counters() Counters {
 		Received: s.received.Load(), Bytes: s.bytes.Load(), Matched: s.matched.Load(), Delivered: s.queued.Load(), Dropped: s.dropped.Load(),
 		EvalErrors: s.evalErrors.Load(), SlowConsumers: s.slowKicked.Load(),
 		Subscriptions: s.subs.Load(), LastSeq: s.lastSeq.Load(), LastMessage: unixNano(s.lastTime.Load()),
+		Lost: s.lost.Load(),
 	}
 }
 
@@ -286,6 +291,10 @@ func (r *Router) catchUp() {
 var _ source.Emit = (*Router)(nil).Emit
 
 func (r *Router) route(m *stream.Message) {
+	if m.Lost > 0 {
+		r.lost(m.Lost)
+		return
+	}
 	r.seq++
 	if r.counter != nil && r.seq > r.reserved {
 		r.reserve()
@@ -373,16 +382,39 @@ func (r *Router) deliver(e *entry, ev *stream.Event) bool {
 		r.stats.queued.Add(1)
 		return true
 	}
-	e.out.CountDrop(1)
-	r.stats.dropped.Add(1)
+	return r.refused(e, 1)
+}
+
+// refused applies e's policy to n messages that its queue had no room for. It reports false
+// when e's output was ended for being slow and must be removed from the table.
+func (r *Router) refused(e *entry, n uint64) bool {
+	e.out.CountDrop(n)
+	r.stats.dropped.Add(n)
 	if e.out.Policy() == output.Drop {
-		e.missed++
+		e.missed += n
 		r.gapsDue = true
 		return true
 	}
 	r.stats.slowKicked.Add(1)
 	e.out.Close(output.ErrSlowConsumer)
 	return false
+}
+
+// lost tells every subscription that the source received n messages here that it could not
+// pass on (m.Lost): a gap, since no one can know whom they would have matched. A queue with no
+// room for the gap counts them as its own drops.
+func (r *Router) lost(n uint64) {
+	ev := stream.NewGap(r.name, n, stream.GapTooLarge)
+	r.stats.lost.Add(n)
+	r.dead = false
+	for _, e := range r.table.byID {
+		if !e.out.Offer(ev) && !r.refused(e, n) {
+			r.dead = true
+		}
+	}
+	if r.dead {
+		r.sweep()
+	}
 }
 
 // offerGap tries to queue the gap event for what e missed.

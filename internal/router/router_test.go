@@ -219,6 +219,36 @@ func TestResumeAfterRestart(t *testing.T) {
 	})
 }
 
+// A message the source could not pass on is a too_large gap for every subscription, in its
+// place among the messages, numbering nothing; under drop a full queue counts it as missed.
+func TestLost(t *testing.T) {
+	r := start(t, 10)
+	ctx := context.Background()
+	out := output.New(1, output.Disconnect, output.Limits{})
+	full := output.New(2, output.Drop, output.Limits{Events: 1})
+	for _, o := range []*output.Output{out, full} {
+		if _, err := r.Add(ctx, o, mustCompile(t, `key == "never"`), Resume{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = r.Emit(ctx, message("a", 1))
+	_ = r.Emit(ctx, &stream.Message{Lost: 2})
+	_ = r.Emit(ctx, &stream.Message{Lost: 1})
+	if _, err := r.History(ctx); err != nil { // routed all three
+		t.Fatal(err)
+	}
+	evs := drain(out)
+	if len(evs) != 2 || !strings.Contains(string(evs[0].JSON()), `"missed":2,"reason":"too_large"`) {
+		t.Fatalf("events %d: %s", len(evs), evs[0].JSON())
+	}
+	if c := r.Counters(); c.Lost != 3 || c.LastSeq != 1 {
+		t.Fatalf("counters %+v", c)
+	}
+	if got := drain(full); len(got) != 1 || full.Counters().Dropped != 1 {
+		t.Fatalf("a full drop queue: %d events, %d dropped", len(got), full.Counters().Dropped)
+	}
+}
+
 // Subscribers come and go from many goroutines while messages flow; run under -race.
 func TestConcurrentSubscribeUnsubscribePublish(t *testing.T) {
 	r := start(t, 1000)

@@ -106,6 +106,10 @@ const (
 	GapDropped = "dropped"
 	// GapHistory: the resume point is older than the history holds.
 	GapHistory = "history"
+	// GapTooLarge: the source received messages it could not pass on, too large to keep (a
+	// websocket source's read_limit); they are announced to every subscription, as no one can
+	// know whom they would have matched.
+	GapTooLarge = "too_large"
 	// GapRestart: messages after the resume point were numbered by an earlier run of the
 	// server, whose history is gone with it.
 	GapRestart = "restart"
@@ -116,7 +120,7 @@ const (
 )
 
 // NewGap encodes a "gap" event: missed messages of source matched but were not delivered, for
-// the reason given (GapDropped, GapHistory, GapRestart or GapUnknownID).
+// the reason given (GapDropped, GapHistory, GapTooLarge, GapRestart or GapUnknownID).
 func NewGap(source string, missed uint64, reason string) *Event {
 	b := make([]byte, wsRoom, wsRoom+64+len(source)+len(reason))
 	b = append(b, `{"type":"gap","source":`...)

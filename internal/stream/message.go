@@ -33,6 +33,11 @@ type Message struct {
 	// Time is when the source received the message; the router keeps it to the millisecond,
 	// as events show it.
 	Time time.Time
+	// Lost, when not 0, makes this a notice, not a message: at this point the source
+	// received Lost messages that it could not pass on (too large to keep). The router numbers
+	// none of them and sends every subscription of the source a gap, since no one can know
+	// whom they would have matched. The other fields are unused.
+	Lost uint64
 
 	// ev is the message's event, which NewMessage encodes: it lives in the message so that
 	// routing a message allocates only the encoded bytes.

@@ -292,6 +292,8 @@ func TestBrowserPage(t *testing.T) {
 				"gap: 17 missed: slow consumer: the server dropped them while this page read too slowly");
 			eq("gap history", e.describe({type: "gap", source: "a", missed: 1, reason: "history"}),
 				"gap: 1 missed: the server's history no longer holds them");
+			eq("gap too_large", e.describe({type: "gap", source: "a", missed: 1, reason: "too_large"}),
+				"gap: 1 missed: the source received them but they were too large to pass on (they may not have matched)");
 			eq("gap restart", e.describe({type: "gap", source: "a", missed: 65530, reason: "restart"}),
 				"gap: 65,530 missed: the server restarted, and its history went with it (at most this many)");
 			eq("gap unknown_id", e.describe({type: "gap", source: "a", missed: 1234, reason: "unknown_id"}),

@@ -2,10 +2,10 @@ package wsdial
 
 import (
 	"bytes"
-	"encoding/base64"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -170,6 +170,10 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		body, err := r.read(msg)
 		if errors.Is(err, errTooLarge) {
 			s.oversize.Add(1)
+			// Subscribers are told with a gap, in its place among the messages.
+			if err := emit(ctx, &stream.Message{Lost: 1}); err != nil {
+				return nil // stopping: ctx ended, or the router stopped
+			}
 			continue
 		}
 		if err != nil {

@@ -242,6 +242,7 @@ const gapReasons = {
   dropped: "slow consumer: the server dropped them while this page read too slowly",
   history: "the server's history no longer holds them",
   restart: "the server restarted, and its history went with it (at most this many)",
+  too_large: "the source received them but they were too large to pass on (they may not have matched)",
 };
 
 // describe is the text of a gap or status event's row.
