@@ -276,7 +276,9 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 	}
 	body := &bodyReader{r: r.Body}
 	sc := bufio.NewScanner(body)
-	sc.Buffer(nil, int(min(s.maxBody, math.MaxInt-1))+1)
+	// Room for a line of max_body_bytes and its ending, "\r\n" as much as "\n": the limit
+	// bounds the message, which does not keep its line ending.
+	sc.Buffer(nil, int(min(s.maxBody, math.MaxInt-2))+2)
 	sc.Split(body.lines)
 	n := 0
 	for line := 1; sc.Scan(); line++ {
