@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/cel-go/cel"
+
 	"github.com/streamux/streamux/internal/stream"
 )
 
@@ -32,6 +34,8 @@ func BenchmarkMatch(b *testing.B) {
 		{"body3", `source == "orders" && body.amount > 100 && body.customer.tier == "gold"`},
 		{"mixed3", `source == "orders" && body.amount > 100 && headers.region in ["eu", "us"]`},
 		{"comprehension", `body.items.exists(i, i.qty > 1)`},
+		{"regex", `key.matches("^eu\\.order\\.")`},
+		{"stringop", `body.customer.email.lowerAscii().endsWith("@example.com")`},
 	} {
 		p, err := Compile(c.src, Limits{})
 		if err != nil {
@@ -66,7 +70,30 @@ func BenchmarkMatch(b *testing.B) {
 			slow.fast = nil
 			run(c.name+"/cel-go", &slow)
 		}
+		if p.measured {
+			// The same predicate as cel-go runs it without a limit: the price of measuring.
+			plain := *p
+			plain.prg, plain.measured = unmeasured(b, c.src), false
+			run(c.name+"/unmeasured", &plain)
+		}
 	}
+}
+
+// unmeasured is src as cel-go runs it with no cost tracking, and none of this package's checks.
+func unmeasured(b *testing.B, src string) cel.Program {
+	env, err := celEnv()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ast, iss := env.Compile(src)
+	if iss.Err() != nil {
+		b.Fatal(iss.Err())
+	}
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return prg
 }
 
 // BenchmarkDecode measures the per-message body work that predicates share: parsing and

@@ -1,8 +1,11 @@
 package predicate
 
 import (
+	"math"
+
 	"github.com/google/cel-go/checker"
 	"github.com/google/cel-go/common/ast"
+	"github.com/google/cel-go/common/overloads"
 	"github.com/google/cel-go/common/types"
 )
 
@@ -17,11 +20,16 @@ const (
 	hintBody        = 512  // any string, list or map in the body, and a text body
 )
 
-// sizeEstimator gives CEL's cost estimator the size hints; function costs are CEL's own.
-type sizeEstimator struct{}
+// sizeEstimator gives CEL's cost estimator the size hints, times scale (0 counts as 1), and the
+// cost of matches as regexCost counts it; other function costs are CEL's own. Compile estimates
+// twice, with scale 1 and 2: a predicate whose estimate does not move costs no more on a larger
+// message, and the rest are measured as they run (Predicate.Measured).
+type sizeEstimator struct{ scale uint64 }
+
+func (e sizeEstimator) hint(n uint64) uint64 { return n * max(e.scale, 1) }
 
 // EstimateSize implements checker.CostEstimator.
-func (sizeEstimator) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
+func (e sizeEstimator) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
 	path := n.Path()
 	if len(path) == 0 {
 		switch {
@@ -32,7 +40,7 @@ func (sizeEstimator) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
 		case n.Expr().Kind() == ast.CallKind:
 			// A result CEL cannot size (string(x), format): as large as a body value. Functions
 			// that build large strings (replace, join) size their results themselves.
-			return &checker.SizeEstimate{Min: 0, Max: hintBody}
+			return &checker.SizeEstimate{Min: 0, Max: e.hint(hintBody)}
 		}
 		return nil
 	}
@@ -52,10 +60,46 @@ func (sizeEstimator) EstimateSize(n checker.AstNode) *checker.SizeEstimate {
 	default:
 		return nil
 	}
-	return &checker.SizeEstimate{Min: 0, Max: max}
+	return &checker.SizeEstimate{Min: 0, Max: e.hint(max)}
 }
 
-// EstimateCallCost implements checker.CostEstimator.
-func (sizeEstimator) EstimateCallCost(function, overloadID string, target *checker.AstNode, args []checker.AstNode) *checker.CallEstimate {
-	return nil
+// EstimateCallCost implements checker.CostEstimator: matches costs the size of the regular
+// expression's program (for a pattern that is not a literal, its length) times the input's length
+// plus one, as regexCost charges it at run time.
+func (e sizeEstimator) EstimateCallCost(function, overloadID string, target *checker.AstNode, args []checker.AstNode) *checker.CallEstimate {
+	var str, pattern checker.AstNode
+	switch {
+	case overloadID == overloads.MatchesString && target != nil && len(args) == 1:
+		str, pattern = *target, args[0]
+	case overloadID == overloads.Matches && target == nil && len(args) == 2:
+		str, pattern = args[0], args[1]
+	default:
+		return nil
+	}
+	insts := e.sizeOf(pattern)
+	if pattern.Expr().Kind() == ast.LiteralKind {
+		if lit, ok := pattern.Expr().AsLiteral().(types.String); ok {
+			n, err := regexInsts(string(lit))
+			if err != nil {
+				return nil
+			}
+			insts = checker.SizeEstimate{Min: n, Max: n}
+		}
+	}
+	in := e.sizeOf(str)
+	return &checker.CallEstimate{CostEstimate: checker.CostEstimate{
+		Min: satMul(insts.Min, satAdd(in.Min, 1)),
+		Max: satMul(insts.Max, satAdd(in.Max, 1)),
+	}}
+}
+
+// sizeOf is a node's size as CEL computed it, else as the hints make it, else unknown.
+func (e sizeEstimator) sizeOf(n checker.AstNode) checker.SizeEstimate {
+	if s := n.ComputedSize(); s != nil {
+		return *s
+	}
+	if s := e.EstimateSize(n); s != nil {
+		return *s
+	}
+	return checker.SizeEstimate{Min: 0, Max: math.MaxUint64}
 }

@@ -42,11 +42,23 @@
 // of up to 512 elements, up to 64 headers of 1 KiB, a key of 1 KiB. Under the default limit of
 // 100,000, comparisons, string functions and a comprehension over a body list fit; a
 // comprehension nested in another over body lists, or strings built up by repeated replace, do
-// not. Predicates with comprehensions are also held to the limit at run time, so a body larger
-// than the hints cannot make them run away, and to 1,024 comprehension iterations per
-// evaluation, because cel-go's run-time cost tracking takes time quadratic in the iterations;
-// over either, the message does not match and Match returns an error. Predicates without
-// comprehensions take time linear in the message's size.
+// not. A regular expression (matches) costs its compiled program's size times the length of its
+// input plus one, not CEL's guess from the pattern's length, so `(.*.*.*.*.*.*.*.*){1000}x`
+// (18,003 instructions) is refused on any message field, and a pattern whose program is larger
+// than the limit (or than 100,000 instructions) is refused before it is compiled.
+//
+// A predicate whose estimate does not grow with the message (comparisons, arithmetic, has,
+// fields, and everything in the fast subset below) costs at most its estimate on any message,
+// and runs unmeasured. The others (comprehensions, regular expressions, string functions and
+// membership over message fields: Measured) are held to the limit as they run, by CEL's
+// run-time cost tracking and its actual sizes, so that a message larger than the hints cannot
+// make them run away; and to 1,024 comprehension iterations per evaluation, because that
+// tracking takes time quadratic in the iterations. matches, replace, split and join work out
+// what they would cost (the regular expression on the actual input; the size of the result they
+// would build) before they run, and are not run when that alone is over the limit, as CEL's
+// tracking charges a call only once it has returned. So one evaluation costs at most about
+// twice the limit. Over it, Match returns an error that wraps ErrTooCostly, and the caller cuts
+// the subscription.
 //
 // # Evaluation
 //

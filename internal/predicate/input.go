@@ -30,6 +30,11 @@ type Input struct {
 
 	body  body
 	paths pathCache // the values of body paths that the fast evaluator read
+
+	// budget is what the evaluation under way has spent beyond CEL's own cost tracking; cost is
+	// what the last Match of a measured predicate cost.
+	budget budget
+	cost   uint64
 }
 
 const (
@@ -49,6 +54,21 @@ func (in *Input) Reset(m *stream.Message) {
 	in.source, in.key, in.headers, in.seq, in.time, in.celBody = nil, nil, nil, nil, nil, nil
 	in.body.reset(m)
 	in.paths.reset()
+}
+
+// Cost is what the last Match of a Measured predicate cost, in CEL cost units: what CEL's
+// run-time tracking counted, which is over the predicate's limit when Match failed with
+// ErrTooCostly. A Match of any other predicate leaves it as it was (their estimate bounds them:
+// Predicate.Cost).
+func (in *Input) Cost() uint64 { return in.cost }
+
+// Decoded reports how many bytes of body the Input has parsed for the current message: the
+// body's length once a predicate or an index has read it, 0 before.
+func (in *Input) Decoded() int {
+	if in.body.kind == bodyUnknown {
+		return 0
+	}
+	return len(in.body.raw)
 }
 
 // activation is the Input as CEL's interpreter sees it: variables are converted to CEL values on
@@ -121,10 +141,7 @@ type body struct {
 	b64  []byte          // for bodyBase64: the encoding, reused across messages
 	num  [64]byte        // room for a number's text while it is parsed
 
-	// Comprehension iterations over the body in the current evaluation; see maxIterations.
-	iterations int
-	overBudget bool
-	parser     fastjson.Parser // reused, so that parsing allocates nothing once warm
+	parser fastjson.Parser // reused, so that parsing allocates nothing once warm
 }
 
 // keepBytes is the largest body whose parsing memory an Input keeps for the next message; after

@@ -17,13 +17,13 @@ import (
 const maxIterations = 1024
 
 // errIterations is the evaluation error when a predicate goes over maxIterations.
-var errIterations = fmt.Errorf("predicate: over %d iterations of comprehensions", maxIterations)
+var errIterations = fmt.Errorf("%w: over %d iterations of comprehensions", ErrTooCostly, maxIterations)
 
 // countedList and countedMap are the ranges of comprehensions (exists, all, map, filter, …):
 // their iterations count against maxIterations.
 type countedList struct {
 	traits.Lister
-	b *body
+	b *budget
 }
 
 // Iterator implements traits.Iterable.
@@ -33,7 +33,7 @@ func (l countedList) Iterator() traits.Iterator {
 
 type countedMap struct {
 	traits.Mapper
-	b *body
+	b *budget
 }
 
 // Iterator implements traits.Iterable.
@@ -43,14 +43,16 @@ func (m countedMap) Iterator() traits.Iterator {
 
 type countedIterator struct {
 	traits.Iterator
-	b *body
+	b *budget
 }
 
 // HasNext implements traits.Iterator: false once the evaluation has used up its iterations.
 func (it *countedIterator) HasNext() ref.Val {
 	more := it.Iterator.HasNext()
 	if more == types.True && it.b.iterations >= maxIterations {
-		it.b.overBudget = true
+		if it.b.exceeded == nil {
+			it.b.exceeded = errIterations
+		}
 		return types.False
 	}
 	return more
@@ -93,7 +95,7 @@ func (r countedRange) Exec(f *interpreter.ExecutionFrame) ref.Val {
 	if !ok {
 		return v
 	}
-	b := &x.(*Input).body
+	b := &x.(*Input).budget
 	switch c := v.(type) {
 	case traits.Lister:
 		return countedList{c, b}

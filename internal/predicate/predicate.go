@@ -20,9 +20,10 @@ const (
 	// DefaultMaxBytes is the default limit on the length of a predicate's source, in bytes.
 	DefaultMaxBytes = 4096
 	// DefaultMaxCost is the default limit on a predicate's CEL cost, both the static worst-case
-	// estimate at compile time and, for predicates with comprehensions, the cost actually spent
-	// on one message. One unit is roughly one simple operation, such as a comparison or a field
-	// selection; see the package documentation for what fits.
+	// estimate at compile time and, for Measured predicates, the cost actually spent on one
+	// message. One unit is roughly one simple operation, such as a comparison or a field
+	// selection, or one instruction of a regular expression on one character; see the package
+	// documentation for what fits.
 	DefaultMaxCost = 100_000
 )
 
@@ -38,8 +39,8 @@ type Limits struct {
 	// MaxBytes is the longest source text accepted, in bytes. Defaults to DefaultMaxBytes (4096).
 	MaxBytes int
 	// MaxCost bounds the CEL cost: the static worst-case estimate at compile time, and the run-time
-	// cost of one evaluation for predicates that contain comprehensions (exists, all, map, …).
-	// Defaults to DefaultMaxCost (100,000).
+	// cost of one evaluation of a Measured predicate (comprehensions, regular expressions, string
+	// functions over message fields). Defaults to DefaultMaxCost (100,000).
 	MaxCost uint64
 }
 
@@ -76,14 +77,16 @@ func (e *Error) Error() string {
 // Predicate is a compiled predicate. It is immutable and safe for concurrent use by many
 // goroutines, each with its own Input.
 type Predicate struct {
-	src     string
-	all     bool // matches every message without evaluation
-	prg     cel.Program
-	costMin uint64
-	costMax uint64
-	fast    boolFn // the closure for a predicate in the fast subset; nil for the rest
-	atoms   []Atom
-	decided bool // the atoms are the whole predicate
+	src      string
+	all      bool // matches every message without evaluation
+	prg      cel.Program
+	costMin  uint64
+	costMax  uint64
+	maxCost  uint64 // Limits.MaxCost
+	measured bool   // held to maxCost as it runs: see Measured
+	fast     boolFn // the closure for a predicate in the fast subset; nil for the rest
+	atoms    []Atom
+	decided  bool // the atoms are the whole predicate
 }
 
 // String returns the source text.
@@ -94,8 +97,16 @@ func (p *Predicate) String() string { return p.src }
 func (p *Predicate) MatchesAll() bool { return p.all }
 
 // Cost returns the static cost estimate: the least and the most that one evaluation may cost, in
-// CEL cost units, assuming messages within the size hints of the package documentation.
+// CEL cost units, assuming messages within the size hints of the package documentation. For a
+// predicate that is not Measured, the most holds for any message.
 func (p *Predicate) Cost() (min, max uint64) { return p.costMin, p.costMax }
+
+// Measured reports whether the predicate's cost grows with the message (comprehensions, regular
+// expressions, string functions over message fields…), so that its estimate holds only for
+// messages within the size hints: it is then measured as it runs, and an evaluation that goes
+// over Limits.MaxCost fails with ErrTooCostly. The others are never measured: their estimate
+// bounds them, whatever the message.
+func (p *Predicate) Measured() bool { return p.measured }
 
 // The variables a predicate reads.
 const (
@@ -152,7 +163,16 @@ func Compile(src string, lim Limits) (*Predicate, error) {
 		panic(fmt.Sprintf("predicate: CEL environment: %v", err))
 	}
 	source := common.NewTextSource(src)
-	checked, iss := env.CompileSource(source)
+	parsed, iss := env.ParseSource(source)
+	if iss.Err() != nil {
+		return nil, issueError(source, iss)
+	}
+	// Before anything compiles them: a huge regular expression costs memory and time to
+	// compile, even to be refused.
+	if e := checkRegexLiterals(parsed.NativeRep(), lim); e != nil {
+		return nil, e
+	}
+	checked, iss := env.Check(parsed)
 	if iss.Err() != nil {
 		return nil, issueError(source, iss)
 	}
@@ -164,12 +184,12 @@ func Compile(src string, lim Limits) (*Predicate, error) {
 			Position: startOffset(native),
 		}
 	}
-	p := &Predicate{src: src}
+	p := &Predicate{src: src, maxCost: lim.MaxCost}
 	if lit, ok := literalBool(native.Expr()); ok && lit {
 		p.all = true
 		return p, nil
 	}
-	est, err := env.EstimateCost(checked, sizeEstimator{})
+	est, err := env.EstimateCost(checked, sizeEstimator{scale: 1})
 	if err != nil {
 		return nil, &Error{Code: CodeInvalid, Message: "cannot estimate the cost: " + err.Error(), Position: -1}
 	}
@@ -181,18 +201,36 @@ func Compile(src string, lim Limits) (*Predicate, error) {
 			Position: -1,
 		}
 	}
-	comprehension := false
+	// The estimate holds for messages within the size hints. One that does not grow with them
+	// holds for any message; the others are measured as they run, and held to the limit.
+	larger, err := env.EstimateCost(checked, sizeEstimator{scale: 2})
+	if err != nil {
+		return nil, &Error{Code: CodeInvalid, Message: "cannot estimate the cost: " + err.Error(), Position: -1}
+	}
+	comprehension, bounded := false, false
 	celast.PreOrderVisit(native.Expr(), celast.NewExprVisitor(func(e celast.Expr) {
-		if e.Kind() == celast.ComprehensionKind {
+		switch e.Kind() {
+		case celast.ComprehensionKind:
 			comprehension = true
+		case celast.CallKind:
+			if _, ok := overloadsOf[e.AsCall().FunctionName()]; ok {
+				bounded = true
+			}
 		}
 	}))
+	p.measured = comprehension || larger.Max != est.Max
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
-	if comprehension {
-		// The static estimate assumes the size hints; a larger body must not make a
-		// comprehension run away, so it is also bounded at run time. The limit costs 4-5x per
-		// evaluation, which is why predicates without loops go without it.
-		opts = append(opts, cel.CostLimit(lim.MaxCost), countRanges(native.Expr()))
+	sizes := map[string]uint64{} // the regular expressions' sizes, by pattern: filled by boundCalls
+	if bounded {
+		opts = append(opts, boundCalls(lim.MaxCost, sizes))
+	}
+	if p.measured {
+		// CEL's run-time cost tracking costs 4-5x per evaluation, which is why predicates whose
+		// estimate holds whatever the message go without it.
+		opts = append(opts, cel.CostLimit(lim.MaxCost), matchesTracker(sizes))
+		if comprehension {
+			opts = append(opts, countRanges(native.Expr()))
+		}
 	}
 	prg, err := env.Program(checked, opts...)
 	if err != nil {
@@ -201,6 +239,10 @@ func Compile(src string, lim Limits) (*Predicate, error) {
 	}
 	p.prg = prg
 	p.fast = compileFast(native)
+	if p.fast != nil {
+		// The closure takes time linear in the message, and is what Match runs.
+		p.measured = false
+	}
 	p.atoms = findAtoms(native.Expr())
 	p.decided = len(p.atoms) > 0 && allAtoms(native.Expr())
 	return p, nil
