@@ -200,14 +200,15 @@ func (s *Source) parse(req request, r *http.Request, w http.ResponseWriter) ([]*
 		return []*stream.Message{m}, nil
 	}
 	var msgs []*stream.Message
-	// Each message gets a copy of its line. A slice of body would be safe from reuse (body
-	// is this request's own), but would keep all of body alive for as long as any one of its
-	// messages lives: one line matched by a slow subscriber's queue, whose bounds count the
-	// encoded event, not this, could hold max_body_bytes. (A bufio.Scanner here once handed
-	// out slices of its own buffer, which it overwrote as it read on: issue 15.) An envelope's
-	// fields are copies already (parseEnvelope). A poison build overwrites body once parsed,
-	// so a message that still shares it fails loudly.
+	// Each message gets a copy of its line (lineCopies). A slice of body would be safe from reuse
+	// (body is this request's own), but would keep all of body alive for as long as any one
+	// of its messages lives: one line matched by a slow subscriber's queue, whose bounds count
+	// the encoded event, not this, could hold max_body_bytes. (A bufio.Scanner here once
+	// handed out slices of its own buffer, which it overwrote as it read on: issue 15.) An
+	// envelope's fields are copies already (parseEnvelope). A poison build overwrites body
+	// once parsed, so a message that still shares it fails loudly.
 	defer poison.Bytes(body)
+	var copies lineCopies
 	rest := body
 	for line := 1; len(rest) > 0; line++ {
 		var b []byte
@@ -216,7 +217,7 @@ func (s *Source) parse(req request, r *http.Request, w http.ResponseWriter) ([]*
 			continue
 		}
 		if !req.envelope {
-			b = bytes.Clone(b)
+			b = copies.copy(b)
 		}
 		m, err := req.message(p, b)
 		if err != nil {
@@ -226,6 +227,32 @@ func (s *Source) parse(req request, r *http.Request, w http.ResponseWriter) ([]*
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// lineCopies copies lines out of a buffer that will be reused or that is too large to keep alive
+// for one line, into chunks of its own: one allocation per chunk rather than per line, at the
+// price of a message keeping its chunk alive (at most chunkSize beside its own bytes) for as
+// long as it lives. A JSON body does not keep it for long: once the message is encoded, its
+// body is the event's copy (stream.NewMessage). A long line gets an allocation of its own.
+type lineCopies struct {
+	chunk []byte
+}
+
+// chunkSize is the size of lineCopies' chunks.
+const chunkSize = 4 << 10
+
+// copy returns a copy of b whose capacity ends with it, so that nothing appended to one
+// line can reach the next.
+func (l *lineCopies) copy(b []byte) []byte {
+	if len(b) > chunkSize/4 {
+		return bytes.Clone(b)
+	}
+	if cap(l.chunk)-len(l.chunk) < len(b) {
+		l.chunk = make([]byte, 0, chunkSize)
+	}
+	start := len(l.chunk)
+	l.chunk = append(l.chunk, b...)
+	return l.chunk[start:len(l.chunk):len(l.chunk)]
 }
 
 // nextLine splits data after its first line as bufio.ScanLines does: the line ends at '\n'
@@ -280,6 +307,7 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 	// bounds the message, which does not keep its line ending.
 	sc.Buffer(nil, int(min(s.maxBody, math.MaxInt-2))+2)
 	sc.Split(body.lines)
+	var copies lineCopies
 	n := 0
 	for line := 1; sc.Scan(); line++ {
 		b := sc.Bytes() // without its line ending: bufio.ScanLines, as nextLine
@@ -290,7 +318,7 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 			// The scanner overwrites its buffer as it reads on, and the message outlives
 			// this turn of the loop: it gets its own copy. An envelope's fields are
 			// copies already (parseEnvelope).
-			b = bytes.Clone(b)
+			b = copies.copy(b)
 		}
 		m, err := req.message(p, b)
 		if err != nil {
