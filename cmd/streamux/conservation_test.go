@@ -158,13 +158,17 @@ func (s *testServer) url(path string) string { return "http://" + s.addr + path 
 // startServer serves a configuration whose sources are sourcesYAML (the items of "sources:"),
 // loaded from a file as the command loads it, until the test ends. Its queues are large: the
 // property is that nothing is lost or changed, and a client that reads as fast as it can must
-// not be cut as a slow consumer because a path sends megabytes at memory speed (README, Ingest).
+// not be cut as a slow consumer because a path sends megabytes at memory speed (README, Ingest),
+// and the replays need every message still in the history, which the default history.max_bytes
+// (64 MiB) might not hold at these sizes.
 func startServer(t *testing.T, sourcesYAML string) *testServer {
 	t.Helper()
 	yaml := "sources:\n" + sourcesYAML + `
 limits:
   queue_events: 100000
   queue_bytes: 1073741824
+history:
+  max_bytes: 1073741824
 shutdown_grace: 5s
 `
 	path := filepath.Join(t.TempDir(), "streamux.yaml")
