@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/streamux/streamux/internal/auth"
@@ -129,6 +130,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 		Log:            log,
 		Auth:           authn,
 		AllowedOrigins: cfg.AllowedOrigins,
+		AllowedHosts:   allowedHosts(cfg),
 		Limits: httpapi.Limits{
 			Connections: cfg.Limits.Connections, ConnectionsPerAddress: cfg.Limits.ConnectionsPerAddress,
 			SubscriptionsPerCredential: cfg.Limits.SubscriptionsPerCredential,
@@ -197,6 +199,17 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// allowedHosts are the Host names to answer besides loopback names and addresses: the
+// configuration's, and without auth the name streamux listens on, if it is a name, which is
+// how its own users reach it.
+func allowedHosts(cfg *config.Config) []string {
+	hosts := cfg.AllowedHosts
+	if host, _, err := net.SplitHostPort(cfg.Listen); err == nil && cfg.Auth.Disabled() && host != "" && net.ParseIP(host) == nil {
+		hosts = append(slices.Clip(hosts), host)
+	}
+	return hosts
 }
 
 // openData opens the data directory, or returns nil when the sequence numbers are kept in

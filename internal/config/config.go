@@ -41,6 +41,13 @@ type Config struct {
 	// WebSocket streams and read SSE, NDJSON and /v1/check across origins (CORS). "*" allows
 	// any. Defaults to none: only pages served by streamux itself (same host).
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// AllowedHosts are the names by which clients reach streamux (the Host header), besides
+	// loopback names (localhost, *.localhost) and IP addresses, which are always answered: a
+	// name ("streamux.example"), a name with a leading dot for it and every name under it
+	// (".example.com"), or "*" for any. Without auth only these are answered, so that a web
+	// page cannot read the API through DNS rebinding; with auth, any Host is answered unless
+	// this is set. Defaults to none (and, without auth, the name in listen, if it is one).
+	AllowedHosts []string `yaml:"allowed_hosts"`
 	// TLS serves HTTPS and WSS when both files are given.
 	TLS TLS `yaml:"tls"`
 	// ShutdownGrace bounds the shutdown, from SIGTERM to exit: streams that have not closed
@@ -420,6 +427,11 @@ func (c *Config) Validate() error {
 	for _, o := range c.AllowedOrigins {
 		if o != "*" && (!strings.Contains(o, "://") || strings.HasSuffix(o, "/")) {
 			add("allowed_origins: %q is not an origin such as https://app.example", o)
+		}
+	}
+	for _, h := range c.AllowedHosts {
+		if h == "" || strings.ContainsAny(h, ":/ []") {
+			add("allowed_hosts: %q is not a host name such as streamux.example or .example.com (no scheme, port or path)", h)
 		}
 	}
 	if c.History.Size < 0 {

@@ -56,6 +56,7 @@ type envOptions struct {
 	extra   []supervisor.Source
 	auth    *auth.Authenticator
 	origins []string
+	hosts   []string // allowed_hosts
 	limits  httpapi.Limits
 	tls     bool // serve HTTPS and WSS with httptest's certificate
 	http2   bool // with tls: offer HTTP/2 too, as a server with a certificate does
@@ -93,7 +94,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(ctx) }()
-	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Transport: o.transport, Log: quietLog, Auth: o.auth, AllowedOrigins: o.origins, Limits: o.limits})
+	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Transport: o.transport, Log: quietLog, Auth: o.auth, AllowedOrigins: o.origins, AllowedHosts: o.hosts, Limits: o.limits})
 	srv := httptest.NewUnstartedServer(api)
 	if o.smallBuffers {
 		srv.Listener = smallBufferListener{srv.Listener}

@@ -49,7 +49,12 @@ type Options struct {
 	// AllowedOrigins are the web origins besides the server's own whose pages may use the API
 	// (CORS, and the WebSocket Origin check); "*" allows any.
 	AllowedOrigins []string
-	Limits         Limits
+	// AllowedHosts are the names, besides loopback names and IP addresses, by which the
+	// server may be reached (the Host header): a name, ".example.com" for it and every name
+	// under it, or "*" for any. Without Auth only these are answered, against DNS
+	// rebinding; with Auth, any Host is unless the list is set.
+	AllowedHosts []string
+	Limits       Limits
 }
 
 // Server serves the API over one supervisor.
@@ -71,6 +76,8 @@ type Server struct {
 
 	preds       *predicateCache // the clients' predicates
 	forcedPreds *predicateCache // the credentials' forced predicates
+
+	csrf *http.CrossOriginProtection // refuses cross-origin writes (host.go); nil: any origin may write
 }
 
 // The transports, as /v1/subscriptions and the metrics name them.
@@ -85,6 +92,10 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 		hub: ws.NewHub(opt.Transport)}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
+	var errs []error
+	if s.csrf, errs = newCrossOrigin(opt.AllowedOrigins); len(errs) > 0 {
+		s.log.Warn("some allowed origins are not origins: no page of theirs may write", "err", errors.Join(errs...))
+	}
 	s.mux.HandleFunc("/v1/stream", s.only("GET", s.stream))
 	s.mux.HandleFunc("/v1/check", s.only("POST", s.check))
 	s.mux.HandleFunc("/v1/sources", s.only("GET", s.sources))
@@ -104,7 +115,12 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 }
 
 // ServeHTTP serves the API.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.cors(s.mux).ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.admit(w, r) {
+		return
+	}
+	s.cors(s.mux).ServeHTTP(w, r)
+}
 
 // Drain makes /readyz fail and new streams get 503, ahead of a shutdown.
 // Streaming ingest requests end.

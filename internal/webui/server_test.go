@@ -168,6 +168,7 @@ func startServer(t *testing.T, o serverOptions) *server {
 		rec := httptest.NewRecorder()
 		req := httptest.NewRequest(http.MethodPost, "/v1/sources/alpha/messages?envelope=true", ndjson(t, o.before))
 		req.Header.Set("Content-Type", "application/x-ndjson")
+		req.Host = "127.0.0.1" // not httptest's example.com, which a server without auth refuses
 		api.ServeHTTP(rec, req)
 		if rec.Code != http.StatusOK {
 			t.Fatalf("publish before listening: %d %s", rec.Code, rec.Body)
