@@ -136,6 +136,9 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 			SubscriptionsPerCredential: cfg.Limits.SubscriptionsPerCredential,
 			SubscribeRate:              cfg.Limits.SubscribeRate, SubscribeBurst: cfg.Limits.SubscribeBurst,
 			ApplyToLoopback: cfg.Limits.ApplyToLoopback,
+			IngestRequests:  cfg.Limits.IngestRequests, IngestRequestsPerClient: cfg.Limits.IngestRequestsPerClient,
+			BodyBytes: cfg.Limits.BodyBufferBytes, BodyReadTimeout: cfg.Limits.BodyReadTimeout,
+			BodyMinRate: cfg.Limits.BodyMinRate, IngestIdleTimeout: cfg.Limits.IngestIdleTimeout,
 		},
 	})
 	hs := &http.Server{

@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/streamux/streamux/internal/auth"
+	"github.com/streamux/streamux/internal/source/ingest"
 	"github.com/streamux/streamux/internal/yamlstrict"
 )
 
@@ -97,6 +98,28 @@ type Limits struct {
 	HeaderTimeout time.Duration `yaml:"header_timeout"`
 	// IdleTimeout closes a keep-alive connection idle this long. Defaults to 2m.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// IngestRequests is the most ingest requests in progress at once, all clients together
+	// (429 above); a streaming one holds its place while it lasts. Defaults to 256.
+	IngestRequests int `yaml:"ingest_requests"`
+	// IngestRequestsPerClient is the most ingest requests in progress at once of one API key
+	// or token subject, or without auth of one IP address (loopback exempt unless
+	// apply_to_loopback) (429 above). Defaults to 16.
+	IngestRequestsPerClient int `yaml:"ingest_requests_per_client"`
+	// BodyBufferBytes bounds the bytes of request bodies held while they arrive, all requests
+	// together (429 above): a body parsed whole holds what has arrived, a streaming ingest
+	// request its longest line. At least the largest max_body_bytes of the http sources.
+	// Defaults to 64 MiB, or twice the largest max_body_bytes if that is more.
+	BodyBufferBytes int64 `yaml:"body_buffer_bytes"`
+	// BodyReadTimeout cuts a request body (408) that sends nothing for this long, or whose
+	// average rate falls under body_min_rate once this long has passed. Defaults to 30s.
+	BodyReadTimeout time.Duration `yaml:"body_read_timeout"`
+	// BodyMinRate is the slowest average rate of a request body, in bytes per second, after
+	// its first body_read_timeout (408 under it). Defaults to 1024.
+	BodyMinRate int64 `yaml:"body_min_rate"`
+	// IngestIdleTimeout is how long a streaming ingest request (?stream=true) may send no
+	// line (408 after); an empty line counts, as a keep-alive. Within a line, body_read_timeout
+	// and body_min_rate apply. Defaults to 10m.
+	IngestIdleTimeout time.Duration `yaml:"ingest_idle_timeout"`
 }
 
 // TLS names the certificate and key to serve with.
@@ -364,6 +387,24 @@ func (c *Config) applyDefaults() {
 	if l.IdleTimeout == 0 {
 		l.IdleTimeout = 2 * time.Minute
 	}
+	if l.IngestRequests == 0 {
+		l.IngestRequests = 256
+	}
+	if l.IngestRequestsPerClient == 0 {
+		l.IngestRequestsPerClient = 16
+	}
+	if l.BodyBufferBytes == 0 {
+		l.BodyBufferBytes = max(64<<20, 2*c.maxBodyBytes())
+	}
+	if l.BodyReadTimeout == 0 {
+		l.BodyReadTimeout = 30 * time.Second
+	}
+	if l.BodyMinRate == 0 {
+		l.BodyMinRate = 1024
+	}
+	if l.IngestIdleTimeout == 0 {
+		l.IngestIdleTimeout = 10 * time.Minute
+	}
 	if c.History.Size == 0 {
 		c.History.Size = 10000
 	}
@@ -415,6 +456,13 @@ func (c *Config) Validate() error {
 		l.SubscribeRate < 0 || l.SubscribeBurst < 0 || l.HeaderTimeout < 0 || l.IdleTimeout < 0 {
 		add("limits: values must be positive")
 	}
+	if l.IngestRequests < 0 || l.IngestRequestsPerClient < 0 || l.BodyBufferBytes < 0 || l.BodyReadTimeout < 0 ||
+		l.BodyMinRate < 0 || l.IngestIdleTimeout < 0 {
+		add("limits: ingest_requests, ingest_requests_per_client, body_buffer_bytes, body_read_timeout, body_min_rate and ingest_idle_timeout must be positive")
+	}
+	if m := c.maxBodyBytes(); l.BodyBufferBytes > 0 && l.BodyBufferBytes < m {
+		add("limits.body_buffer_bytes %d is less than the max_body_bytes %d of an http source: no such body could be received", l.BodyBufferBytes, m)
+	}
 	for _, err := range c.Auth.Validate() {
 		add("auth: %v", err)
 	}
@@ -456,6 +504,21 @@ func (c *Config) Validate() error {
 		add("shutdown_grace must be positive")
 	}
 	return errors.Join(errs...)
+}
+
+// maxBodyBytes is the largest max_body_bytes of the http sources, 0 without one.
+func (c *Config) maxBodyBytes() int64 {
+	var m int64
+	for _, s := range c.Sources {
+		if spec, ok := s.Spec.(*ingest.Config); ok {
+			n := spec.MaxBodyBytes
+			if n == 0 {
+				n = ingest.DefaultMaxBodyBytes
+			}
+			m = max(m, n)
+		}
+	}
+	return m
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)

@@ -35,6 +35,30 @@ type Limits struct {
 	// loopback addresses too. By default they are exempt: a local process is the operator's
 	// own (a tail, a benchmark, a sidecar). Behind a reverse proxy on the same host, set it.
 	ApplyToLoopback bool
+
+	// IngestRequests is the most ingest requests in progress at once, all clients together
+	// (429 above). A streaming request holds its place for as long as it lasts. Defaults to 256.
+	IngestRequests int
+	// IngestRequestsPerClient is the most ingest requests in progress at once of one
+	// credential, or without authentication of one IP address (429 above). Loopback addresses
+	// are exempt unless ApplyToLoopback; credentials never are. Defaults to 16.
+	IngestRequestsPerClient int
+	// BodyBytes is the most bytes of request bodies held at once while they are received, all
+	// requests together (429 above): of a body parsed whole, all that has arrived; of a
+	// streaming ingest request, its longest line so far. It bounds what slow or stalled
+	// bodies can hold. Defaults to 64 MiB.
+	BodyBytes int64
+	// BodyReadTimeout cuts a request body (408) that sends nothing for this long, or whose
+	// average rate since it began is under BodyMinRate once this long has passed. Defaults
+	// to 30s.
+	BodyReadTimeout time.Duration
+	// BodyMinRate is the slowest average rate of a request body, in bytes per second, after
+	// its first BodyReadTimeout. Defaults to 1024.
+	BodyMinRate int64
+	// IngestIdleTimeout is how long a streaming ingest request (?stream=true) may send no line
+	// (408 after); an empty line counts, so a producer that pauses longer can send one as a
+	// keep-alive. Within a line, the body's rules apply. Defaults to 10m.
+	IngestIdleTimeout time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
@@ -53,8 +77,29 @@ func (l Limits) withDefaults() Limits {
 	if l.SubscribeBurst <= 0 {
 		l.SubscribeBurst = 20
 	}
+	if l.IngestRequests <= 0 {
+		l.IngestRequests = 256
+	}
+	if l.IngestRequestsPerClient <= 0 {
+		l.IngestRequestsPerClient = 16
+	}
+	if l.BodyBytes <= 0 {
+		l.BodyBytes = DefaultBodyBytes
+	}
+	if l.BodyReadTimeout <= 0 {
+		l.BodyReadTimeout = 30 * time.Second
+	}
+	if l.BodyMinRate <= 0 {
+		l.BodyMinRate = 1024
+	}
+	if l.IngestIdleTimeout <= 0 {
+		l.IngestIdleTimeout = 10 * time.Minute
+	}
 	return l
 }
+
+// DefaultBodyBytes is Limits.BodyBytes when none is given.
+const DefaultBodyBytes = 64 << 20
 
 // gate counts the streams held per address and per credential, and the rate at which each
 // address opens them. It is consulted once per stream request, never per message.

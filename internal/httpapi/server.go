@@ -77,7 +77,9 @@ type Server struct {
 	preds       *predicateCache // the clients' predicates
 	forcedPreds *predicateCache // the credentials' forced predicates
 
-	csrf *http.CrossOriginProtection // refuses cross-origin writes (host.go); nil: any origin may write
+	csrf    *http.CrossOriginProtection // refuses cross-origin writes (host.go); nil: any origin may write
+	bodies  *bodies                     // the rules request bodies are read under (body.go)
+	ingests *ingestGate                 // the ingest requests in progress
 }
 
 // The transports, as /v1/subscriptions and the metrics name them.
@@ -92,6 +94,8 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 		hub: ws.NewHub(opt.Transport)}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
 	s.metrics = newMetrics(s)
+	s.bodies = newBodies(s.gate.lim, s.metrics.reg)
+	s.ingests = newIngestGate(s.gate.lim)
 	var errs []error
 	if s.csrf, errs = newCrossOrigin(opt.AllowedOrigins); len(errs) > 0 {
 		s.log.Warn("some allowed origins are not origins: no page of theirs may write", "err", errors.Join(errs...))
@@ -119,6 +123,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, r) {
 		return
 	}
+	w, r, done := s.bodies.wrap(w, r)
+	defer done()
 	s.cors(s.mux).ServeHTTP(w, r)
 }
 
@@ -459,11 +465,30 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, forbidden(fmt.Sprintf("this credential may not write to source %q", name)))
 		return
 	}
+	cred := ""
+	if who.Method != auth.MethodNone {
+		cred = who.String()
+	}
+	release, aerr := s.ingests.enter(remoteIP(r), cred)
+	if aerr != nil {
+		writeError(w, aerr)
+		return
+	}
+	defer release()
+	body, _ := r.Body.(*timedBody)
+	if stream, _ := strconv.ParseBool(r.URL.Query().Get("stream")); stream && body != nil {
+		body.streamLines()
+	}
 	n, err := src.Publish(s.drainCtx, r, w)
 	if err != nil {
 		ae := newError(http.StatusInternalServerError, "internal", err.Error())
 		if ie, ok := errors.AsType[*ingest.Error](err); ok {
 			ae = newError(ie.Status, ie.Code, ie.Message)
+		}
+		if body != nil && body.fail != nil {
+			// The body rules cut it (body.go): say so, rather than what the parser made of it.
+			f := *body.fail
+			ae = &f
 		}
 		ae.Accepted = &n
 		writeError(w, ae)

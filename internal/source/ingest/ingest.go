@@ -38,9 +38,13 @@ import (
 
 // Config configures an http source.
 type Config struct {
-	// MaxBodyBytes is the largest request body accepted; a larger one gets 413. Defaults to 8 MiB.
+	// MaxBodyBytes is the largest request body accepted; a larger one gets 413. Defaults to
+	// DefaultMaxBodyBytes, 8 MiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
 }
+
+// DefaultMaxBodyBytes is Config.MaxBodyBytes when none is given.
+const DefaultMaxBodyBytes = 8 << 20
 
 // Validate returns every problem with c.
 func (c *Config) Validate() []error {
@@ -64,7 +68,7 @@ type emitter struct {
 // New returns an http source.
 func New(c Config) *Source {
 	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = 8 << 20
+		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	return &Source{maxBody: c.MaxBodyBytes}
 }
@@ -177,7 +181,7 @@ func (req *request) message(p *fastjson.Parser, b []byte) (*stream.Message, erro
 }
 
 func (s *Source) parse(req request, r *http.Request, w http.ResponseWriter) ([]*stream.Message, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody))
+	body, err := readAll(http.MaxBytesReader(w, r.Body, s.maxBody), r.ContentLength)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
