@@ -105,16 +105,17 @@ func (e *keyError) Error() string { return e.reason }
 // keys pinned to t's algorithm and, when t names a kid, with that kid (or none).
 func (v *verifier) keyFor(t *jwt.Token) (any, error) {
 	alg := t.Method.Alg()
+	// RFC 7515: kid is a string, whatever the algorithm, even one that does not look at it.
+	kid, hasKid := t.Header["kid"]
+	kidStr, ok := kid.(string)
+	if hasKid && !ok {
+		return nil, &keyError{"the kid header is not a string"}
+	}
 	if alg == "HS256" {
 		if len(v.secret) == 0 {
 			return nil, &keyError{"no key for the token's algorithm"}
 		}
 		return v.secret, nil
-	}
-	kid, hasKid := t.Header["kid"]
-	kidStr, ok := kid.(string)
-	if hasKid && !ok {
-		return nil, &keyError{"the kid header is not a string"}
 	}
 	var set jwt.VerificationKeySet
 	for _, k := range v.keys {
@@ -150,6 +151,19 @@ func (v *verifier) verify(token string, now func() time.Time) (*Principal, error
 		p.Expires = claims.ExpiresAt.Add(v.leeway)
 	}
 	var errs []string
+	// RFC 7515: a token that names header extensions the recipient must understand (crit) is
+	// invalid unless it understands them all, and this server understands none; an empty
+	// list is invalid as well.
+	if _, ok := t.Header["crit"]; ok {
+		errs = append(errs, "unsupported critical header (crit)")
+	}
+	// RFC 7519: exp, nbf and iat are NumericDates, JSON numbers. The jwt package also takes
+	// a string of digits, which a token's issuer did not mean as a date.
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		if raw, ok := claims.custom[name]; ok && !jsonNumber(raw) && string(raw) != "null" {
+			errs = append(errs, fmt.Sprintf("claim %q must be a number (NumericDate)", name))
+		}
+	}
 	if p.Sources, err = v.stringList(claims.custom, "sources"); err != nil {
 		errs = append(errs, err.Error())
 	}
@@ -170,6 +184,11 @@ func (v *verifier) verify(token string, now func() time.Time) (*Principal, error
 		return nil, invalid(strings.Join(errs, "; "))
 	}
 	return p, nil
+}
+
+// jsonNumber reports whether raw, a JSON value, is a number.
+func jsonNumber(raw json.RawMessage) bool {
+	return len(raw) > 0 && (raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9')
 }
 
 // stringList reads a list-of-strings claim: absent or null is nil.

@@ -3,6 +3,7 @@ package auth
 import (
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -138,6 +139,52 @@ func TestJWT(t *testing.T) {
 			t.Errorf("%s: Authenticate = %+v, %v; want ErrInvalidCredential saying %q", c.name, p, err, c.want)
 		}
 		noLeak(t, err, c.token)
+	}
+}
+
+// RFC 7519 and 7515, as the README's table says (issue 16): a kid must be a string whatever the
+// algorithm, exp, nbf and iat must be numbers (a NumericDate, not a numeric string), and a
+// token that names critical header extensions (crit), none of which this server supports,
+// is refused. Only once the signature is good: a forged token still gets "bad signature".
+func TestJWTHeaderAndDateTypes(t *testing.T) {
+	t.Parallel()
+	a := newAuth(t, fullConfig(t), now)
+	secret := []byte(testSecret)
+	withHeader := func(h map[string]any, c jwt.MapClaims) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+		for k, v := range h {
+			tok.Header[k] = v
+		}
+		s, err := tok.SignedString(secret)
+		must(t, err)
+		return s
+	}
+	str := func(d time.Duration) string { return fmt.Sprint(now.Add(d).Unix()) }
+	for _, c := range []struct{ name, token, want string }{
+		{"HS256, kid a number", withHeader(map[string]any{"kid": 7}, claims(nil)), "the kid header is not a string"},
+		{"HS256, kid an object", withHeader(map[string]any{"kid": map[string]any{}}, claims(nil)), "the kid header is not a string"},
+		{"exp a numeric string", sign(t, jwt.SigningMethodHS256, secret, "", claims(func(c jwt.MapClaims) { c["exp"] = str(time.Hour) })), `claim "exp" must be a number (NumericDate)`},
+		{"nbf a numeric string", sign(t, jwt.SigningMethodHS256, secret, "", claims(func(c jwt.MapClaims) { c["nbf"] = str(-time.Hour) })), `claim "nbf" must be a number (NumericDate)`},
+		{"iat a numeric string", sign(t, jwt.SigningMethodHS256, secret, "", claims(func(c jwt.MapClaims) { c["iat"] = str(0) })), `claim "iat" must be a number (NumericDate)`},
+		{"crit naming an extension", withHeader(map[string]any{"crit": []string{"x-bound"}, "x-bound": true}, claims(nil)), "unsupported critical header (crit)"},
+		{"crit empty", withHeader(map[string]any{"crit": []string{}}, claims(nil)), "unsupported critical header (crit)"},
+		{"crit, signed with another key", func() string {
+			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims(nil))
+			tok.Header["crit"] = []string{"x"}
+			s, err := tok.SignedString([]byte(testSecret + "x"))
+			must(t, err)
+			return s
+		}(), "bad signature"},
+	} {
+		p, err := a.Authenticate(bearer(c.token))
+		if !errors.Is(err, ErrInvalidCredential) || p != nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: Authenticate = %+v, %v; want ErrInvalidCredential saying %q", c.name, p, err, c.want)
+		}
+		noLeak(t, err, c.token)
+	}
+	// A number with a fraction is a NumericDate too.
+	if _, err := a.Authenticate(bearer(sign(t, jwt.SigningMethodHS256, secret, "", claims(func(c jwt.MapClaims) { c["exp"] = float64(now.Add(time.Hour).Unix()) + 0.5 })))); err != nil {
+		t.Errorf("exp with a fraction: %v", err)
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/streamux/streamux/internal/auth"
 	"github.com/streamux/streamux/internal/httpapi"
 	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/predicate"
 	"github.com/streamux/streamux/internal/rawconn"
 	"github.com/streamux/streamux/internal/router"
 	"github.com/streamux/streamux/internal/source/demo"
@@ -63,6 +64,9 @@ type envOptions struct {
 	// smallBuffers shrinks the server's socket send buffers, so that a client that stops
 	// reading is noticed after kilobytes rather than megabytes.
 	smallBuffers bool
+
+	// predicates bounds the clients' predicates (limits.predicate_max_bytes, _max_cost).
+	predicates predicate.Limits
 }
 
 // smallBufferListener sets a small send buffer on every accepted connection.
@@ -94,7 +98,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(ctx) }()
-	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Transport: o.transport, Log: quietLog, Auth: o.auth, AllowedOrigins: o.origins, AllowedHosts: o.hosts, Limits: o.limits})
+	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Transport: o.transport, Log: quietLog, Auth: o.auth, AllowedOrigins: o.origins, AllowedHosts: o.hosts, Limits: o.limits, Predicates: o.predicates})
 	srv := httptest.NewUnstartedServer(api)
 	if o.smallBuffers {
 		srv.Listener = smallBufferListener{srv.Listener}

@@ -69,6 +69,7 @@ func newMetrics(s *Server) *metrics {
 		dropped:   prometheus.NewDesc("streamux_source_dropped_total", "Matching messages not delivered because a queue was full (policy drop, or the message that cut a slow consumer).", src, nil),
 		evalErrs:  prometheus.NewDesc("streamux_predicate_errors_total", "Predicate evaluations that failed at run time (counted as no match).", src, nil),
 		slow:      prometheus.NewDesc("streamux_slow_consumers_total", "Subscriptions disconnected for being slow.", src, nil),
+		costly:    prometheus.NewDesc("streamux_predicate_too_costly_total", "Subscriptions cut because one evaluation of their predicate went over limits.predicate_max_cost.", src, nil),
 		subs:      prometheus.NewDesc("streamux_source_subscriptions", "Subscriptions reading the source.", src, nil),
 		state:     prometheus.NewDesc("streamux_source_state", "1 for the state the source is in.", []string{"source", "state"}, nil),
 		up:        prometheus.NewDesc("streamux_source_up", "1 while the source is up.", src, nil),
@@ -86,11 +87,11 @@ func newMetrics(s *Server) *metrics {
 type collector struct {
 	s *Server
 
-	received, bytes, matched, delivered, dropped, evalErrs, slow, subs, state, up, reconn, age, conns, live *prometheus.Desc
+	received, bytes, matched, delivered, dropped, evalErrs, slow, costly, subs, state, up, reconn, age, conns, live *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.received, c.bytes, c.matched, c.delivered, c.dropped, c.evalErrs, c.slow, c.subs, c.state, c.up, c.reconn, c.age, c.conns, c.live} {
+	for _, d := range []*prometheus.Desc{c.received, c.bytes, c.matched, c.delivered, c.dropped, c.evalErrs, c.slow, c.costly, c.subs, c.state, c.up, c.reconn, c.age, c.conns, c.live} {
 		ch <- d
 	}
 }
@@ -113,6 +114,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.dropped, k.Dropped, n)
 		counter(c.evalErrs, k.EvalErrors, n)
 		counter(c.slow, k.SlowConsumers, n)
+		counter(c.costly, k.TooCostly, n)
 		counter(c.reconn, si.Reconnect, n)
 		gauge(c.subs, float64(k.Subscriptions), n)
 		for _, st := range states {

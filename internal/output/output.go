@@ -53,6 +53,9 @@ var (
 	ErrShutdown     = errors.New("server shutting down")
 	ErrClientGone   = errors.New("client went away")
 	ErrExpired      = errors.New("credential expired")
+	// ErrTooCostly: one evaluation of the subscription's predicate went over its cost limit
+	// (predicate.ErrTooCostly); it would cost as much on the next such message.
+	ErrTooCostly = errors.New("predicate too costly")
 )
 
 // Limits bound one output's queue.
@@ -100,6 +103,7 @@ type Output struct {
 	delivered atomic.Uint64
 	dropped   atomic.Uint64
 	evalErrs  atomic.Uint64
+	evalCost  atomic.Uint64 // the most one evaluation of the predicate has cost (NoteCost)
 }
 
 // keepRing is the largest ring an emptied queue keeps; a larger one, grown by a burst, is
@@ -268,12 +272,27 @@ func (o *Output) CountDrop(n uint64) { o.dropped.Add(n) }
 // CountEvalError records a predicate that failed at run time on one message.
 func (o *Output) CountEvalError() { o.evalErrs.Add(1) }
 
+// NoteCost records what one evaluation of the subscription's predicate cost, where it is
+// measured; the output keeps the most.
+func (o *Output) NoteCost(c uint64) {
+	for {
+		old := o.evalCost.Load()
+		if c <= old || o.evalCost.CompareAndSwap(old, c) {
+			return
+		}
+	}
+}
+
 // Counters is a snapshot of an output's counters.
 type Counters struct {
 	Matched    uint64 `json:"matched"`
 	Delivered  uint64 `json:"delivered"`
 	Dropped    uint64 `json:"dropped"`
 	EvalErrors uint64 `json:"predicate_errors"`
+	// EvalCost is the most one evaluation of the predicate has cost, in CEL cost units, for a
+	// predicate measured as it runs (predicate.Predicate.Measured); 0 for the others, which
+	// their estimate bounds. Over limits.predicate_max_cost the subscription is cut.
+	EvalCost   uint64 `json:"predicate_cost"`
 	Depth      int    `json:"queue_depth"`
 	QueueBytes int64  `json:"queue_bytes"`
 }
@@ -285,7 +304,7 @@ func (o *Output) Counters() Counters {
 	o.mu.Unlock()
 	return Counters{
 		Matched: o.matched.Load(), Delivered: o.delivered.Load(), Dropped: o.dropped.Load(),
-		EvalErrors: o.evalErrs.Load(), Depth: depth, QueueBytes: bytes,
+		EvalErrors: o.evalErrs.Load(), EvalCost: o.evalCost.Load(), Depth: depth, QueueBytes: bytes,
 	}
 }
 

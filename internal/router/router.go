@@ -93,6 +93,7 @@ type Stats struct {
 	dropped    atomic.Uint64
 	evalErrors atomic.Uint64
 	slowKicked atomic.Uint64
+	tooCostly  atomic.Uint64
 	subs       atomic.Int64
 	lastSeq    atomic.Uint64
 	lost       atomic.Uint64
@@ -108,6 +109,9 @@ type Counters struct {
 	Dropped       uint64 `json:"dropped"`
 	EvalErrors    uint64 `json:"predicate_errors"`
 	SlowConsumers uint64 `json:"slow_consumers"`
+	// TooCostly counts the subscriptions cut because one evaluation of their predicate went
+	// over its cost limit (predicate.ErrTooCostly).
+	TooCostly     uint64 `json:"predicate_too_costly"`
 	Subscriptions int64  `json:"subscriptions"`
 	LastSeq       uint64 `json:"last_seq"`
 	// Lost counts messages the source received but could not pass on (too large), which
@@ -186,7 +190,7 @@ func (r *Router) Counters() Counters {
 	s := &r.stats
 	return Counters{
 		Received: s.received.Load(), Bytes: s.bytes.Load(), Matched: s.matched.Load(), Delivered: s.queued.Load(), Dropped: s.dropped.Load(),
-		EvalErrors: s.evalErrors.Load(), SlowConsumers: s.slowKicked.Load(),
+		EvalErrors: s.evalErrors.Load(), SlowConsumers: s.slowKicked.Load(), TooCostly: s.tooCostly.Load(),
 		Subscriptions: s.subs.Load(), LastSeq: s.lastSeq.Load(), LastMessage: unixNano(s.lastTime.Load()),
 		Lost: s.lost.Load(),
 	}
@@ -343,7 +347,9 @@ func (r *Router) visit(gs []*group, ev *stream.Event) {
 
 // match evaluates g's predicate on the current message, once for all its subscriptions; a
 // panic in a predicate is recovered and counted as a run-time failure of that predicate, so that
-// it stops nothing else.
+// it stops nothing else. A predicate that went over its cost limit cuts its subscriptions: it
+// was held to the limit this time, but it would cost as much on every such message, for every
+// other subscriber of the source to wait for.
 func (r *Router) match(g *group) (ok bool) {
 	defer func() {
 		if p := recover(); p != nil {
@@ -353,11 +359,36 @@ func (r *Router) match(g *group) (ok bool) {
 		}
 	}()
 	ok, err := g.pred.Match(&r.input)
+	if g.pred.Measured() {
+		c := r.input.Cost()
+		for _, e := range g.entries {
+			e.out.NoteCost(c)
+		}
+	}
 	if err != nil {
+		if errors.Is(err, predicate.ErrTooCostly) {
+			r.cut(g, err)
+			return false
+		}
 		r.evalFailed(g)
 	}
 	return ok
 }
+
+// cut ends g's subscriptions, whose predicate went over its cost limit on this message; sweep
+// then removes them.
+func (r *Router) cut(g *group, err error) {
+	for _, e := range g.entries {
+		e.out.Close(output.ErrTooCostly)
+		r.stats.tooCostly.Add(1)
+	}
+	r.dead = true
+	r.log.Info("predicate too costly: subscriptions cut", "subscriptions", len(g.entries), "seq", r.seq, "err", err)
+}
+
+// CountTooCostly records a subscription cut because its predicate went over its cost limit on
+// a message of this source's history, as the supervisor matched its backlog.
+func (r *Router) CountTooCostly() { r.stats.tooCostly.Add(1) }
 
 func (r *Router) evalFailed(g *group) {
 	for _, e := range g.entries {

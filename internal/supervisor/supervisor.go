@@ -246,6 +246,7 @@ func (s *Supervisor) Subscribe(ctx context.Context, req Request) (*Subscription,
 	// in is this replay's own; what it decodes of a message is valid until the next Reset,
 	// and only a bool leaves it.
 	var in predicate.Input
+replay:
 	for i, n := range names {
 		b := backlogs[i]
 		switch {
@@ -257,7 +258,18 @@ func (s *Supervisor) Subscribe(ctx context.Context, req Request) (*Subscription,
 			sub.Backlog = append(sub.Backlog, stream.NewGap(n, b.Missed, stream.GapHistory))
 		}
 		for _, ev := range b.Events {
-			if matches(req.Predicate, &in, ev.Msg) {
+			ok, err := matches(req.Predicate, &in, ev.Msg)
+			if req.Predicate != nil && req.Predicate.Measured() {
+				sub.Out.NoteCost(in.Cost())
+			}
+			if errors.Is(err, predicate.ErrTooCostly) {
+				// As a router cuts it on a live message: the backlog before this message
+				// is sent, then the stream ends.
+				sub.Out.Close(output.ErrTooCostly)
+				s.routers[n].CountTooCostly()
+				break replay
+			}
+			if ok {
 				sub.Backlog = append(sub.Backlog, ev)
 			}
 		}
@@ -267,13 +279,13 @@ func (s *Supervisor) Subscribe(ctx context.Context, req Request) (*Subscription,
 	return sub, nil
 }
 
-func matches(p *predicate.Predicate, in *predicate.Input, m *stream.Message) bool {
+// matches reports whether m matches p; the error is Match's, for ErrTooCostly.
+func matches(p *predicate.Predicate, in *predicate.Input, m *stream.Message) (bool, error) {
 	if p == nil || p.MatchesAll() {
-		return true
+		return true, nil
 	}
 	in.Reset(m)
-	ok, _ := p.Match(in)
-	return ok
+	return p.Match(in)
 }
 
 // Close ends the subscription, if it has not ended, and removes it from every router and from
@@ -294,7 +306,7 @@ func (sub *Subscription) Close() {
 		s.mu.Unlock()
 		c := sub.Out.Counters()
 		s.log.Info("subscription closed", "id", sub.Out.ID(), "remote", sub.Remote, "predicate_hash", predicateHash(sub.Predicate), "reason", sub.Out.Err(),
-			"delivered", c.Delivered, "dropped", c.Dropped, "predicate_errors", c.EvalErrors)
+			"delivered", c.Delivered, "dropped", c.Dropped, "predicate_errors", c.EvalErrors, "predicate_cost", c.EvalCost)
 	})
 }
 

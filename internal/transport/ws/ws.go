@@ -1,5 +1,6 @@
 // Package ws serves a subscription over WebSocket: one event per text frame, pings from the
-// server, and close codes that say why a stream ended (4008 slow consumer, 1001 shutdown).
+// server, and close codes that say why a stream ended (4008 slow consumer, 4009 predicate too
+// costly, 1001 shutdown).
 //
 // Each connection has one goroutine of its own, which reads the client's frames: it has pings
 // answered, notices a close, and cuts a peer that has been silent for two heartbeats (it did not
@@ -31,9 +32,12 @@ import (
 	"github.com/streamux/streamux/internal/transport"
 )
 
-// Close codes beyond RFC 6455's, as API.md lists them.
+// Close codes beyond RFC 6455's: API.md's, and streamux's own.
 const (
 	CloseSlowConsumer ws.StatusCode = 4008
+	// ClosePredicateTooCostly: one evaluation of the stream's predicate went over its cost
+	// limit. Reconnecting with the same predicate is cut again by the same kind of message.
+	ClosePredicateTooCostly ws.StatusCode = 4009
 )
 
 // IsUpgrade reports whether r asks for a WebSocket.
@@ -455,6 +459,8 @@ func closeFor(reason error) *closeFrame {
 		return &closeFrame{ws.StatusPolicyViolation, "ended by an administrator"}
 	case errors.Is(reason, output.ErrExpired):
 		return &closeFrame{ws.StatusPolicyViolation, "credential expired"}
+	case errors.Is(reason, output.ErrTooCostly):
+		return &closeFrame{ClosePredicateTooCostly, "predicate too costly"}
 	}
 	return nil
 }
