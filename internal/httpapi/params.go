@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -20,9 +21,17 @@ type streamParams struct {
 	// fromHeader says that from came from SSE's Last-Event-ID header, which a browser sends back
 	// by itself: ids in it of sources the stream no longer reads are ignored, not refused.
 	fromHeader bool
-	policy     output.Policy
-	batch      bool
+	// fromUnknown says that Last-Event-ID could not be read, wholly or in part: every source
+	// the stream reads that it names no good id of resumes from resumeUnknown.
+	fromUnknown bool
+	policy      output.Policy
+	batch       bool
 }
+
+// resumeUnknown, as a source's resume point, is after every id the source has given: its
+// router answers as it does for an id from elsewhere (router.Backlog.Unknown), with a gap
+// whose reason is unknown_id, then its whole history.
+const resumeUnknown = math.MaxUint64
 
 // maxListItems bounds the sources and resume ids one request may name.
 const maxListItems = 256
@@ -30,6 +39,12 @@ const maxListItems = 256
 // parseStreamParams reads where, source (repeatable or comma-separated), from (repeatable or
 // comma-separated event ids, one per source; lastEventID, SSE's Last-Event-ID header, is used
 // when from is absent), policy and batch.
+//
+// A browser sends Last-Event-ID back by itself, and its EventSource stops reconnecting for
+// good on an error answer; so the header is never refused. An id in it that does not parse
+// sets fromUnknown (the sources it might have named start over, after a gap), an id given
+// twice counts as the earlier of the two (nothing is lost), and the number of ids is bounded
+// by the size of the headers alone (a stream of many sources has ids as long).
 func parseStreamParams(q url.Values, lastEventID string) (streamParams, *apiError) {
 	var p streamParams
 	bad := func(format string, args ...any) (streamParams, *apiError) {
@@ -62,27 +77,57 @@ func parseStreamParams(q url.Values, lastEventID string) (streamParams, *apiErro
 			return bad("batch must be true or false, not %q", b)
 		}
 	}
-	ids, param := splitList(q["from"]), "from"
+	ids := splitList(q["from"])
 	if len(ids) == 0 && lastEventID != "" {
-		ids, param, p.fromHeader = splitList([]string{lastEventID}), "Last-Event-ID", true
+		p.fromHeader = true
+		for _, id := range splitList([]string{lastEventID}) {
+			src, seq, err := stream.ParseID(id)
+			if err != nil {
+				p.fromUnknown = true
+				continue
+			}
+			if p.from == nil {
+				p.from = make(map[string]uint64)
+			}
+			if old, dup := p.from[src]; !dup || seq < old {
+				p.from[src] = seq
+			}
+		}
+		return p, nil
 	}
 	if len(ids) > maxListItems {
-		return bad("too many resume ids in %s: %d, at most %d", param, len(ids), maxListItems)
+		return bad("too many resume ids in from: %d, at most %d", len(ids), maxListItems)
 	}
 	for _, id := range ids {
 		src, seq, err := stream.ParseID(id)
 		if err != nil {
-			return bad("%s: %v", param, err)
+			return bad("from: %v", err)
 		}
 		if p.from == nil {
 			p.from = make(map[string]uint64)
 		}
 		if _, dup := p.from[src]; dup {
-			return bad("%s names source %q twice; give one id per source", param, src)
+			return bad("from names source %q twice; give one id per source", src)
 		}
 		p.from[src] = seq
 	}
 	return p, nil
+}
+
+// resumeFrom completes p.from once the stream's sources are known: a Last-Event-ID that
+// could not be read (fromUnknown) leaves every source it names no good id of to start over.
+func (p *streamParams) resumeFrom() {
+	if !p.fromUnknown {
+		return
+	}
+	if p.from == nil {
+		p.from = make(map[string]uint64, len(p.sources))
+	}
+	for _, src := range p.sources {
+		if _, ok := p.from[src]; !ok {
+			p.from[src] = resumeUnknown
+		}
+	}
 }
 
 // splitList flattens repeated and comma-separated values, trimming spaces.

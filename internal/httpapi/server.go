@@ -217,6 +217,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, aerr)
 		return
 	}
+	p.resumeFrom()
 	for src := range p.from {
 		switch {
 		case contains(p.sources, src):
