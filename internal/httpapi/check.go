@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 
 	"github.com/streamux/streamux/internal/predicate"
 )
@@ -68,6 +69,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		writeError(w, aerr)
 		return
 	}
+	names = distinct(names) // a source named twice is counted once
 	pred, aerr := s.compile(req.Where)
 	if aerr != nil {
 		writeJSON(w, http.StatusOK, checkResponse{Error: aerr})
@@ -133,4 +135,15 @@ func sourceList(raw json.RawMessage) ([]string, error) {
 		return nil, errors.New("source must be a string or a list of strings")
 	}
 	return many, nil
+}
+
+// distinct returns names without repeats, in the order of their first appearance.
+func distinct(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
