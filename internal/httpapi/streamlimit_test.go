@@ -23,4 +23,15 @@ func TestStreamLineAtTheLimit(t *testing.T) {
 	if a := p.answer(t); a.status != 200 || !strings.Contains(a.raw, `"accepted":3`) {
 		t.Fatalf("three lines at the limit: %d %s", a.status, a.raw)
 	}
+	// One byte over, whatever room the line ending leaves: 413.
+	for _, end := range []string{"\n", "\r\n", ""} {
+		p := e.streamPost("", "application/x-ndjson")
+		go func() {
+			_, _ = io.WriteString(p.w, line+"x"+end)
+			p.w.Close()
+		}()
+		if a := p.answer(t); a.status != 413 {
+			t.Fatalf("a line of the limit and a byte, ending %q: %d %s", end, a.status, a.raw)
+		}
+	}
 }

@@ -313,10 +313,17 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 	sc.Split(body.lines)
 	var copies lineCopies
 	n := 0
+	tooLong := func() *Error {
+		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+			Message: fmt.Sprintf("a line is over the limit of %d bytes (max_body_bytes), after %s", s.maxBody, messages(n))}
+	}
 	for line := 1; sc.Scan(); line++ {
 		b := sc.Bytes() // without its line ending: bufio.ScanLines, as nextLine
 		if len(b) == 0 {
 			continue
+		}
+		if int64(len(b)) > s.maxBody { // the buffer's room for a line ending can hold more
+			return n, tooLong()
 		}
 		if !req.envelope {
 			// The scanner overwrites its buffer as it reads on, and the message outlives
@@ -342,8 +349,7 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 	case stop.Err() != nil || e.ctx.Err() != nil:
 		return n, shuttingDown(n)
 	case errors.Is(err, bufio.ErrTooLong):
-		return n, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
-			Message: fmt.Sprintf("a line is over the limit of %d bytes (max_body_bytes), after %s", s.maxBody, messages(n))}
+		return n, tooLong()
 	default:
 		return n, badRequest("read NDJSON after %s: %v", messages(n), err)
 	}
