@@ -120,6 +120,16 @@ type Limits struct {
 	// line (408 after); an empty line counts, as a keep-alive. Within a line, body_read_timeout
 	// and body_min_rate apply. Defaults to 10m.
 	IngestIdleTimeout time.Duration `yaml:"ingest_idle_timeout"`
+
+	// CheckMaxCost bounds the work of one POST /v1/check, in CEL cost units: one per message,
+	// one per byte of body decoded, and what each evaluation costs. The answer then counts what
+	// was looked at and says where it stopped. Defaults to 10,000,000 (0.05 to 0.5 s of a core).
+	CheckMaxCost uint64 `yaml:"check_max_cost"`
+	// CheckRate is how many /v1/check calls per second one API key or token subject may make,
+	// or without auth one IP address (loopback exempt unless apply_to_loopback), with
+	// CheckBurst at once (429 with Retry-After above). Defaults to 1 and 5.
+	CheckRate  float64 `yaml:"check_rate"`
+	CheckBurst int     `yaml:"check_burst"`
 }
 
 // TLS names the certificate and key to serve with.
@@ -405,6 +415,15 @@ func (c *Config) applyDefaults() {
 	if l.IngestIdleTimeout == 0 {
 		l.IngestIdleTimeout = 10 * time.Minute
 	}
+	if l.CheckMaxCost == 0 {
+		l.CheckMaxCost = 10_000_000
+	}
+	if l.CheckRate == 0 {
+		l.CheckRate = 1
+	}
+	if l.CheckBurst == 0 {
+		l.CheckBurst = 5
+	}
 	if c.History.Size == 0 {
 		c.History.Size = 10000
 	}
@@ -459,6 +478,9 @@ func (c *Config) Validate() error {
 	if l.IngestRequests < 0 || l.IngestRequestsPerClient < 0 || l.BodyBufferBytes < 0 || l.BodyReadTimeout < 0 ||
 		l.BodyMinRate < 0 || l.IngestIdleTimeout < 0 {
 		add("limits: ingest_requests, ingest_requests_per_client, body_buffer_bytes, body_read_timeout, body_min_rate and ingest_idle_timeout must be positive")
+	}
+	if l.CheckRate < 0 || l.CheckBurst < 0 {
+		add("limits: check_rate and check_burst must be positive")
 	}
 	if m := c.maxBodyBytes(); l.BodyBufferBytes > 0 && l.BodyBufferBytes < m {
 		add("limits.body_buffer_bytes %d is less than the max_body_bytes %d of an http source: no such body could be received", l.BodyBufferBytes, m)

@@ -1,13 +1,17 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 
 	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/stream"
 )
 
 // checkRequest is the body of POST /v1/check; source may be a string or a list.
@@ -32,6 +36,19 @@ type checkResponse struct {
 	Sources map[string]checkCount `json:"sources,omitempty"`
 	Matched int                   `json:"matched"`
 	Of      int                   `json:"of"`
+	// Stopped says why the counts do not cover the whole history, when they do not.
+	Stopped *checkStop `json:"stopped,omitempty"`
+}
+
+// checkStop is where and why a check stopped before the end of the history: Code
+// predicate_too_costly when one evaluation went over limits.predicate_max_cost at the message
+// ID (a stream with the predicate would be cut there; the counts are of the messages before
+// it), check_too_costly when the call's work reached limits.check_max_cost (the counts are of
+// the messages up to ID).
+type checkStop struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	ID      string `json:"id"`
 }
 
 type costEstimate struct {
@@ -40,7 +57,10 @@ type costEstimate struct {
 }
 
 // check compiles a predicate and counts its matches in the history. A predicate that does not
-// compile is a normal answer (200, "valid": false); only a malformed request is a 400.
+// compile is a normal answer (200, "valid": false); only a malformed request is a 400. The count
+// is bounded (CheckLimits.MaxCost, and each evaluation by the predicate's own cost limit), stops
+// when the client leaves or the server drains, and each credential (each address without
+// authentication) may call it at CheckLimits.Rate.
 func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	var req checkRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
@@ -62,6 +82,10 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	}
 	who := s.authenticate(w, r)
 	if who == nil {
+		return
+	}
+	if aerr := s.checks.admit(who, r); aerr != nil {
+		writeError(w, aerr)
 		return
 	}
 	names, aerr := s.readable(who, names)
@@ -92,34 +116,103 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	for _, a := range pred.Atoms() {
 		resp.Atoms = append(resp.Atoms, a.String())
 	}
-	// The history's messages are read-only once routed, and their bodies their own
-	// (stream.Message.Body), so reading them here while their router routes on is safe. in is
-	// this request's: what it decodes of a message (its parser's values) is valid until the
-	// next Reset, and nothing of it leaves the loop but the counts.
-	var in predicate.Input
+	// The count ends with the request, and with the server: a shutdown does not wait for it.
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.drainCtx, cancel)()
+	sc := scan{visible: visible, counted: counted, budget: s.checks.lim.MaxCost}
+	s.checks.running.Add(1)
+	defer s.checks.running.Add(-1)
 	for _, n := range names {
-		evs, err := s.sup.History(r.Context(), n)
+		evs, err := s.sup.History(ctx, n)
 		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
 			continue
 		}
-		var c checkCount
-		for _, ev := range evs {
-			in.Reset(ev.Msg)
-			if visible != nil {
-				if ok, _ := visible.Match(&in); !ok {
-					continue
-				}
-			}
-			c.Of++
-			if ok, _ := counted.Match(&in); ok {
-				c.Matched++
-			}
-		}
+		c := sc.count(ctx, evs)
 		resp.Sources[n] = c
 		resp.Matched += c.Matched
 		resp.Of += c.Of
+		if sc.stopped != nil || ctx.Err() != nil {
+			break
+		}
 	}
-	writeJSON(w, http.StatusOK, resp)
+	switch {
+	case s.drainCtx.Err() != nil:
+		writeError(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
+	case ctx.Err() != nil:
+		// The client has gone: no one to answer.
+	default:
+		resp.Stopped = sc.stopped
+		writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+// scan counts a check's matches in the history, within its budget.
+type scan struct {
+	visible *predicate.Predicate // the credential's forced predicate, or nil
+	counted *predicate.Predicate // the client's, narrowed by the forced one
+	budget  uint64               // CheckLimits.MaxCost
+	spent   uint64
+	stopped *checkStop // set once the scan must stop
+	// in is the scan's own. The history's messages are read-only once routed, and their bodies
+	// their own (stream.Message.Body), so reading them here while their router routes on is
+	// safe; what in decodes of a message (its parser's values) is valid until the next Reset,
+	// and nothing of it leaves the scan but the counts.
+	in predicate.Input
+}
+
+// count counts the matches among evs, until the end, ctx is done, or the scan must stop.
+func (sc *scan) count(ctx context.Context, evs []*stream.Event) checkCount {
+	var c checkCount
+	for _, ev := range evs {
+		if ctx.Err() != nil {
+			return c
+		}
+		sc.in.Reset(ev.Msg)
+		cost := uint64(1)
+		ok, err := true, error(nil)
+		if sc.visible != nil {
+			ok, err = sc.visible.Match(&sc.in)
+			cost += evalCost(sc.visible, &sc.in)
+		}
+		if err == nil && ok {
+			ok, err = sc.counted.Match(&sc.in)
+			cost += evalCost(sc.counted, &sc.in)
+			if !errors.Is(err, predicate.ErrTooCostly) {
+				c.Of++
+			}
+			if ok {
+				c.Matched++
+			}
+		}
+		if errors.Is(err, predicate.ErrTooCostly) {
+			sc.stopped = &checkStop{Code: predicate.CodeTooCostly, ID: eventID(ev),
+				Message: err.Error() + " (limits.predicate_max_cost): a stream with this predicate is cut at this message"}
+			return c
+		}
+		sc.spent += cost + uint64(sc.in.Decoded())
+		if sc.spent >= sc.budget {
+			sc.stopped = &checkStop{Code: "check_too_costly", ID: eventID(ev),
+				Message: fmt.Sprintf("this check reached its cost limit of %d (limits.check_max_cost): the counts are of the messages up to this one", sc.budget)}
+			return c
+		}
+	}
+	return c
+}
+
+// eventID is ev's id, "<source>:<seq>".
+func eventID(ev *stream.Event) string { return ev.Source + ":" + strconv.FormatUint(ev.Seq(), 10) }
+
+// evalCost is what the last Match of p on in cost: what it measured, or its estimate's bound.
+func evalCost(p *predicate.Predicate, in *predicate.Input) uint64 {
+	if p.Measured() {
+		return in.Cost()
+	}
+	_, max := p.Cost()
+	return max
 }
 
 func sourceList(raw json.RawMessage) ([]string, error) {

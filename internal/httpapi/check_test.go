@@ -1,10 +1,20 @@
 package httpapi_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/streamux/streamux/internal/auth"
+	"github.com/streamux/streamux/internal/httpapi"
+	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/sourcetest"
 )
 
 // checkResult is the answer of POST /v1/check, as far as these tests read it.
@@ -60,4 +70,153 @@ func TestCheckSourceNamedTwice(t *testing.T) {
 			t.Errorf("%s: %s %+v; want of %d", body, resp.Status, v, want["in"]+want["other"])
 		}
 	}
+}
+
+// A check's work is bounded by limits.check_max_cost: the answer counts what it looked at and
+// says where it stopped.
+func TestCheckBudget(t *testing.T) {
+	e := newEnv(t, envOptions{history: 1000, check: httpapi.CheckLimits{MaxCost: 5000}})
+	e.publish("in", numbered(1000, keyEvenOdd)...)
+	resp, v := e.check(`{"where":"body.n > 0","source":"in"}`)
+	if resp.StatusCode != 200 || !v.Valid || v.Stopped == nil || v.Stopped.Code != "check_too_costly" ||
+		!strings.Contains(v.Stopped.Message, "limits.check_max_cost") {
+		t.Fatalf("%s %+v; want a check stopped by check_too_costly", resp.Status, v)
+	}
+	// Each message costs one, its 8 or so bytes of body, and the predicate's estimate: a few
+	// hundred of them fit.
+	if v.Of < 100 || v.Of >= 1000 || v.Matched != v.Of || v.Stopped.ID != fmt.Sprintf("in:%d", v.Of) {
+		t.Errorf("counted %d of 1000, stopped at %s", v.Of, v.Stopped.ID)
+	}
+	// Within the budget, no stop.
+	if _, v := e.check(`{"where":"body.n > 0","source":"other"}`); v.Stopped != nil || v.Of != 0 {
+		t.Errorf("an empty history: %+v", v)
+	}
+}
+
+// One evaluation is held to the predicate's cost limit, as a stream is: the check stops where a
+// stream with the predicate would be cut, and says so, without running the regex of issue 16
+// on 10 KB.
+func TestCheckPredicateTooCostly(t *testing.T) {
+	e := newEnv(t, envOptions{predicates: predicate.Limits{MaxCost: 10_000_000}})
+	e.publish("in", msg{Key: "k", Body: json.RawMessage(`{"s":"a"}`)})
+	e.publish("in", bigBodies(3)...)
+	resp, v := e.check(`{"where":` + strconv.Quote(hostileRegex) + `,"source":"in"}`)
+	if resp.StatusCode != 200 || !v.Valid || v.Stopped == nil || v.Stopped.Code != "predicate_too_costly" ||
+		v.Stopped.ID != "in:2" || v.Of != 1 || !strings.Contains(v.Stopped.Message, "limits.predicate_max_cost") {
+		t.Fatalf("%s %+v; want a check stopped by predicate_too_costly at in:2", resp.Status, v)
+	}
+	// At the default limits, it does not compile.
+	d := newEnv(t, envOptions{})
+	if resp, v := d.check(`{"where":` + strconv.Quote(hostileRegex) + `}`); resp.StatusCode != 200 || v.Valid ||
+		v.Error == nil || v.Error.Code != "predicate_too_costly" {
+		t.Fatalf("default limits: %s %+v", resp.Status, v)
+	}
+}
+
+// Checks are rate-limited per address without auth (loopback too, with apply_to_loopback), and
+// per credential with it: a 429 with Retry-After, as the subscribe rate limit answers.
+func TestCheckRateLimit(t *testing.T) {
+	e := newEnv(t, envOptions{limits: httpapi.Limits{ApplyToLoopback: true}, check: httpapi.CheckLimits{Rate: 0.01, Burst: 2}})
+	for i := range 3 {
+		resp, _ := e.checkRaw(`{"where":"true"}`, "")
+		if i < 2 && resp.StatusCode != 200 {
+			t.Fatalf("call %d: %s", i+1, resp.Status)
+		}
+		if i == 2 && (resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "") {
+			t.Fatalf("call 3: %s, Retry-After %q; want 429 with Retry-After", resp.Status, resp.Header.Get("Retry-After"))
+		}
+	}
+	_, body := e.checkRaw(`{"where":"true"}`, "")
+	if !strings.Contains(body, "limit_exceeded") || !strings.Contains(body, "limits.check_rate") {
+		t.Errorf("429 body %s", body)
+	}
+
+	keyA, keyB := "check-key-a", "check-key-b"
+	authn, err := auth.New(auth.Config{APIKeys: []auth.APIKey{{Name: "a", SHA256: auth.HashKey(keyA)}, {Name: "b", SHA256: auth.HashKey(keyB)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newEnv(t, envOptions{auth: authn, check: httpapi.CheckLimits{Rate: 0.01, Burst: 1}})
+	if resp, _ := a.checkRaw(`{"where":"true"}`, keyA); resp.StatusCode != 200 {
+		t.Fatalf("key a, first call: %s", resp.Status)
+	}
+	if resp, _ := a.checkRaw(`{"where":"true"}`, keyA); resp.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("key a, second call: %s; want 429 (loopback does not exempt a credential)", resp.Status)
+	}
+	if resp, _ := a.checkRaw(`{"where":"true"}`, keyB); resp.StatusCode != 200 {
+		t.Fatalf("key b: %s; each credential has its own rate", resp.Status)
+	}
+}
+
+// checkRaw posts body to /v1/check with the credential, if any, and returns the answer's text.
+func (e *env) checkRaw(body, credential string) (*http.Response, string) {
+	e.t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/check", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if credential != "" {
+		req.Header.Set("Authorization", "Bearer "+credential)
+	}
+	resp, err := e.client.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// slowCheck starts, in its own goroutine, a check that would take minutes (2,000 evaluations of
+// a regex costing 7 million on 10 KB, about 0.15 s each, under a cost limit raised to allow them),
+// and returns once the server is counting. The answer, or the client's error, comes on the
+// channel.
+func slowCheck(t *testing.T, e *env, ctx context.Context) <-chan string {
+	t.Helper()
+	body := json.RawMessage(`{"s":"` + strings.Repeat("a", 10_000) + `"}`)
+	for range 40 {
+		batch := make([]msg, 50)
+		for i := range batch {
+			batch[i] = msg{Key: "k", Body: body}
+		}
+		e.publish("in", batch...)
+	}
+	where := `body.s.matches("(.*.*.*.*.*.*.*.*){40}x")`
+	answer := make(chan string, 1)
+	go func() { // ends with the request, which the test waits for
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/v1/check", strings.NewReader(`{"where":`+strconv.Quote(where)+`,"source":"in"}`))
+		resp, err := e.client.Do(req)
+		if err != nil {
+			answer <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		answer <- resp.Status + " " + string(b)
+	}()
+	waitFor(t, "the check to start counting", func() bool { return httpapi.ChecksRunning(e.api) == 1 })
+	return answer
+}
+
+// A check whose client leaves stops counting: it does not burn a core for minutes after.
+func TestCheckClientGone(t *testing.T) {
+	e := newEnv(t, envOptions{history: 2000, predicates: predicate.Limits{MaxCost: 10_000_000}, check: httpapi.CheckLimits{MaxCost: 1 << 62}})
+	ctx, cancel := context.WithCancel(context.Background())
+	answer := slowCheck(t, e, ctx)
+	cancel()
+	<-answer
+	// A liveness bound, far below the minutes the count would take.
+	sourcetest.Eventually(t, 20*time.Second, func() bool { return httpapi.ChecksRunning(e.api) == 0 }, "the check to stop")
+}
+
+// A shutdown does not wait for a check: draining ends it at once with 503 shutting_down, so that
+// SIGTERM is not held for the whole grace.
+func TestCheckDrain(t *testing.T) {
+	e := newEnv(t, envOptions{history: 2000, predicates: predicate.Limits{MaxCost: 10_000_000}, check: httpapi.CheckLimits{MaxCost: 1 << 62}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // a liveness bound
+	defer cancel()
+	answer := slowCheck(t, e, ctx)
+	e.api.Drain()
+	if got := <-answer; !strings.HasPrefix(got, "503 ") || !strings.Contains(got, "shutting_down") {
+		t.Fatalf("the check answered %.200s; want 503 shutting_down", got)
+	}
+	sourcetest.Eventually(t, 20*time.Second, func() bool { return httpapi.ChecksRunning(e.api) == 0 }, "the check to stop")
 }

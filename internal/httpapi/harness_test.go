@@ -67,6 +67,8 @@ type envOptions struct {
 
 	// predicates bounds the clients' predicates (limits.predicate_max_bytes, _max_cost).
 	predicates predicate.Limits
+	// check bounds POST /v1/check (limits.check_max_cost, check_rate, check_burst).
+	check httpapi.CheckLimits
 }
 
 // smallBufferListener sets a small send buffer on every accepted connection.
@@ -98,7 +100,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(ctx) }()
-	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Transport: o.transport, Log: quietLog, Auth: o.auth, AllowedOrigins: o.origins, AllowedHosts: o.hosts, Limits: o.limits, Predicates: o.predicates})
+	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Transport: o.transport, Log: quietLog, Auth: o.auth, AllowedOrigins: o.origins, AllowedHosts: o.hosts, Limits: o.limits, Predicates: o.predicates, Check: o.check})
 	srv := httptest.NewUnstartedServer(api)
 	if o.smallBuffers {
 		srv.Listener = smallBufferListener{srv.Listener}

@@ -55,6 +55,8 @@ type Options struct {
 	// rebinding; with Auth, any Host is unless the list is set.
 	AllowedHosts []string
 	Limits       Limits
+	// Check bounds POST /v1/check.
+	Check CheckLimits
 }
 
 // Server serves the API over one supervisor.
@@ -69,6 +71,7 @@ type Server struct {
 	drainCtx context.Context // done at Drain
 	drain    context.CancelFunc
 	gate     *gate
+	checks   *checkGate     // the rate of /v1/check calls: check.go
 	hub      *ws.Hub        // writes the WebSocket streams
 	streams  sync.WaitGroup // the goroutines that serve WebSocket streams after their handler returned
 	closeMu  sync.Mutex     // orders streams.Add with Close
@@ -93,6 +96,7 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 	s := &Server{sup: sup, opt: opt, log: opt.Log, mux: http.NewServeMux(), gate: newGate(opt.Limits), preds: newPredicateCache(opt.Predicates), forcedPreds: newPredicateCache(predicate.Limits{MaxBytes: 64 << 10}),
 		hub: ws.NewHub(opt.Transport)}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
+	s.checks = newCheckGate(opt.Check, opt.Limits.ApplyToLoopback)
 	s.metrics = newMetrics(s)
 	s.bodies = newBodies(s.gate.lim, s.metrics.reg)
 	s.ingests = newIngestGate(s.gate.lim)
