@@ -77,7 +77,9 @@ func Connect(ctx context.Context, cfg Config, listen string) (*Conn, error) {
 	select {
 	case r = <-done:
 	case <-ctx.Done():
-		go func() { // ends at once: the connection above is closed as soon as it is made
+		// Nobody waits for this one: it ends when the dial above does (within the connect
+		// timeout per server), closing the connection if one was made.
+		go func() {
 			if r := <-done; r.nc != nil {
 				r.nc.Close()
 			}

@@ -339,3 +339,21 @@ func describeAll(items []cluster.Item) []string {
 	}
 	return s
 }
+
+// An append to a log that does not exist says so, rather than retrying until its context ends.
+func TestAppendWithoutALog(t *testing.T) {
+	t.Parallel()
+	c := connect(t, requireNATS(t), cluster.Config{})
+	l := c.Log("missing")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := l.Append(ctx, entries(1, 3)); !errors.Is(err, cluster.ErrNoLog) {
+		t.Fatalf("append: %v", err)
+	}
+	if _, err := l.Writer(ctx, nil); !errors.Is(err, cluster.ErrNoLog) {
+		t.Fatalf("writer: %v", err)
+	}
+	if _, err := l.Fetch(ctx, time.Time{}, 1, 10); !errors.Is(err, cluster.ErrNoLog) {
+		t.Fatalf("fetch: %v", err)
+	}
+}
