@@ -9,11 +9,14 @@ import (
 )
 
 // TestMain checks that no test leaves a goroutine behind, once the shared in-process cluster
-// (which lives for the whole run) is shut down.
+// and the benchmarks' embedded server (which live for the whole run) are shut down.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared.tc != nil {
 		shared.tc.shutdown()
+	}
+	if embedded.tc != nil {
+		embedded.tc.shutdown()
 	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
