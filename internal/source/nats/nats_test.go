@@ -58,13 +58,21 @@ func TestHeadersAndReply(t *testing.T) {
 	if err := s.nc.Publish(prefix+".not.matched", []byte("deeper than *")); err != nil {
 		t.Fatal(err)
 	}
+	// A sentinel: NATS delivers one connection's messages to a subscriber in the order
+	// published, so once it has arrived, the unmatched subject's would have too.
+	if err := s.nc.Publish(prefix+".sentinel", []byte("last")); err != nil {
+		t.Fatal(err)
+	}
 	if err := s.nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	c.WaitLen(t, 3, wait)
+	c.WaitLen(t, 4, wait)
 	got := c.Messages()
 	if v, ok := got[1].Headers[nats.ReplyHeader]; ok {
 		t.Errorf("a publisher's %s header passed for the source's: %q", nats.ReplyHeader, v)
+	}
+	if got[3].Key != prefix+".sentinel" {
+		t.Errorf("fourth message: key %q, body %q; want the sentinel", got[3].Key, got[3].Body)
 	}
 	got = append(got[:1], got[2:]...)
 	h := got[0].Headers
@@ -74,9 +82,8 @@ func TestHeadersAndReply(t *testing.T) {
 	if got[1].Key != prefix+".b" || got[1].Headers != nil || string(got[1].Body) != "plain" {
 		t.Errorf("second message: key %q, headers %v, body %s", got[1].Key, got[1].Headers, got[1].Body)
 	}
-	time.Sleep(100 * time.Millisecond) // the unmatched subject would have arrived by now
-	if n := c.Len(); n != 3 {
-		t.Errorf("%d messages, want 3: %q matched %q", n, prefix+".not.matched", prefix+".*")
+	if n := c.Len(); n != 4 {
+		t.Errorf("%d messages, want 4: %q matched %q", n, prefix+".not.matched", prefix+".*")
 	}
 }
 
