@@ -1,0 +1,12 @@
+package ndjson
+
+import (
+	"net/http"
+
+	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/transport"
+)
+
+func benchServe(w http.ResponseWriter, r *http.Request, out *output.Output, opt transport.Options) error {
+	return Serve(w, r, out, nil, opt)
+}

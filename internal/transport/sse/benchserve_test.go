@@ -1,0 +1,12 @@
+package sse
+
+import (
+	"net/http"
+
+	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/transport"
+)
+
+func benchServe(w http.ResponseWriter, r *http.Request, out *output.Output, positions map[string]uint64, opt transport.Options) error {
+	return Serve(w, r, out, nil, positions, opt)
+}
