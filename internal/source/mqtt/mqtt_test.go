@@ -2,10 +2,15 @@ package mqtt_test
 
 import (
 	"context"
+	"io"
+	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/streamux/streamux/internal/source"
@@ -49,7 +54,12 @@ func TestHeaders(t *testing.T) {
 	if _, err := b.c.Publish(ctx, &paho.Publish{Topic: prefix + "/b/deeper", QoS: 1, Payload: []byte("not for +")}); err != nil {
 		t.Fatal(err)
 	}
-	c.WaitLen(t, 3, wait)
+	// A sentinel: the broker sends one publisher's messages of one QoS to a subscriber in the
+	// order it received them, so once it has arrived, the deeper topic's would have too.
+	if _, err := b.c.Publish(ctx, &paho.Publish{Topic: prefix + "/sentinel", QoS: 1, Payload: []byte("last")}); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitLen(t, 4, wait)
 	got := c.Messages()
 	if got[0].Key != prefix+"/kept" || got[0].Headers[mqtt.RetainHeader] != "true" || string(got[0].Body) != "last value" {
 		t.Errorf("retained: key %q, headers %v, body %q", got[0].Key, got[0].Headers, got[0].Body)
@@ -61,9 +71,11 @@ func TestHeaders(t *testing.T) {
 	if got[2].Key != prefix+"/b" || got[2].Headers != nil || string(got[2].Body) != "plain" {
 		t.Errorf("plain: key %q, headers %v, body %q", got[2].Key, got[2].Headers, got[2].Body)
 	}
-	time.Sleep(100 * time.Millisecond) // the deeper topic's would have arrived by now
-	if n := c.Len(); n != 3 {
-		t.Errorf("%d messages, want 3", n)
+	if got[3].Key != prefix+"/sentinel" {
+		t.Errorf("fourth message: key %q, body %q; want the sentinel", got[3].Key, got[3].Body)
+	}
+	if n := c.Len(); n != 4 {
+		t.Errorf("%d messages, want 4", n)
 	}
 }
 
@@ -104,7 +116,8 @@ func TestReceivedSurviveADrop(t *testing.T) {
 	b := newBroker(t)
 	prefix := sourcetest.UniqueName(t)
 	proxy := sourcetest.NewProxy(t, b.addr)
-	src, err := mqtt.New(mqtt.Config{URL: "mqtt://" + proxy.Addr(), Topics: []string{prefix + "/#"}})
+	acks := newAckCounter(t, proxy.Addr())
+	src, err := mqtt.New(mqtt.Config{URL: "mqtt://" + acks.Addr(), Topics: []string{prefix + "/#"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +130,8 @@ func TestReceivedSurviveADrop(t *testing.T) {
 	if err := b.publish(ctx, prefix, sourcetest.Numbered(0, 100, false)...); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second) // they reach the source, which holds them
+	// They reach the source, which holds them: paho has handed over, and acknowledged, all 100.
+	sourcetest.Eventually(t, wait, func() bool { return acks.n.Load() >= 100 }, "100 PUBACKs from the source (have %d)", func() int { return int(acks.n.Load()) })
 	from := len(r.Changes())
 	proxy.Kill()
 	c.SetLimit(-1)
@@ -134,4 +148,86 @@ func TestStopWhileConnecting(t *testing.T) {
 		}
 		return src
 	})
+}
+
+// ackCounter forwards TCP connections to target and counts the PUBACK packets that the client
+// sends through it: how many QoS 1 messages paho has handed over to the source, for it
+// acknowledges each when the source's callback has taken it.
+type ackCounter struct {
+	ln     net.Listener
+	target string
+	n      atomic.Int64
+
+	mu     sync.Mutex
+	conns  []net.Conn
+	closed bool           // the test is over: new connections are closed, not tracked
+	wg     sync.WaitGroup // the accept loop and every forwarding goroutine
+}
+
+// newAckCounter starts an ackCounter on a free loopback port, and stops it, with every
+// connection through it, when the test ends.
+func newAckCounter(t *testing.T, target string) *ackCounter {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &ackCounter{ln: ln, target: target}
+	a.wg.Go(a.accept)
+	t.Cleanup(func() {
+		_ = ln.Close()
+		a.mu.Lock()
+		a.closed = true
+		for _, c := range a.conns {
+			_ = c.Close()
+		}
+		a.mu.Unlock()
+		a.wg.Wait()
+	})
+	return a
+}
+
+func (a *ackCounter) Addr() string { return a.ln.Addr().String() }
+
+func (a *ackCounter) accept() {
+	for {
+		client, err := a.ln.Accept()
+		if err != nil {
+			return // closed by the test's cleanup
+		}
+		server, err := net.Dial("tcp", a.target)
+		if err != nil {
+			_ = client.Close()
+			continue
+		}
+		a.mu.Lock()
+		if a.closed {
+			_ = client.Close()
+			_ = server.Close()
+		} else {
+			a.conns = append(a.conns, client, server)
+		}
+		a.mu.Unlock()
+		// Each direction closes both connections when it ends, so that the other ends too.
+		a.wg.Go(func() {
+			_, _ = io.Copy(client, server)
+			_ = client.Close()
+			_ = server.Close()
+		})
+		a.wg.Go(func() {
+			// The client's packets are read as they are forwarded.
+			r := io.TeeReader(client, server)
+			for {
+				p, err := packets.ReadPacket(r)
+				if err != nil {
+					break
+				}
+				if p.Type == packets.PUBACK {
+					a.n.Add(1)
+				}
+			}
+			_ = client.Close()
+			_ = server.Close()
+		})
+	}
 }
