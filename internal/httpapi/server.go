@@ -2,22 +2,20 @@
 // choice of transport for a stream.
 //
 // Concurrency: net/http runs each request on its own goroutine. A stream request's goroutine
-// subscribes. An SSE or NDJSON stream's goroutine then writes the stream and closes the
-// subscription when it ends, whatever the reason; a WebSocket stream's handler hands both to a
-// goroutine of its own once the connection is upgraded (the ws package's Hub writes), which the
-// Server tracks until Close. Nothing else holds the subscription after that.
+// opens its session (session.go: the checks, the admission, the subscription). An SSE or NDJSON
+// stream's goroutine then serves it over its transport and closes it when the stream ends,
+// whatever the reason; a WebSocket stream's handler hands both to a goroutine of its own once
+// the connection is upgraded (websocket.go; the ws package's Hub writes), which the Server
+// tracks until Close. Nothing else holds the subscription after that.
 package httpapi
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,7 +23,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/streamux/streamux/internal/auth"
-	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/predicate"
 	"github.com/streamux/streamux/internal/source/ingest"
 	"github.com/streamux/streamux/internal/supervisor"
@@ -66,7 +63,7 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	metrics  *metrics
-	conns    [3]atomic.Int64 // live streams per transport: ws, sse, ndjson
+	conns    [3]atomic.Int64 // live streams per transport, indexed by kind
 	draining atomic.Bool
 	drainCtx context.Context // done at Drain
 	drain    context.CancelFunc
@@ -84,9 +81,6 @@ type Server struct {
 	bodies  *bodies                     // the rules request bodies are read under (body.go)
 	ingests *ingestGate                 // the ingest requests in progress
 }
-
-// The transports, as /v1/subscriptions and the metrics name them.
-var transportNames = [3]string{"websocket", "sse", "ndjson"}
 
 // New returns a server for sup.
 func New(sup *supervisor.Supervisor, opt Options) *Server {
@@ -192,157 +186,20 @@ func (s *Server) checkSources(names []string) *apiError {
 	return nil
 }
 
+// stream serves GET /v1/stream: it opens the session, serves it over the transport the request
+// asks for, and closes it.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodHead {
-		// A stream has no end to measure; HEAD would hold the connection for nothing.
-		w.Header().Set("Allow", "GET")
-		writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", "HEAD is not allowed here; use GET"))
-		return
+	ss := s.open(w, r)
+	if ss == nil {
+		return // open has answered why not
 	}
-	who := s.authenticate(w, r)
-	if who == nil {
-		return
-	}
-	p, aerr := parseStreamParams(r.URL.Query(), r.Header.Get("Last-Event-ID"))
-	if aerr != nil {
-		s.reject(w, aerr)
-		return
-	}
-	pred, aerr := s.compile(p.where)
-	if aerr != nil {
-		s.reject(w, aerr)
-		return
-	}
-	if p.sources, aerr = s.readable(who, p.sources); aerr != nil {
-		s.reject(w, aerr)
-		return
-	}
-	if pred, aerr = s.narrow(who, pred); aerr != nil {
-		s.reject(w, aerr)
-		return
-	}
-	p.resumeFrom()
-	for src := range p.from {
-		switch {
-		case contains(p.sources, src):
-		case p.fromHeader:
-			// The browser sent back an id of a source this stream no longer reads (it was
-			// removed, or the credential lost it): nothing of it is due, and a refusal would
-			// end EventSource's reconnecting for good.
-			delete(p.from, src)
-		default:
-			s.reject(w, newError(http.StatusBadRequest, "invalid_parameter",
-				fmt.Sprintf("from names source %q, which this stream does not read", src)))
-			return
-		}
-	}
-	if s.draining.Load() {
-		s.reject(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
-		return
-	}
-	cred := ""
-	if who.Method != auth.MethodNone {
-		cred = who.String()
-	}
-	release, aerr := s.gate.enter(remoteIP(r), cred)
-	if aerr != nil {
-		s.reject(w, aerr)
-		return
-	}
-	kind := 2
-	switch {
-	case ws.IsUpgrade(r):
-		kind = 0
-	case acceptsEventStream(r):
-		kind = 1
-	}
-	sub, err := s.sup.Subscribe(r.Context(), supervisor.Request{
-		Sources: p.sources, Predicate: pred, Policy: p.policy, From: p.from,
-		Transport: transportNames[kind], Remote: r.RemoteAddr,
-	})
-	if err != nil {
-		release()
-		if errors.Is(err, supervisor.ErrClosed) {
-			s.reject(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
-		} else {
-			s.reject(w, newError(http.StatusInternalServerError, "internal", err.Error()))
-		}
-		return
-	}
-	s.conns[kind].Add(1)
-	var expiry *time.Timer
-	if !who.Expires.IsZero() {
-		// The stream ends when the credential does.
-		expiry = time.AfterFunc(time.Until(who.Expires), func() { sub.Out.Close(output.ErrExpired) })
-	}
-	// end undoes all of the above once the stream is over, on whichever goroutine serves it.
-	end := func(err error) {
-		if expiry != nil {
-			expiry.Stop()
-		}
-		sub.Out.Close(causeOf(err))
-		s.conns[kind].Add(-1)
-		sub.Close()
-		release()
-	}
-
-	topt := s.opt.Transport
-	topt.Written = s.metrics.transport[kind]
-	topt.Batch = p.batch
-	s.metrics.streams.WithLabelValues(transportNames[kind]).Inc()
-	remote := r.RemoteAddr
-	var serveErr error
-	handedOff, tracked := false, false
-	defer func() {
-		if !handedOff {
-			end(serveErr)
-			if tracked {
-				s.streams.Done()
-			}
-		}
-	}()
-	defer s.recoverStream(sub, remote)
-	switch kind {
-	case 0:
-		s.closeMu.Lock()
-		if s.closing {
-			s.closeMu.Unlock()
-			s.reject(w, newError(http.StatusServiceUnavailable, "shutting_down", "the server is shutting down"))
-			serveErr = output.ErrShutdown
-			return
-		}
-		s.streams.Add(1) // before the upgrade, so that Close waits for it
-		tracked = true
-		s.closeMu.Unlock()
-		conn, br, err := ws.Upgrade(w, r, topt)
-		if err != nil {
-			s.log.Debug("websocket upgrade failed", "remote", remote, "err", err)
-			serveErr = err
-			return
-		}
-		// From here a goroutine of its own serves the stream and ends it, and the handler
-		// returns, so that an open WebSocket holds neither net/http's buffers nor this stack.
-		handedOff = true
-		go func() {
-			defer s.streams.Done()
-			var err error
-			defer func() { end(err) }()
-			defer s.recoverStream(sub, remote)
-			err = s.hub.Serve(conn, br, sub.Out, sub.Backlog, topt)
-		}()
-	case 1:
-		serveErr = sse.Serve(w, r, sub.Out, sub.Backlog, sub.Positions, topt)
-	default:
-		serveErr = ndjson.Serve(w, r, sub.Out, sub.Backlog, topt)
-	}
-}
-
-// recoverStream keeps a bug in one stream to that stream: net/http would log it without
-// context, and a panic in a goroutine of our own would end the process.
-func (s *Server) recoverStream(sub *supervisor.Subscription, remote string) {
-	if p := recover(); p != nil {
-		s.log.Error("stream panicked", "id", sub.Out.ID(), "remote", remote, "panic", p, "stack", string(debug.Stack()))
-		sub.Out.Close(fmt.Errorf("internal error: %v", p))
+	switch ss.kind {
+	case kindWebSocket:
+		s.serveWebSocket(w, r, ss) // returns once upgraded: a goroutine of its own serves and closes
+	case kindSSE:
+		ss.close(ss.serve(r.Context(), sse.New(w)))
+	case kindNDJSON:
+		ss.close(ss.serve(r.Context(), ndjson.New(w)))
 	}
 }
 
@@ -350,36 +207,6 @@ func (s *Server) recoverStream(sub *supervisor.Subscription, remote string) {
 func (s *Server) reject(w http.ResponseWriter, e *apiError) {
 	s.metrics.rejected.WithLabelValues(e.Code).Inc()
 	writeError(w, e)
-}
-
-// causeOf is the reason recorded for a stream that ended with err: the output's own reason when
-// it ended first, otherwise the client's side.
-func causeOf(err error) error {
-	if err == nil {
-		return io.EOF
-	}
-	return err
-}
-
-func acceptsEventStream(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept") {
-		for _, part := range strings.Split(v, ",") {
-			mt, _, _ := strings.Cut(part, ";")
-			if strings.EqualFold(strings.TrimSpace(mt), sse.ContentType) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // sourceSummary is what a credential without admin sees of a source it may read.

@@ -1,9 +1,41 @@
-// Package transport holds what the three client transports (ws, sse, ndjson) share: their
-// options. SSE and NDJSON serve one subscription's output on its HTTP request goroutine, the
-// output's only writer; WebSocket streams are written by the ws package's Hub.
+// Package transport holds what the three client transports (ws, sse, ndjson) share: the
+// Session they serve, the one shape they serve it in (Stream), and their options.
+//
+// Each transport package makes a Stream of one client's connection (sse.New and ndjson.New of
+// an HTTP response, the ws Hub's Upgrade of a WebSocket handshake), whose Serve writes the
+// session's output to it until the stream ends. SSE and NDJSON streams are written by the
+// goroutine that calls Serve (the HTTP request's), the output's only consumer; a WebSocket
+// stream's Serve reads the client's frames while the ws package's Hub writes.
 package transport
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/stream"
+)
+
+// Session is one subscription as a transport serves it.
+type Session struct {
+	// Out is the subscription's queue; the transport is its only consumer.
+	Out *output.Output
+	// Backlog is written before what Out queues: the history a resume replays, gaps first.
+	Backlog []*stream.Event
+	// Positions holds the stream's position in each source it reads, until it delivers an
+	// event of it. SSE gives ids over several sources with it; the others ignore it.
+	Positions map[string]uint64
+	Options   Options
+}
+
+// Stream is one client's connection, ready to stream: an SSE or NDJSON response, or an
+// upgraded WebSocket.
+type Stream interface {
+	// Serve writes the session to the client until the output ends, ctx is done (the
+	// client went away), the client ends the stream, or a write fails, and returns why. It is
+	// called once.
+	Serve(ctx context.Context, s *Session) error
+}
 
 // Options tune a transport. Zero values take the defaults.
 type Options struct {

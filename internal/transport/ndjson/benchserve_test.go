@@ -8,5 +8,5 @@ import (
 )
 
 func benchServe(w http.ResponseWriter, r *http.Request, out *output.Output, opt transport.Options) error {
-	return Serve(w, r, out, nil, opt)
+	return New(w).Serve(r.Context(), &transport.Session{Out: out, Options: opt})
 }

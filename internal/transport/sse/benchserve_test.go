@@ -8,5 +8,5 @@ import (
 )
 
 func benchServe(w http.ResponseWriter, r *http.Request, out *output.Output, positions map[string]uint64, opt transport.Options) error {
-	return Serve(w, r, out, nil, positions, opt)
+	return New(w).Serve(r.Context(), &transport.Session{Out: out, Positions: positions, Options: opt})
 }

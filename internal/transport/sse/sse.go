@@ -1,6 +1,6 @@
 // Package sse serves a subscription as Server-Sent Events: "id:" is the event id, "event:" the
-// type, "data:" the JSON, and a comment line is sent as a heartbeat. The HTTP request goroutine is
-// the only writer.
+// type, "data:" the JSON, and a comment line is sent as a heartbeat. The goroutine that calls
+// Serve (the HTTP request's) is the only writer.
 //
 // A stream that reads several sources gives each message the id of its own source first,
 // followed by the stream's position in every other source ("orders:17,demo:42"): the browser
@@ -9,6 +9,7 @@
 package sse
 
 import (
+	"context"
 	"net/http"
 	"sort"
 	"strconv"
@@ -23,25 +24,35 @@ import (
 // ContentType is the media type of the stream.
 const ContentType = "text/event-stream"
 
-// Serve streams out to w until the output ends, the client goes away or a write fails, and
-// returns why.
-// positions holds the stream's position in each source it reads (see the package doc); with one
-// source, or none given, ids are plain event ids.
-func Serve(w http.ResponseWriter, r *http.Request, out *output.Output, backlog []*stream.Event, positions map[string]uint64, opt transport.Options) error {
-	opt = opt.WithDefaults()
+// Stream is an SSE response, ready to stream.
+type Stream struct {
+	w http.ResponseWriter
+}
+
+// New returns the stream that w will carry; nothing is written before Serve.
+func New(w http.ResponseWriter) *Stream { return &Stream{w: w} }
+
+var _ transport.Stream = (*Stream)(nil)
+
+// Serve streams s to the client until the output ends, ctx is done (the client went away) or a
+// write fails, and returns why. s.Positions gives the ids over several sources (see the package
+// doc); with one source, or none given, ids are plain event ids.
+func (st *Stream) Serve(ctx context.Context, s *transport.Session) error {
+	opt := s.Options.WithDefaults()
+	w := st.w
 	h := w.Header()
 	h.Set("Content-Type", ContentType)
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	sw := &writer{w: w, rc: http.NewResponseController(w), timeout: opt.WriteTimeout}
-	for name := range positions {
+	for name := range s.Positions {
 		sw.names = append(sw.names, name)
 	}
 	sort.Strings(sw.names)
 	sw.seqs = make([]uint64, len(sw.names))
 	for i, name := range sw.names {
-		sw.seqs[i] = positions[name]
+		sw.seqs[i] = s.Positions[name]
 	}
 	// The first lines flush the headers, so that EventSource fires "open" at once, tell the
 	// browser how soon to reconnect, and set its last event id to where the stream starts:
@@ -71,9 +82,10 @@ func Serve(w http.ResponseWriter, r *http.Request, out *output.Output, backlog [
 	if err := sw.rc.Flush(); err != nil {
 		return err
 	}
-	return out.Pump(r.Context(), sw, backlog, output.PumpOptions{Heartbeat: opt.Heartbeat, MaxBatch: opt.MaxBatch, Written: opt.Written})
+	return s.Out.Pump(ctx, sw, s.Backlog, output.PumpOptions{Heartbeat: opt.Heartbeat, MaxBatch: opt.MaxBatch, Written: opt.Written})
 }
 
+// writer is the pump's: every call comes from the goroutine that runs Serve.
 type writer struct {
 	w       http.ResponseWriter
 	rc      *http.ResponseController

@@ -1,6 +1,7 @@
 package ws
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/streamux/streamux/internal/output"
@@ -9,10 +10,10 @@ import (
 
 // benchServe serves out over the WebSocket that r asks for; ready is called once out is the stream's.
 func benchServe(hub *Hub, w http.ResponseWriter, r *http.Request, out *output.Output, opt transport.Options, ready func()) {
-	conn, br, err := Upgrade(w, r, opt)
+	conn, err := hub.Upgrade(w, r)
 	if err != nil {
 		return
 	}
 	ready()
-	_ = hub.Serve(conn, br, out, nil, opt)
+	_ = conn.Serve(context.Background(), &transport.Session{Out: out, Options: opt})
 }

@@ -24,31 +24,35 @@ var ErrHubClosed = errors.New("ws: hub closed")
 // The shards start with the first connection and stop at Close, which must come after every
 // stream has ended.
 type Hub struct {
-	heartbeat time.Duration
-	delay     time.Duration
-	scan      time.Duration
-	shards    []*shard
+	// Set by NewHub, read-only after.
+	heartbeat    time.Duration
+	delay        time.Duration
+	scan         time.Duration
+	writeTimeout time.Duration // of the handshake
+	shards       []*shard
 
-	mu      sync.Mutex
-	next    int // the shard of the next connection
+	// wg counts the shards' goroutines; Close waits for them.
+	wg sync.WaitGroup
+
+	mu      sync.Mutex // guards the fields below; taken before a shard's (locksordering.txt)
+	next    int        // the shard of the next connection
 	started bool
 	closed  bool
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
 }
 
 // NewHub returns a hub for streams with opt's Heartbeat and WriteDelay.
 func NewHub(opt transport.Options) *Hub {
 	opt = opt.WithDefaults()
-	h := &Hub{heartbeat: opt.Heartbeat, delay: opt.WriteDelay, scan: min(max(opt.Heartbeat/4, 10*time.Millisecond), time.Second)}
+	h := &Hub{heartbeat: opt.Heartbeat, delay: opt.WriteDelay, scan: min(max(opt.Heartbeat/4, 10*time.Millisecond), time.Second), writeTimeout: opt.WriteTimeout}
 	for range runtime.GOMAXPROCS(0) {
-		h.shards = append(h.shards, &shard{hub: h, wake: make(chan struct{}, 1), members: map[*conn]struct{}{}})
+		h.shards = append(h.shards, &shard{hub: h, wake: make(chan struct{}, 1), members: map[*Conn]time.Time{}})
 	}
 	return h
 }
 
 // join adds c to a shard, starting the shards with the first connection.
-func (h *Hub) join(c *conn) error {
+func (h *Hub) join(c *Conn) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -59,15 +63,15 @@ func (h *Hub) join(c *conn) error {
 		ctx, cancel := context.WithCancel(context.Background())
 		h.cancel = cancel
 		for _, s := range h.shards {
-			h.wg.Go(func() { s.run(ctx) })
+			h.wg.Go(func() { s.run(ctx) }) // until Close, which waits for it
 		}
 	}
 	s := h.shards[h.next%len(h.shards)]
 	h.next++
+	c.shard = s // before the connection is shared: Serve's SetNotify comes after
 	s.mu.Lock()
-	s.members[c] = struct{}{}
+	s.members[c] = time.Now()
 	s.peak = max(s.peak, len(s.members))
-	c.shard, c.lastPing = s, time.Now()
 	s.mu.Unlock()
 	return nil
 }
@@ -102,23 +106,24 @@ func (h *Hub) Close() {
 
 // shard is one writer goroutine and the connections it writes.
 type shard struct {
+	// Set by NewHub, read-only after.
 	hub  *Hub
-	wake chan struct{}
+	wake chan struct{} // one token: the queue has become non-empty
 
-	mu      sync.Mutex
-	queue   []*conn // connections with something to write, each once
-	members map[*conn]struct{}
-	peak    int  // the most members since the map was last made
-	stopped bool // the hub is closed: connections are written by goroutines of their own
+	mu      sync.Mutex          // guards the fields below; taken after the hub's, with no Conn.mu held
+	queue   []*Conn             // connections with something to write, each once (state queued)
+	members map[*Conn]time.Time // every connection of the shard, and when it was last sent a ping
+	peak    int                 // the most members since the map was last made
+	stopped bool                // the hub is closed: connections are written by goroutines of their own
 
-	// The shard goroutine's own.
+	// The shard goroutine's own: no lock.
 	iov  iovecs
-	work []*conn
-	due  []*conn
+	work []*Conn
+	due  []*Conn
 }
 
-// enqueue puts c on the shard's queue; c.state has just become queued.
-func (s *shard) enqueue(c *conn) {
+// enqueue puts c on the shard's queue; c's state has just become queued.
+func (s *shard) enqueue(c *Conn) {
 	s.mu.Lock()
 	if s.stopped {
 		s.mu.Unlock()
@@ -136,15 +141,15 @@ func (s *shard) enqueue(c *conn) {
 	}
 }
 
-func (s *shard) leave(c *conn) {
+func (s *shard) leave(c *Conn) {
 	s.mu.Lock()
 	delete(s.members, c)
 	if n := len(s.members); s.peak >= shrinkFrom && n < s.peak/4 {
 		// A Go map keeps its size after deletes (and through maps.Clone): once a crowd has
 		// left, copy the members to a map of their size.
-		m := make(map[*conn]struct{}, n)
-		for k := range s.members {
-			m[k] = struct{}{}
+		m := make(map[*Conn]time.Time, n)
+		for k, v := range s.members {
+			m[k] = v
 		}
 		s.members, s.peak = m, n
 	}
@@ -218,9 +223,9 @@ func (s *shard) stop() {
 // a client that only listens proves it is alive by its pongs.
 func (s *shard) ping(now time.Time) {
 	s.mu.Lock()
-	for c := range s.members {
-		if now.Sub(c.lastPing) >= s.hub.heartbeat {
-			c.lastPing = now
+	for c, last := range s.members {
+		if now.Sub(last) >= s.hub.heartbeat {
+			s.members[c] = now
 			s.due = append(s.due, c)
 		}
 	}

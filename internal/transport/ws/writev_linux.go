@@ -19,9 +19,9 @@ type iovecs = []unix.Iovec
 
 // writeNow writes c.bufs with one writev that does not wait; it returns how much the socket
 // took, 0 if it was full (or, which a call that does not wait should never be, interrupted).
-func (c *conn) writeNow(s *shard) (int, error) {
+func (c *Conn) writeNow(s *shard) (int, error) {
 	s.iov = s.iov[:0]
-	for _, b := range c.bufs {
+	for _, b := range c.w.bufs {
 		var v unix.Iovec
 		v.Base = &b[0]
 		v.SetLen(len(b))
@@ -33,7 +33,7 @@ func (c *conn) writeNow(s *shard) (int, error) {
 		// The socket does not block (the runtime's poller set it so), so the call need not
 		// tell the scheduler it might: RawSyscall spares the bookkeeping, and the wake-ups of
 		// sysmon it brings, on every write.
-		rawconn.RaceWritev(fd, c.bufs)
+		rawconn.RaceWritev(fd, c.w.bufs)
 		r, _, e := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&s.iov[0])), uintptr(len(s.iov)))
 		n, errno = int(r), e
 		return true // never wait here: a full socket is drain's

@@ -11,6 +11,6 @@ const fastWrites = false
 type iovecs = struct{}
 
 // writeNow is never called: without fastWrites no connection has a raw socket.
-func (c *conn) writeNow(*shard) (int, error) {
+func (c *Conn) writeNow(*shard) (int, error) {
 	return 0, errors.New("ws: no non-blocking writes on this system")
 }

@@ -1,11 +1,13 @@
 package ws
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,18 +39,18 @@ func newHarness(t *testing.T, opt transport.Options, limits output.Limits, backl
 	h := &harness{t: t, hub: NewHub(opt), outs: make(chan *output.Output, 1), errs: make(chan error, 1)}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		out := output.New(1, output.Disconnect, limits)
-		conn, br, err := Upgrade(w, r, opt)
+		conn, err := h.hub.Upgrade(w, r)
 		if err != nil {
 			t.Errorf("upgrade: %v", err)
 			return
 		}
-		if tc, ok := conn.(*net.TCPConn); ok {
+		if tc, ok := conn.nc.(*net.TCPConn); ok {
 			_ = tc.SetWriteBuffer(64 << 10) // small, so that a client that pauses fills it soon
 		}
 		h.outs <- out
 		h.wg.Add(1)
 		defer h.wg.Done()
-		h.errs <- h.hub.Serve(conn, br, out, backlog, opt)
+		h.errs <- conn.Serve(context.Background(), &transport.Session{Out: out, Backlog: backlog, Options: opt})
 	}))
 	t.Cleanup(func() {
 		h.wg.Wait() // the clients' cleanups, which ran first, end the streams
@@ -321,9 +323,9 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestShardMembersShrink(t *testing.T) {
 	h := NewHub(transport.Options{})
 	defer h.Close()
-	conns := make([]*conn, 4*shrinkFrom*len(h.shards))
+	conns := make([]*Conn, 4*shrinkFrom*len(h.shards))
 	for i := range conns {
-		conns[i] = &conn{}
+		conns[i] = &Conn{}
 		if err := h.join(conns[i]); err != nil {
 			t.Fatal(err)
 		}
@@ -345,5 +347,78 @@ func TestShardMembersShrink(t *testing.T) {
 	}
 	for _, c := range conns[:10] {
 		c.shard.leave(c)
+	}
+}
+
+// Serve returns only once nothing of its connection runs: not its reader, and none of the
+// writer goroutines of its own that a full socket started.
+func TestServeWaitsForItsWriters(t *testing.T) {
+	for range 5 {
+		h := newHarness(t, transport.Options{}, output.Limits{Events: 1 << 16, Bytes: 1 << 30}, nil)
+		c, out := h.dialBuffer(32 << 10)
+		for i := uint64(1); i <= 200; i++ {
+			out.Offer(message(i, 1000)) // more than the sockets hold: a writer of its own waits
+		}
+		readEvents(t, c, 10)
+		out.Close(output.ErrKicked)
+		go func() { // ends with the connection, which the stream closes
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+			}
+		}()
+		if err := <-h.errs; !errors.Is(err, output.ErrKicked) {
+			t.Fatalf("Serve returned %v", err)
+		}
+		buf := make([]byte, 1<<20)
+		if st := string(buf[:runtime.Stack(buf, true)]); strings.Contains(st, "(*Conn).drain") {
+			t.Fatalf("a writer of the connection still runs after Serve returned:\n%s", st)
+		}
+	}
+}
+
+// Serve's ctx ending cuts the stream at once: the connection closes, with no close frame (the
+// client is taken to be gone), and Serve returns ErrClientGone.
+func TestServeContextCuts(t *testing.T) {
+	opt := transport.Options{}
+	hub := NewHub(opt)
+	ctx, cancel := context.WithCancel(t.Context())
+	errs := make(chan error, 1)
+	outs := make(chan *output.Output, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, err := hub.Upgrade(w, r)
+		if err != nil {
+			t.Errorf("upgrade: %v", err)
+			return
+		}
+		out := output.New(1, output.Disconnect, output.Limits{})
+		outs <- out
+		errs <- conn.Serve(ctx, &transport.Session{Out: out, Options: opt})
+	}))
+	defer func() {
+		srv.Close()
+		hub.Close()
+	}()
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	out := <-outs
+	out.Offer(message(1, 10))
+	readEvents(t, c, 1)
+	cancel()
+	select {
+	case err := <-errs:
+		if !errors.Is(err, output.ErrClientGone) {
+			t.Errorf("Serve returned %v, want ErrClientGone", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return within 5s of its ctx ending")
+	}
+	_, _, err = c.ReadMessage()
+	if ce, ok := errors.AsType[*websocket.CloseError](err); !ok || ce.Code != websocket.CloseAbnormalClosure {
+		t.Errorf("the client read %v, want the connection closed without a close frame (1006)", err)
 	}
 }
