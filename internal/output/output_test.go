@@ -10,6 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/streamux/streamux/internal/sourcetest"
 	"github.com/streamux/streamux/internal/stream"
 )
 
@@ -192,18 +193,16 @@ func TestPump(t *testing.T) {
 	o := New(1, Disconnect, Limits{Events: 1 << 16, Bytes: 1 << 30})
 	w := &sliceWriter{}
 	done := make(chan error, 1)
-	go func() {
+	go func() { // ends when o is closed: below, or by the cleanup if the test fails first
 		done <- o.Pump(context.Background(), w, []*stream.Event{event(1), event(2)}, PumpOptions{MaxBatch: 7})
 	}()
+	t.Cleanup(func() { o.Close(ErrShutdown) })
 	for i := uint64(3); i <= 5000; i++ {
-		for !o.Offer(event(i)) {
-			time.Sleep(time.Millisecond)
+		if !o.Offer(event(i)) { // the queue holds 65,536: it is never full here
+			t.Fatalf("event %d refused", i)
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for w.len() < 5000 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	sourcetest.Eventually(t, 10*time.Second, func() bool { return w.len() >= 5000 }, "5000 events written (have %d)", w.len)
 	o.Close(ErrShutdown)
 	if err := <-done; !errors.Is(err, ErrShutdown) {
 		t.Fatalf("Pump returned %v", err)
