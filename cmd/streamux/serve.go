@@ -251,37 +251,37 @@ func buildSources(cfg *config.Config) ([]supervisor.Source, map[string]*ingest.S
 			if err != nil {
 				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
 			}
-			s.Adapter, s.Extra = src, func() any { return src.Stats() }
+			s.Adapter = src
 		case *wsdial.Config:
 			src, err := wsdial.New(*spec)
 			if err != nil {
 				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
 			}
-			s.Adapter, s.Extra = src, func() any { return src.Stats() }
+			s.Adapter = src
 		case *nats.Config:
 			src, err := nats.New(*spec)
 			if err != nil {
 				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
 			}
-			s.Adapter, s.Extra = src, func() any { return src.Stats() }
+			s.Adapter = src
 		case *redis.Config:
 			src, err := redis.New(*spec)
 			if err != nil {
 				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
 			}
-			s.Adapter, s.Extra = src, func() any { return src.Stats() }
+			s.Adapter = src
 		case *mqtt.Config:
 			src, err := mqtt.New(*spec)
 			if err != nil {
 				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
 			}
-			s.Adapter, s.Extra = src, func() any { return src.Stats() }
+			s.Adapter = src
 		case *kafka.Config:
 			src, err := kafka.New(*spec)
 			if err != nil {
 				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
 			}
-			s.Adapter, s.Extra = src, func() any { return src.Stats() }
+			s.Adapter = src
 		default:
 			return nil, nil, fmt.Errorf("source %q: type %q is not wired", sc.Name, sc.Type)
 		}

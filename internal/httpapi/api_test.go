@@ -556,7 +556,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		return 0
 	}
 	if value("streamux_source_received_total", "in") != 3 || value("streamux_source_matched_total", "in") != 2 ||
-		value("streamux_source_delivered_total", "in") != 2 || value("streamux_connections", "ndjson") != 1 {
+		value("streamux_source_queued_total", "in") != 2 || value("streamux_connections", "ndjson") != 1 {
 		var b bytes.Buffer
 		for n := range fams {
 			b.WriteString(n + " ")

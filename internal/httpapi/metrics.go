@@ -61,22 +61,22 @@ func newMetrics(s *Server) *metrics {
 	}
 	src := []string{"source"}
 	c := &collector{
-		s:         s,
-		received:  prometheus.NewDesc("streamux_source_received_total", "Messages read from the source.", src, nil),
-		bytes:     prometheus.NewDesc("streamux_source_received_bytes_total", "Payload bytes read from the source.", src, nil),
-		matched:   prometheus.NewDesc("streamux_source_matched_total", "Deliveries owed: one per message and matching subscription.", src, nil),
-		delivered: prometheus.NewDesc("streamux_source_delivered_total", "Matching messages handed to a subscription's queue for writing.", src, nil),
-		dropped:   prometheus.NewDesc("streamux_source_dropped_total", "Matching messages not delivered because a queue was full (policy drop, or the message that cut a slow consumer).", src, nil),
-		evalErrs:  prometheus.NewDesc("streamux_predicate_errors_total", "Predicate evaluations that failed at run time (counted as no match).", src, nil),
-		slow:      prometheus.NewDesc("streamux_slow_consumers_total", "Subscriptions disconnected for being slow.", src, nil),
-		costly:    prometheus.NewDesc("streamux_predicate_too_costly_total", "Subscriptions cut because one evaluation of their predicate went over limits.predicate_max_cost.", src, nil),
-		subs:      prometheus.NewDesc("streamux_source_subscriptions", "Subscriptions reading the source.", src, nil),
-		state:     prometheus.NewDesc("streamux_source_state", "1 for the state the source is in.", []string{"source", "state"}, nil),
-		up:        prometheus.NewDesc("streamux_source_up", "1 while the source is up.", src, nil),
-		reconn:    prometheus.NewDesc("streamux_source_reconnects_total", "Times the source lost its connection and reconnected.", src, nil),
-		age:       prometheus.NewDesc("streamux_source_last_message_age_seconds", "Seconds since the source's newest message (absent before the first).", src, nil),
-		conns:     prometheus.NewDesc("streamux_connections", "Live client streams by transport.", []string{"transport"}, nil),
-		live:      prometheus.NewDesc("streamux_subscriptions", "Live subscriptions.", nil, nil),
+		s:        s,
+		received: prometheus.NewDesc("streamux_source_received_total", "Messages read from the source.", src, nil),
+		bytes:    prometheus.NewDesc("streamux_source_received_bytes_total", "Payload bytes read from the source.", src, nil),
+		matched:  prometheus.NewDesc("streamux_source_matched_total", "Deliveries owed: one per message and matching subscription.", src, nil),
+		queued:   prometheus.NewDesc("streamux_source_queued_total", "Matching messages handed to a subscription's queue for writing (streamux_written_events_total counts those written).", src, nil),
+		dropped:  prometheus.NewDesc("streamux_source_dropped_total", "Matching messages not delivered because a queue was full (policy drop, or the message that cut a slow consumer).", src, nil),
+		evalErrs: prometheus.NewDesc("streamux_predicate_errors_total", "Predicate evaluations that failed at run time (counted as no match).", src, nil),
+		slow:     prometheus.NewDesc("streamux_slow_consumers_total", "Subscriptions disconnected for being slow.", src, nil),
+		costly:   prometheus.NewDesc("streamux_predicate_too_costly_total", "Subscriptions cut because one evaluation of their predicate went over limits.predicate_max_cost.", src, nil),
+		subs:     prometheus.NewDesc("streamux_source_subscriptions", "Subscriptions reading the source.", src, nil),
+		state:    prometheus.NewDesc("streamux_source_state", "1 for the state the source is in.", []string{"source", "state"}, nil),
+		up:       prometheus.NewDesc("streamux_source_up", "1 while the source is up.", src, nil),
+		reconn:   prometheus.NewDesc("streamux_source_reconnects_total", "Times the source lost its connection and reconnected.", src, nil),
+		age:      prometheus.NewDesc("streamux_source_last_message_age_seconds", "Seconds since the source's newest message (absent before the first).", src, nil),
+		conns:    prometheus.NewDesc("streamux_connections", "Live client streams by transport.", []string{"transport"}, nil),
+		live:     prometheus.NewDesc("streamux_subscriptions", "Live subscriptions.", nil, nil),
 	}
 	m.reg.MustRegister(c, m.latency, m.batch, m.written, m.streams, m.rejected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -87,11 +87,11 @@ func newMetrics(s *Server) *metrics {
 type collector struct {
 	s *Server
 
-	received, bytes, matched, delivered, dropped, evalErrs, slow, costly, subs, state, up, reconn, age, conns, live *prometheus.Desc
+	received, bytes, matched, queued, dropped, evalErrs, slow, costly, subs, state, up, reconn, age, conns, live *prometheus.Desc
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.received, c.bytes, c.matched, c.delivered, c.dropped, c.evalErrs, c.slow, c.costly, c.subs, c.state, c.up, c.reconn, c.age, c.conns, c.live} {
+	for _, d := range []*prometheus.Desc{c.received, c.bytes, c.matched, c.queued, c.dropped, c.evalErrs, c.slow, c.costly, c.subs, c.state, c.up, c.reconn, c.age, c.conns, c.live} {
 		ch <- d
 	}
 }
@@ -110,7 +110,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.received, k.Received, n)
 		counter(c.bytes, k.Bytes, n)
 		counter(c.matched, k.Matched, n)
-		counter(c.delivered, k.Delivered, n)
+		counter(c.queued, k.Queued, n)
 		counter(c.dropped, k.Dropped, n)
 		counter(c.evalErrs, k.EvalErrors, n)
 		counter(c.slow, k.SlowConsumers, n)

@@ -80,11 +80,13 @@ type Router struct {
 	gapsDue  bool
 	dead     bool // an output ended during this message's delivery
 
-	stats Stats
+	tally tally
 }
 
-// Stats are a router's counters; read them with Snapshot.
-type Stats struct {
+// tally is a router's live counts: atomic, updated as it routes, and read by Counters, from any
+// goroutine, into a snapshot. Throughout streamux a live count is a tally, and what is read from
+// it, as code and JSON show it, Counters.
+type tally struct {
 	received   atomic.Uint64
 	bytes      atomic.Uint64
 	lastTime   atomic.Int64 // unix nanoseconds of the newest message
@@ -99,13 +101,14 @@ type Stats struct {
 	lost       atomic.Uint64
 }
 
-// Counters is a snapshot of a router's counters.
+// Counters is a snapshot of a router's counters, as GET /v1/sources shows them.
 type Counters struct {
 	Received uint64 `json:"received"`
 	Bytes    uint64 `json:"bytes"`
 	Matched  uint64 `json:"matched"`
-	// Delivered counts events handed to a subscription's queue, to be written.
-	Delivered     uint64 `json:"delivered"`
+	// Queued counts events handed to a subscription's queue, to be written. (What reached a
+	// client, written, is each subscription's Delivered: output.Counters.)
+	Queued        uint64 `json:"queued"`
 	Dropped       uint64 `json:"dropped"`
 	EvalErrors    uint64 `json:"predicate_errors"`
 	SlowConsumers uint64 `json:"slow_consumers"`
@@ -163,7 +166,7 @@ func (r *Router) Persist(c *sequence.Counter) {
 	r.first = c.First()
 	r.seq = c.First() - 1
 	r.reserved = c.Reserved()
-	r.stats.lastSeq.Store(r.seq)
+	r.tally.lastSeq.Store(r.seq)
 }
 
 // reserveRetry is how many messages a router numbers past a reservation that failed before it
@@ -187,9 +190,9 @@ func (r *Router) Name() string { return r.name }
 
 // Counters returns the router's counters now.
 func (r *Router) Counters() Counters {
-	s := &r.stats
+	s := &r.tally
 	return Counters{
-		Received: s.received.Load(), Bytes: s.bytes.Load(), Matched: s.matched.Load(), Delivered: s.queued.Load(), Dropped: s.dropped.Load(),
+		Received: s.received.Load(), Bytes: s.bytes.Load(), Matched: s.matched.Load(), Queued: s.queued.Load(), Dropped: s.dropped.Load(),
 		EvalErrors: s.evalErrors.Load(), SlowConsumers: s.slowKicked.Load(), TooCostly: s.tooCostly.Load(),
 		Subscriptions: s.subs.Load(), LastSeq: s.lastSeq.Load(), LastMessage: unixNano(s.lastTime.Load()),
 		Lost: s.lost.Load(),
@@ -232,7 +235,7 @@ func (r *Router) Run(ctx context.Context) {
 				e.out.Close(output.ErrShutdown)
 			}
 			r.table = newTable(r.name)
-			r.stats.subs.Store(0)
+			r.tally.subs.Store(0)
 			if r.counter != nil {
 				if err := r.counter.Close(r.seq); err != nil {
 					r.log.Error("cannot record the last sequence number: the next run starts after a hole", "seq", r.seq, "err", err)
@@ -311,10 +314,10 @@ func (r *Router) route(m *stream.Message) {
 	size := len(m.Body) // as received: NewMessage may point Body at its compacted JSON
 	ev := stream.NewMessage(m)
 	r.hist.push(ev)
-	r.stats.received.Add(1)
-	r.stats.bytes.Add(uint64(size))
-	r.stats.lastSeq.Store(r.seq)
-	r.stats.lastTime.Store(m.Time.UnixNano())
+	r.tally.received.Add(1)
+	r.tally.bytes.Add(uint64(size))
+	r.tally.lastSeq.Store(r.seq)
+	r.tally.lastTime.Store(m.Time.UnixNano())
 
 	r.input.Reset(m)
 	r.dead = false
@@ -336,7 +339,7 @@ func (r *Router) visit(gs []*group, ev *stream.Event) {
 			continue
 		}
 		for _, e := range g.entries {
-			r.stats.matched.Add(1)
+			r.tally.matched.Add(1)
 			e.out.CountMatch()
 			if !r.deliver(e, ev) {
 				r.dead = true
@@ -380,7 +383,7 @@ func (r *Router) match(g *group) (ok bool) {
 func (r *Router) cut(g *group, err error) {
 	for _, e := range g.entries {
 		e.out.Close(output.ErrTooCostly)
-		r.stats.tooCostly.Add(1)
+		r.tally.tooCostly.Add(1)
 	}
 	r.dead = true
 	r.log.Info("predicate too costly: subscriptions cut", "subscriptions", len(g.entries), "seq", r.seq, "err", err)
@@ -388,13 +391,13 @@ func (r *Router) cut(g *group, err error) {
 
 // CountTooCostly records a subscription cut because its predicate went over its cost limit on
 // a message of this source's history, as the supervisor matched its backlog.
-func (r *Router) CountTooCostly() { r.stats.tooCostly.Add(1) }
+func (r *Router) CountTooCostly() { r.tally.tooCostly.Add(1) }
 
 func (r *Router) evalFailed(g *group) {
 	for _, e := range g.entries {
 		e.out.CountEvalError()
 	}
-	r.stats.evalErrors.Add(1)
+	r.tally.evalErrors.Add(1)
 }
 
 // deliver offers ev to e without waiting. It reports false when e's output was ended for being
@@ -410,7 +413,7 @@ func (r *Router) deliver(e *entry, ev *stream.Event) bool {
 		queued = e.out.Offer(ev)
 	}
 	if queued {
-		r.stats.queued.Add(1)
+		r.tally.queued.Add(1)
 		return true
 	}
 	return r.refused(e, 1)
@@ -420,13 +423,13 @@ func (r *Router) deliver(e *entry, ev *stream.Event) bool {
 // when e's output was ended for being slow and must be removed from the table.
 func (r *Router) refused(e *entry, n uint64) bool {
 	e.out.CountDrop(n)
-	r.stats.dropped.Add(n)
+	r.tally.dropped.Add(n)
 	if e.out.Policy() == output.Drop {
 		e.missed += n
 		r.gapsDue = true
 		return true
 	}
-	r.stats.slowKicked.Add(1)
+	r.tally.slowKicked.Add(1)
 	e.out.Close(output.ErrSlowConsumer)
 	return false
 }
@@ -436,7 +439,7 @@ func (r *Router) refused(e *entry, n uint64) bool {
 // room for the gap counts them as its own drops.
 func (r *Router) lost(n uint64) {
 	ev := stream.NewGap(r.name, n, stream.GapTooLarge)
-	r.stats.lost.Add(n)
+	r.tally.lost.Add(n)
 	r.dead = false
 	for _, e := range r.table.byID {
 		if !e.out.Offer(ev) && !r.refused(e, n) {
@@ -474,7 +477,7 @@ func (r *Router) sweep() {
 			r.table.remove(id)
 		}
 	}
-	r.stats.subs.Store(int64(r.table.len()))
+	r.tally.subs.Store(int64(r.table.len()))
 }
 
 // do runs f on the router goroutine, after every message accepted before the call (catchUp), and
@@ -558,14 +561,14 @@ func (r *Router) Add(ctx context.Context, out *output.Output, p *predicate.Predi
 // add puts a subscription in the table; the caller is the router goroutine.
 func (r *Router) add(out *output.Output, p *predicate.Predicate) {
 	r.table.add(out, p)
-	r.stats.subs.Store(int64(r.table.len()))
+	r.tally.subs.Store(int64(r.table.len()))
 }
 
 // Remove forgets the subscription id. When it returns, the router holds no reference to it.
 func (r *Router) Remove(ctx context.Context, id uint64) error {
 	err := r.do(ctx, func() {
 		r.table.remove(id)
-		r.stats.subs.Store(int64(r.table.len()))
+		r.tally.subs.Store(int64(r.table.len()))
 	})
 	if errors.Is(err, ErrStopped) {
 		return nil // a stopped router holds nothing
@@ -574,7 +577,7 @@ func (r *Router) Remove(ctx context.Context, id uint64) error {
 }
 
 // Len is the number of subscriptions in the table.
-func (r *Router) Len() int { return int(r.stats.subs.Load()) }
+func (r *Router) Len() int { return int(r.tally.subs.Load()) }
 
 // History returns the messages in the history, oldest first.
 func (r *Router) History(ctx context.Context) ([]*stream.Event, error) {

@@ -21,7 +21,8 @@ type SourceInfo struct {
 	Since     time.Time       `json:"since"`
 	Reconnect uint64          `json:"reconnects"`
 	Counters  router.Counters `json:"counters"`
-	Extra     any             `json:"adapter,omitempty"`
+	// Adapter is what the adapter counts itself, if it does (source.Counted).
+	Adapter any `json:"adapter,omitempty"`
 }
 
 // Sources describes every source, sorted by name.
@@ -39,8 +40,8 @@ func (s *Supervisor) sourceInfo(n string) SourceInfo {
 		Name: n, Type: in.Type, State: in.State, Required: in.Required, LastError: in.LastError,
 		Since: in.Since, Reconnect: in.Reconnects, Counters: s.routers[n].Counters(),
 	}
-	if f := s.extra[n]; f != nil {
-		si.Extra = f()
+	if c, ok := s.adapters[n].(source.Counted); ok {
+		si.Adapter = c.Counters()
 	}
 	return si
 }

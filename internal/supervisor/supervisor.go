@@ -43,8 +43,6 @@ type Source struct {
 	Adapter  source.Source
 	Backoff  source.Backoff
 	Required bool
-	// Extra, if set, returns adapter-specific counters for GET /v1/sources.
-	Extra func() any
 }
 
 // Options configure a Supervisor. Zero values take the defaults.
@@ -66,7 +64,8 @@ type Supervisor struct {
 	names   []string // sorted
 	routers map[string]*router.Router
 	runners map[string]*source.Runner
-	extra   map[string]func() any
+	// adapters are the sources' adapters, asked for what only some have (source.Counted).
+	adapters map[string]source.Source
 
 	mu     sync.Mutex
 	subs   map[uint64]*Subscription
@@ -83,7 +82,7 @@ func New(sources []Source, opt Options) (*Supervisor, error) {
 	s := &Supervisor{
 		opt: opt, log: opt.Log,
 		routers: make(map[string]*router.Router), runners: make(map[string]*source.Runner),
-		extra: make(map[string]func() any), subs: make(map[uint64]*Subscription), idle: make(chan struct{}),
+		adapters: make(map[string]source.Source), subs: make(map[uint64]*Subscription), idle: make(chan struct{}),
 	}
 	for _, src := range sources {
 		if _, dup := s.routers[src.Name]; dup {
@@ -100,9 +99,7 @@ func New(sources []Source, opt Options) (*Supervisor, error) {
 		}
 		s.routers[src.Name] = r
 		s.runners[src.Name] = source.NewRunner(src.Name, src.Type, src.Adapter, src.Backoff, src.Required, opt.Log)
-		if src.Extra != nil {
-			s.extra[src.Name] = src.Extra
-		}
+		s.adapters[src.Name] = src.Adapter
 	}
 	sort.Strings(s.names)
 	return s, nil

@@ -87,8 +87,8 @@ func TestHeadersAndProperties(t *testing.T) {
 	if len(m.Headers) != len(want) {
 		t.Errorf("got %d headers, want %d: %v", len(m.Headers), len(want), m.Headers)
 	}
-	if st := src.Stats(); st.Received != 1 || st.Connects != 1 || st.Redelivered != 0 {
-		t.Errorf("Stats() = %+v", st)
+	if st := src.Counters().(amqp.Counters); st.Received != 1 || st.Connects != 1 || st.Redelivered != 0 {
+		t.Errorf("Counters() = %+v", st)
 	}
 }
 
@@ -250,7 +250,7 @@ func TestBackPressure(t *testing.T) {
 		n, err := b.readyMessages(name)
 		return err == nil && n >= total-hold-1-2*prefetch
 	}, "the broker to hold the rest")
-	if got := src.Stats().Received; got > hold+1+2*prefetch {
+	if got := src.Counters().(amqp.Counters).Received; got > hold+1+2*prefetch {
 		t.Errorf("the source received %d messages while the router took %d: its buffer is not bounded by the prefetch %d", got, hold, prefetch)
 	}
 	c.SetLimit(-1)

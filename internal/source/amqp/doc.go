@@ -10,5 +10,5 @@
 // Concurrency: a Source is run by one source.Runner; Run owns the connection and its one
 // consuming channel for the duration of the call and releases both before returning. Emit blocks
 // while the router is busy; the prefetch window (basic.qos) then fills and the broker holds the
-// rest, so the client's buffer stays bounded. Stats may be called from any goroutine.
+// rest, so the client's buffer stays bounded. Counters may be called from any goroutine.
 package amqp

@@ -31,7 +31,7 @@ const (
 )
 
 // Source reads one RabbitMQ queue. It implements source.Source; Run is called by one
-// source.Runner at a time, and Stats may be called from any goroutine.
+// source.Runner at a time, and Counters may be called from any goroutine.
 type Source struct {
 	cfg        Config // with defaults applied
 	tls        *tls.Config
@@ -45,8 +45,9 @@ type Source struct {
 	connects    atomic.Uint64
 }
 
-// Stats are a Source's counters since New, as GET /v1/sources shows them.
-type Stats struct {
+// Counters are a Source's counters since New, read at one moment, as GET /v1/sources shows them
+// under adapter.
+type Counters struct {
 	// Received counts the deliveries read from the broker.
 	Received uint64 `json:"received"`
 	// Redelivered counts those the broker flagged as delivered before (after a reconnect or a
@@ -56,14 +57,17 @@ type Stats struct {
 	Connects uint64 `json:"connects"`
 }
 
-// Stats returns the source's counters. It is safe to call from any goroutine.
-func (s *Source) Stats() Stats {
-	return Stats{
+// Counters returns the source's Counters now (source.Counted). It is safe to call from any
+// goroutine.
+func (s *Source) Counters() any {
+	return Counters{
 		Received:    s.received.Load(),
 		Redelivered: s.redelivered.Load(),
 		Connects:    s.connects.Load(),
 	}
 }
+
+var _ source.Counted = (*Source)(nil)
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.

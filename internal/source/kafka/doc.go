@@ -11,5 +11,5 @@
 // answers at connect time or Kafka reports an error that franz-go does not retry.
 //
 // Concurrency: Run is called by one source.Runner goroutine at a time and is the only goroutine
-// that polls and emits. Stats may be called from any goroutine.
+// that polls and emits. Counters may be called from any goroutine.
 package kafka

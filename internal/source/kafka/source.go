@@ -31,19 +31,20 @@ const (
 )
 
 // Source reads the topics of one Kafka cluster. It implements source.Source; Run is called by
-// one source.Runner at a time, and Stats may be called from any goroutine.
+// one source.Runner at a time, and Counters may be called from any goroutine.
 type Source struct {
 	cfg  Config // with defaults applied
 	opts []kgo.Opt
 
-	counts       source.Counters
+	tally        source.Tally
 	dataLoss     atomic.Uint64
 	sessionsLost atomic.Uint64
 }
 
-// Stats are a Source's counters since New, as GET /v1/sources shows them.
-type Stats struct {
-	source.Counts
+// Counters are a Source's counters since New, read at one moment, as GET /v1/sources shows them
+// under adapter.
+type Counters struct {
+	source.Counters
 	// DataLoss counts the times Kafka no longer had the records at the offset to read (they
 	// expired, or the topic was truncated) and reading went on from the earliest it had.
 	DataLoss uint64 `json:"data_loss"`
@@ -52,10 +53,13 @@ type Stats struct {
 	SessionsLost uint64 `json:"group_sessions_lost"`
 }
 
-// Stats returns the source's counters. It is safe to call from any goroutine.
-func (s *Source) Stats() Stats {
-	return Stats{Counts: s.counts.Counts(), DataLoss: s.dataLoss.Load(), SessionsLost: s.sessionsLost.Load()}
+// Counters returns the source's Counters now (source.Counted). It is safe to call from any
+// goroutine.
+func (s *Source) Counters() any {
+	return Counters{Counters: s.tally.Counters(), DataLoss: s.dataLoss.Load(), SessionsLost: s.sessionsLost.Load()}
 }
+
+var _ source.Counted = (*Source)(nil)
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.
@@ -135,7 +139,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		}
 		return classify(fmt.Errorf("kafka: no broker answered: %w", err))
 	}
-	s.counts.Connected()
+	s.tally.Connected()
 	up()
 
 	for {
@@ -184,7 +188,7 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, r *kgo.Record) erro
 	h[PartitionHeader] = strconv.FormatInt(int64(r.Partition), 10)
 	h[OffsetHeader] = strconv.FormatInt(r.Offset, 10)
 	h[TimestampHeader] = r.Timestamp.UTC().Format("2006-01-02T15:04:05.000Z07:00")
-	s.counts.Passed(len(r.Value))
+	s.tally.Passed(len(r.Value))
 	// The value is a slice of the fetch response, which franz-go reads into a buffer of its
 	// own for each response (brokerCxn.readSizeAndBody), or of the batch it decompressed into
 	// a new one (decompressor.Decompress: no kgo.WithPools here), and never reuses. The

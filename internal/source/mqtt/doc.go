@@ -13,5 +13,5 @@
 //
 // Concurrency: Run is called by one source.Runner goroutine at a time and is the only goroutine
 // that emits; paho's goroutines hand it messages through a channel and report the end of the
-// connection. Stats may be called from any goroutine.
+// connection. Counters may be called from any goroutine.
 package mqtt

@@ -28,7 +28,7 @@ const (
 const incomingSize = 256
 
 // Source reads the topics of one MQTT broker. It implements source.Source; Run is called by one
-// source.Runner at a time, and Stats may be called from any goroutine.
+// source.Runner at a time, and Counters may be called from any goroutine.
 type Source struct {
 	cfg      Config // with defaults applied
 	addr     string // host:port
@@ -36,14 +36,18 @@ type Source struct {
 	username string
 	password string
 
-	counts source.Counters
+	tally source.Tally
 }
 
-// Stats are a Source's counters since New, as GET /v1/sources shows them.
-type Stats = source.Counts
+// Counters are a Source's counters since New, read at one moment, as GET /v1/sources shows them
+// under adapter.
+type Counters = source.Counters
 
-// Stats returns the source's counters. It is safe to call from any goroutine.
-func (s *Source) Stats() Stats { return s.counts.Counts() }
+// Counters returns the source's Counters now (source.Counted). It is safe to call from any
+// goroutine.
+func (s *Source) Counters() any { return s.tally.Counters() }
+
+var _ source.Counted = (*Source)(nil)
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.
@@ -170,7 +174,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		}
 		return fmt.Errorf("mqtt: subscribe: %w", err)
 	}
-	s.counts.Connected()
+	s.tally.Connected()
 	up()
 
 	for {
@@ -256,7 +260,7 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, p *paho.Publish) er
 			h[RetainHeader] = "true"
 		}
 	}
-	s.counts.Passed(len(p.Payload))
+	s.tally.Passed(len(p.Payload))
 	// p.Payload is this packet's own: paho reads each packet into a bytes.Buffer of its own
 	// (packets.ReadPacket), Publish.Unpack takes the payload out of it with io.ReadAll (a new
 	// slice), and PublishFromPacketPublish hands that slice over; topic and properties are

@@ -132,7 +132,7 @@ func TestDropsCounted(t *testing.T) {
 	if err := s.publish(ctx, prefix, sourcetest.Numbered(0, 100, false)...); err != nil {
 		t.Fatal(err)
 	}
-	sourcetest.Eventually(t, wait, func() bool { return src.Stats().Dropped > 0 }, "drops counted")
+	sourcetest.Eventually(t, wait, func() bool { return src.Counters().(nats.Counters).Dropped > 0 }, "drops counted")
 	c.SetLimit(-1)
 	// Once the router has taken what the source held, there is room again.
 	sourcetest.Eventually(t, wait, func() bool { return c.Len() >= 10 }, "the messages held")
@@ -143,7 +143,7 @@ func TestDropsCounted(t *testing.T) {
 		msgs := c.Messages()
 		return len(msgs) > 0 && sourcetest.Number(msgs[len(msgs)-1]) == 100
 	}, "the message after the drops")
-	st := src.Stats()
+	st := src.Counters().(nats.Counters)
 	if st.Dropped+uint64(c.Len()) != 101 || st.Connects != 1 {
 		t.Errorf("stats %+v with %d passed on; want dropped and passed on to make 101, one connect", st, c.Len())
 	}

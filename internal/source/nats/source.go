@@ -20,12 +20,12 @@ import (
 const ReplyHeader = "nats_reply"
 
 // Source reads the subjects of one NATS server. It implements source.Source; Run is called by
-// one source.Runner at a time, and Stats may be called from any goroutine.
+// one source.Runner at a time, and Counters may be called from any goroutine.
 type Source struct {
 	cfg  Config // with defaults applied
 	opts []natsgo.Option
 
-	counts source.Counters
+	tally source.Tally
 
 	mu      sync.Mutex
 	subs    []*natsgo.Subscription // the live connection's
@@ -33,23 +33,27 @@ type Source struct {
 	dropped uint64                 // what the connections that ended dropped
 }
 
-// Stats are a Source's counters since New, as GET /v1/sources shows them.
-type Stats struct {
-	source.Counts
+// Counters are a Source's counters since New, read at one moment, as GET /v1/sources shows them
+// under adapter.
+type Counters struct {
+	source.Counters
 	// Dropped counts the messages NATS dropped because the source held pending of them
 	// already, its router being that far behind. nats.go forgets a connection's count once it
 	// has closed, so the drops of a connection's last second may be missing.
 	Dropped uint64 `json:"dropped"`
 }
 
-// Stats returns the source's counters. It is safe to call from any goroutine.
-func (s *Source) Stats() Stats {
+// Counters returns the source's Counters now (source.Counted). It is safe to call from any
+// goroutine.
+func (s *Source) Counters() any {
 	s.mu.Lock()
 	s.sampleLocked()
 	dropped := s.dropped + s.live
 	s.mu.Unlock()
-	return Stats{Counts: s.counts.Counts(), Dropped: dropped}
+	return Counters{Counters: s.tally.Counters(), Dropped: dropped}
 }
+
+var _ source.Counted = (*Source)(nil)
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.
@@ -95,7 +99,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		natsgo.ClosedHandler(func(*natsgo.Conn) { closeOnce.Do(func() { close(closed) }) }),
 		natsgo.ErrorHandler(func(_ *natsgo.Conn, _ *natsgo.Subscription, err error) {
 			if errors.Is(err, natsgo.ErrSlowConsumer) {
-				return // counted by the subscription, shown in Stats
+				return // counted by the subscription, shown in Counters
 			}
 			select {
 			case asyncErr <- err:
@@ -139,7 +143,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 	if err := nc.LastError(); err != nil && !errors.Is(err, natsgo.ErrSlowConsumer) {
 		return classify(fmt.Errorf("nats: subscribe: %w", err))
 	}
-	s.counts.Connected()
+	s.tally.Connected()
 	up()
 
 	sample := time.NewTicker(time.Second)
@@ -199,7 +203,7 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, m *natsgo.Msg) erro
 			h[ReplyHeader] = m.Reply
 		}
 	}
-	s.counts.Passed(len(m.Data))
+	s.tally.Passed(len(m.Data))
 	// m.Data is this message's own: nats.go's Conn.processMsg copies the payload out of its
 	// read buffer into a new slice, or hands over the one it allocated for a payload split
 	// across reads (msgCopied), which it then forgets; subject and headers are strings.
@@ -208,7 +212,7 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, m *natsgo.Msg) erro
 
 // sampleLocked reads what the live subscriptions dropped. nats.go counts their drops but
 // forgets them once the connection has closed, hence a reading every second and at every
-// Stats; s.mu is held.
+// Counters; s.mu is held.
 func (s *Source) sampleLocked() {
 	var n uint64
 	for _, sub := range s.subs {

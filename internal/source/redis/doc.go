@@ -9,5 +9,5 @@
 // drained all the time, clients or not.
 //
 // Concurrency: Run is called by one source.Runner goroutine at a time and is the only goroutine
-// that reads the connection and emits. Stats may be called from any goroutine.
+// that reads the connection and emits. Counters may be called from any goroutine.
 package redis

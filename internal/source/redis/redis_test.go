@@ -48,7 +48,7 @@ func TestChannelsAndPatterns(t *testing.T) {
 	if n := c.Len(); n != 3 {
 		t.Errorf("%d messages, want 3", n)
 	}
-	if st := src.Stats(); st.Messages != 3 || st.Connects != 1 {
+	if st := src.Counters().(redis.Counters); st.Messages != 3 || st.Connects != 1 {
 		t.Errorf("stats %+v", st)
 	}
 }

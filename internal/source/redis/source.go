@@ -22,19 +22,23 @@ import (
 const PatternHeader = "redis_pattern"
 
 // Source reads the channels of one Redis server. It implements source.Source; Run is called by
-// one source.Runner at a time, and Stats may be called from any goroutine.
+// one source.Runner at a time, and Counters may be called from any goroutine.
 type Source struct {
 	cfg Config // with defaults applied
 	opt goredis.Options
 
-	counts source.Counters
+	tally source.Tally
 }
 
-// Stats are a Source's counters since New, as GET /v1/sources shows them.
-type Stats = source.Counts
+// Counters are a Source's counters since New, read at one moment, as GET /v1/sources shows them
+// under adapter.
+type Counters = source.Counters
 
-// Stats returns the source's counters. It is safe to call from any goroutine.
-func (s *Source) Stats() Stats { return s.counts.Counts() }
+// Counters returns the source's Counters now (source.Counted). It is safe to call from any
+// goroutine.
+func (s *Source) Counters() any { return s.tally.Counters() }
+
+var _ source.Counted = (*Source)(nil)
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.
@@ -96,7 +100,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		}
 		return classify(err)
 	}
-	s.counts.Connected()
+	s.tally.Connected()
 	up()
 
 	pinged := false // a ping is waiting for its answer
@@ -194,7 +198,7 @@ func (s *Source) handle(ctx context.Context, emit source.Emit, msg any) error {
 	if m.Pattern != "" {
 		h = map[string]string{PatternHeader: m.Pattern}
 	}
-	s.counts.Passed(len(m.Payload))
+	s.tally.Passed(len(m.Payload))
 	// Channel, pattern and payload are strings over buffers of their own: go-redis reads each
 	// bulk string into a new one (proto.Reader.readStringReply) and never reads into it again;
 	// the conversion to []byte copies the payload anyway.

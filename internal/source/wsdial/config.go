@@ -39,7 +39,7 @@ type Config struct {
 	OnConnect []string `yaml:"on_connect"`
 	// Key is a dotted JSON path (see Path) in each message whose value becomes the message's
 	// key: "channel", "data.symbol". Empty: the key is "". A message that is not JSON gets the
-	// key "" and is counted in Stats.DecodeErrors; it is passed on all the same.
+	// key "" and is counted in Counters.DecodeErrors; it is passed on all the same.
 	Key string `yaml:"key"`
 	// PingInterval is how often the source pings the upstream. Defaults to 30s.
 	PingInterval time.Duration `yaml:"ping_interval"`
@@ -47,7 +47,7 @@ type Config struct {
 	// before the connection is given up as dead. Defaults to 10s.
 	PongTimeout time.Duration `yaml:"pong_timeout"`
 	// ReadLimit is the largest message accepted, in bytes (after decompression). A larger one
-	// is discarded and counted in Stats.Oversize, and the connection kept. Defaults to 1 MiB.
+	// is discarded and counted in Counters.Oversize, and the connection kept. Defaults to 1 MiB.
 	ReadLimit int64 `yaml:"read_limit"`
 	// HandshakeTimeout bounds connecting: TCP, TLS and the HTTP upgrade. Defaults to 10s.
 	HandshakeTimeout time.Duration `yaml:"handshake_timeout"`

@@ -11,5 +11,5 @@
 // Concurrency: a Source is run by one source.Runner; Run owns its connection for the duration of
 // the call. Inside Run, the calling goroutine reads and one pinger goroutine, started and waited
 // for by Run, writes pings (gorilla's WriteControl may be called concurrently with the reader).
-// Stats may be called from any goroutine.
+// Counters may be called from any goroutine.
 package wsdial

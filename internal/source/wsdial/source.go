@@ -29,7 +29,7 @@ import (
 const writeTimeout = 5 * time.Second
 
 // Source reads one upstream WebSocket. It implements source.Source; Run is called by one
-// source.Runner at a time, and Stats may be called from any goroutine.
+// source.Runner at a time, and Counters may be called from any goroutine.
 type Source struct {
 	cfg    Config // with defaults applied
 	dialer *websocket.Dialer
@@ -43,8 +43,9 @@ type Source struct {
 	connects     atomic.Uint64
 }
 
-// Stats are a Source's counters since New, as GET /v1/sources shows them.
-type Stats struct {
+// Counters are a Source's counters since New, read at one moment, as GET /v1/sources shows them
+// under adapter.
+type Counters struct {
 	// Messages counts the messages passed on; Bytes their bodies' total size.
 	Messages uint64 `json:"messages"`
 	Bytes    uint64 `json:"bytes"`
@@ -57,9 +58,10 @@ type Stats struct {
 	Connects uint64 `json:"connects"`
 }
 
-// Stats returns the source's counters. It is safe to call from any goroutine.
-func (s *Source) Stats() Stats {
-	return Stats{
+// Counters returns the source's Counters now (source.Counted). It is safe to call from any
+// goroutine.
+func (s *Source) Counters() any {
+	return Counters{
 		Messages:     s.frames.Load(),
 		Bytes:        s.bytes.Load(),
 		Oversize:     s.oversize.Load(),
@@ -67,6 +69,8 @@ func (s *Source) Stats() Stats {
 		Connects:     s.connects.Load(),
 	}
 }
+
+var _ source.Counted = (*Source)(nil)
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.

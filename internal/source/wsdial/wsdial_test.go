@@ -51,8 +51,8 @@ func TestOnConnectEachConnect(t *testing.T) {
 	i := r.WaitState(t, from, source.Reconnecting, wait)
 	r.WaitState(t, i, source.Up, wait)
 	sourcetest.Eventually(t, wait, sessionFrames(1), "the on_connect frames again after the restart")
-	if got := src.Stats().Connects; got != 2 {
-		t.Errorf("Stats().Connects = %d, want 2", got)
+	if got := src.Counters().(wsdial.Counters).Connects; got != 2 {
+		t.Errorf("Counters().Connects = %d, want 2", got)
 	}
 }
 
@@ -87,9 +87,9 @@ func TestOversize(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got %.40q, want %.40q", got, want)
 	}
-	st := src.Stats()
+	st := src.Counters().(wsdial.Counters)
 	if st.Oversize != 2 || st.Messages != 4 || st.Connects != 1 {
-		t.Errorf("Stats() = %+v, want 2 oversize, 4 messages, 1 connect", st)
+		t.Errorf("Counters() = %+v, want 2 oversize, 4 messages, 1 connect", st)
 	}
 	if n := len(f.Sessions()); n != 1 {
 		t.Errorf("%d connections: the oversize messages cost a reconnect", n)
@@ -135,8 +135,8 @@ func TestKey(t *testing.T) {
 			t.Errorf("message %d: headers %v, want none", i, m.Headers)
 		}
 	}
-	if got := src.Stats().DecodeErrors; got != 2 {
-		t.Errorf("Stats().DecodeErrors = %d, want 2", got)
+	if got := src.Counters().(wsdial.Counters).DecodeErrors; got != 2 {
+		t.Errorf("Counters().DecodeErrors = %d, want 2", got)
 	}
 }
 
