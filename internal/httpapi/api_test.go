@@ -1,6 +1,7 @@
 package httpapi_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -62,30 +63,88 @@ func heapInUse() uint64 {
 // churn connects and closes n clients, 50 at a time, over the three transports.
 func churn(t *testing.T, e *env, n int) {
 	var wg sync.WaitGroup
+	errs := make(chan error, n)
 	sem := make(chan struct{}, 50)
 	for i := 0; i < n; i++ {
-		wg.Add(1)
 		sem <- struct{}{}
-		go func() { // one client's life; waited for by wg
-			defer wg.Done()
+		wg.Go(func() { // one client's life; waited for below
 			defer func() { <-sem }()
-			q := url.Values{"where": {fmt.Sprintf(`body.n %% %d == 0`, i%7+1)}}
-			var c client
-			switch i % 3 {
-			case 0:
-				c = e.ws(q)
-			case 1:
-				c = e.sse(q, "")
-			default:
-				c = e.ndjson(q)
+			if err := churnClient(e, i); err != nil {
+				errs <- fmt.Errorf("client %d: %w", i, err)
 			}
-			if i%2 == 0 {
-				c.next(t) // some leave after reading, some at once
-			}
-			c.close()
-		}()
+		})
 	}
 	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// churnClient is client i's life: it connects over one of the three transports, reads one
+// event or not, and leaves. It runs on a goroutine of its own, so it returns what went wrong
+// rather than failing the test.
+func churnClient(e *env, i int) error {
+	q := url.Values{"where": {fmt.Sprintf(`body.n %% %d == 0`, i%7+1)}}
+	read := i%2 == 0 // some leave after reading, some at once
+	// A liveness bound for the whole life.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if i%3 == 0 {
+		conn, _, err := (&websocket.Dialer{}).DialContext(ctx, "ws"+strings.TrimPrefix(e.streamURL(q), "http"), nil)
+		if err != nil {
+			return fmt.Errorf("websocket: %w", err)
+		}
+		defer conn.Close()
+		if read {
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, _, err := conn.ReadMessage(); err != nil {
+				return fmt.Errorf("websocket: %w", err)
+			}
+		}
+		return nil
+	}
+	accept := "text/event-stream"
+	if i%3 == 2 {
+		accept = "application/x-ndjson"
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.streamURL(q), nil)
+	req.Header.Set("Accept", accept)
+	resp, err := e.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", accept, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", accept, resp.Status)
+	}
+	if !read {
+		return nil
+	}
+	// One event: an NDJSON line, or an SSE data line and the blank line that ends it.
+	br := bufio.NewReader(resp.Body)
+	data := ""
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			return fmt.Errorf("%s: %w", accept, err)
+		}
+		line = strings.TrimSuffix(line, "\n")
+		if accept == "application/x-ndjson" {
+			data = line
+			break
+		}
+		if d, ok := strings.CutPrefix(line, "data: "); ok {
+			data += d
+		} else if line == "" && data != "" {
+			break
+		}
+	}
+	var ev event
+	if err := json.Unmarshal([]byte(data), &ev); err != nil {
+		return fmt.Errorf("%s: bad event %q: %w", accept, data, err)
+	}
+	return nil
 }
 
 func TestIngest(t *testing.T) {
