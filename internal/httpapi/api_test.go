@@ -222,6 +222,7 @@ func TestIngest(t *testing.T) {
 type streamPost struct {
 	w    *io.PipeWriter
 	done chan streamAnswer
+	wg   sync.WaitGroup // the request's goroutine and send's; the cleanup waits for them
 }
 
 type streamAnswer struct {
@@ -244,7 +245,7 @@ func (e *env) streamPostTo(path, ct string) *streamPost {
 	}
 	req.Header.Set("Content-Type", ct)
 	p := &streamPost{w: pw, done: make(chan streamAnswer, 1)}
-	go func() {
+	p.wg.Go(func() { // the request, until its answer; waited for by the cleanup
 		resp, err := e.client.Do(req)
 		if err != nil {
 			p.done <- streamAnswer{raw: err.Error()}
@@ -255,9 +256,29 @@ func (e *env) streamPostTo(path, ct string) *streamPost {
 		a := streamAnswer{status: resp.StatusCode, raw: string(b)}
 		_ = json.Unmarshal(b, &a.ae)
 		p.done <- a
-	}()
-	e.t.Cleanup(func() { pw.Close() })
+	})
+	e.t.Cleanup(func() {
+		pw.Close() // ends the body, and so the request, and any send
+		ended := make(chan struct{})
+		go func() { p.wg.Wait(); close(ended) }() // waited for just below, or left if the request hangs
+		select {
+		case <-ended:
+		case <-time.After(10 * time.Second):
+			e.t.Errorf("a streaming request had not ended 10s after its body did")
+		}
+	})
 	return p
+}
+
+// send writes s to the body on a goroutine of its own, then ends the body if end is set: for
+// more than the server reads before it answers. The cleanup waits for it.
+func (p *streamPost) send(s string, end bool) {
+	p.wg.Go(func() {
+		_, _ = io.WriteString(p.w, s)
+		if end {
+			p.w.Close()
+		}
+	})
 }
 
 func (p *streamPost) line(t *testing.T, s string) {
@@ -307,7 +328,7 @@ func TestIngestStream(t *testing.T) {
 	for i := range 600 {
 		fmt.Fprintf(&many, "line-%04d\n", i)
 	}
-	go func() { _, _ = io.WriteString(p.w, many.String()); p.w.Close() }()
+	p.send(many.String(), true)
 	if a := p.answer(t); a.status != 200 || a.raw != "{\"accepted\":600}\n" {
 		t.Fatalf("plain lines: %d %s", a.status, a.raw)
 	}
@@ -334,7 +355,7 @@ func TestIngestStream(t *testing.T) {
 	// A line over max_body_bytes (1 MiB for "in").
 	p = e.streamPost("", "application/x-ndjson")
 	p.line(t, "small")
-	go func() { _, _ = io.WriteString(p.w, strings.Repeat("x", 1<<20+1)+"\n") }()
+	p.send(strings.Repeat("x", 1<<20+1)+"\n", false)
 	if a := p.answer(t); a.status != 413 || a.ae.Error.Code != "body_too_large" || *a.ae.Error.Accepted != 1 {
 		t.Fatalf("long line: %d %s", a.status, a.raw)
 	}

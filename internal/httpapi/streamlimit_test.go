@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"io"
 	"net/url"
 	"strings"
 	"testing"
@@ -16,20 +15,14 @@ func TestStreamLineAtTheLimit(t *testing.T) {
 	defer c.close()
 	line := strings.Repeat("x", 1<<20) // "in" takes 1 MiB
 	p := e.streamPost("", "application/x-ndjson")
-	go func() {
-		_, _ = io.WriteString(p.w, line+"\n"+line+"\r\n"+line+"\r")
-		p.w.Close()
-	}()
+	p.send(line+"\n"+line+"\r\n"+line+"\r", true)
 	if a := p.answer(t); a.status != 200 || !strings.Contains(a.raw, `"accepted":3`) {
 		t.Fatalf("three lines at the limit: %d %s", a.status, a.raw)
 	}
 	// One byte over, whatever room the line ending leaves: 413.
 	for _, end := range []string{"\n", "\r\n", ""} {
 		p := e.streamPost("", "application/x-ndjson")
-		go func() {
-			_, _ = io.WriteString(p.w, line+"x"+end)
-			p.w.Close()
-		}()
+		p.send(line+"x"+end, true)
 		if a := p.answer(t); a.status != 413 {
 			t.Fatalf("a line of the limit and a byte, ending %q: %d %s", end, a.status, a.raw)
 		}
