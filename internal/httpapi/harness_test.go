@@ -146,24 +146,32 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // publish posts NDJSON envelopes to the http source name.
 func (e *env) publish(name string, msgs ...msg) {
 	e.t.Helper()
+	if err := e.tryPublish(name, msgs...); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// tryPublish is publish for a goroutine other than the test's: it returns the error.
+func (e *env) tryPublish(name string, msgs ...msg) error {
 	var b bytes.Buffer
 	for _, m := range msgs {
 		line, err := json.Marshal(m)
 		if err != nil {
-			e.t.Fatal(err)
+			return err
 		}
 		b.Write(line)
 		b.WriteByte('\n')
 	}
 	resp, err := e.client.Post(e.srv.URL+"/v1/sources/"+name+"/messages?envelope=true", "application/x-ndjson", &b)
 	if err != nil {
-		e.t.Fatal(err)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(resp.Body)
-		e.t.Fatalf("publish: %s: %s", resp.Status, body)
+		return fmt.Errorf("publish: %s: %s", resp.Status, body)
 	}
+	return nil
 }
 
 type msg struct {

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
@@ -137,32 +136,49 @@ func TestResumeSeveralSources(t *testing.T) {
 func TestResumeDuringBurst(t *testing.T) {
 	e := newEnv(t, envOptions{history: 100000})
 	const total = 20000
+	// Batches of 50 keep the parity of a message's number in its batch equal to its seq's.
+	q := url.Values{"source": {"in"}, "where": {`key == "even"`}}
+	// The first client, which resumes from nothing, joins before the publisher starts, so that
+	// its first message is 2 (joining after the start, it raced with the first batch).
+	first := e.sse(q, "")
 	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // the publisher: 50 messages every 10 ms; waited for by wg
-		defer wg.Done()
+	published := make(chan error, 1)
+	go func() { // the publisher: 50 messages every 10 ms; waited for through published
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for n := 0; n < total; n += 50 {
 			select {
 			case <-done:
+				published <- nil
 				return
 			case <-tick.C:
 			}
-			e.publish("in", numbered(50, keyEvenOdd)...)
+			if err := e.tryPublish("in", numbered(50, keyEvenOdd)...); err != nil {
+				// The clients wait for messages that will not come: end their streams, so that
+				// the test stops and reports this.
+				e.srv.CloseClientConnections()
+				published <- err
+				return
+			}
+		}
+		published <- nil
+	}()
+	defer func() {
+		close(done)
+		if err := <-published; err != nil {
+			t.Errorf("the publisher: %v", err)
 		}
 	}()
-	defer func() { close(done); wg.Wait() }()
-	// Batches of 50 keep the parity of a message's number in its batch equal to its seq's.
-	q := url.Values{"source": {"in"}, "where": {`key == "even"`}}
 	next := uint64(2)
 	lastID := ""
 	for round := 0; next < total/2; round++ {
 		var c client
-		if round%2 == 0 {
+		switch {
+		case round == 0:
+			c = first
+		case round%2 == 0:
 			c = e.sse(q, lastID)
-		} else {
+		default:
 			qq := url.Values{"source": q["source"], "where": q["where"]}
 			if lastID != "" {
 				qq.Set("from", lastID)
