@@ -81,6 +81,8 @@ func TestSlowBodies(t *testing.T) {
 			if status != http.StatusRequestTimeout || ae.Error.Code != "request_timeout" || !strings.Contains(ae.Error.Message, "limits.body_read_timeout") {
 				t.Errorf("%s, stalled: %d %+v", path, status, ae.Error)
 			}
+			// Ten times the timeout: room for a loaded machine under -race, and still far
+			// from never (the answer's deadline is 5 s).
 			if d := time.Since(start); d > 3*time.Second {
 				t.Errorf("%s: cut after %v", path, d)
 			}
@@ -131,6 +133,8 @@ func TestStreamIngestIdle(t *testing.T) {
 	hdr := map[string]string{"Transfer-Encoding": "chunked", "Content-Type": "application/x-ndjson"}
 	t.Run("pauses and keep-alives", func(t *testing.T) {
 		r := e.open(t, "POST", "/v1/sources/in/messages?stream=true", hdr)
+		// The sleeps are the slow client: each pause is three times body_read_timeout, and
+		// more than a second short of ingest_idle_timeout, should a loaded machine stretch it.
 		r.chunk("1\n")
 		time.Sleep(600 * time.Millisecond) // longer than body_read_timeout: a pause between lines
 		r.chunk("2\n")
@@ -147,6 +151,8 @@ func TestStreamIngestIdle(t *testing.T) {
 			!strings.Contains(ae.Error.Message, "limits.ingest_idle_timeout") {
 			t.Fatalf("idle stream: %d %+v", status, ae.Error)
 		}
+		// A lower bound, which a slow machine cannot break: the cut comes no sooner than
+		// ingest_idle_timeout (2 s) after the last line, sent just before start.
 		if d := time.Since(start); d < 1500*time.Millisecond {
 			t.Fatalf("cut after %v, before ingest_idle_timeout", d)
 		}
@@ -160,6 +166,8 @@ func TestStreamIngestIdle(t *testing.T) {
 			!strings.Contains(ae.Error.Message, "limits.body_read_timeout") {
 			t.Fatalf("stalled in a line: %d %+v", status, ae.Error)
 		}
+		// The message says which rule cut it; the time backs it: body_read_timeout is 200 ms,
+		// ingest_idle_timeout 2 s, and 1.5 s leaves a loaded machine 1.3 s of slack.
 		if d := time.Since(start); d > 1500*time.Millisecond {
 			t.Fatalf("a line stalled for %v", d)
 		}
