@@ -21,14 +21,7 @@ import (
 	"github.com/streamux/streamux/internal/router"
 	"github.com/streamux/streamux/internal/sequence"
 	"github.com/streamux/streamux/internal/source"
-	"github.com/streamux/streamux/internal/source/amqp"
-	"github.com/streamux/streamux/internal/source/demo"
-	"github.com/streamux/streamux/internal/source/ingest"
-	"github.com/streamux/streamux/internal/source/kafka"
-	"github.com/streamux/streamux/internal/source/mqtt"
-	"github.com/streamux/streamux/internal/source/nats"
-	"github.com/streamux/streamux/internal/source/redis"
-	"github.com/streamux/streamux/internal/source/wsdial"
+	_ "github.com/streamux/streamux/internal/source/all" // every source type
 	"github.com/streamux/streamux/internal/supervisor"
 	"github.com/streamux/streamux/internal/transport"
 	"github.com/streamux/streamux/internal/webui"
@@ -95,7 +88,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 			return err
 		}
 	}
-	srcs, ingests, err := buildSources(cfg)
+	srcs, err := buildSources(cfg)
 	if err != nil {
 		ln.Close()
 		return err
@@ -125,7 +118,6 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 			WriteTimeout: cfg.Stream.WriteTimeout, Heartbeat: cfg.Stream.Heartbeat,
 			MaxBatch: cfg.Stream.MaxBatch, MaxClientFrame: cfg.Limits.ClientFrameBytes, WriteDelay: cfg.Stream.WriteDelay,
 		},
-		Ingest:         ingests,
 		Web:            webui.Handler(),
 		Log:            log,
 		Auth:           authn,
@@ -230,62 +222,22 @@ func openData(path string, log *slog.Logger) (*sequence.Dir, error) {
 	return d, nil
 }
 
-// buildSources makes each configured source's adapter.
-func buildSources(cfg *config.Config) ([]supervisor.Source, map[string]*ingest.Source, error) {
+// buildSources makes each configured source's adapter, by its registered type.
+func buildSources(cfg *config.Config) ([]supervisor.Source, error) {
 	var out []supervisor.Source
-	ingests := make(map[string]*ingest.Source)
 	for _, sc := range cfg.Sources {
-		s := supervisor.Source{
-			Name: sc.Name, Type: sc.Type, Required: sc.Required,
+		t, ok := source.Lookup(sc.Type)
+		if !ok {
+			return nil, fmt.Errorf("source %q: type %q is not registered", sc.Name, sc.Type)
+		}
+		a, err := t.New(sc.Spec)
+		if err != nil {
+			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
+		}
+		out = append(out, supervisor.Source{
+			Name: sc.Name, Type: sc.Type, Required: sc.Required, Adapter: a,
 			Backoff: source.Backoff{Initial: sc.Backoff.Initial, Max: sc.Backoff.Max},
-		}
-		switch spec := sc.Spec.(type) {
-		case *demo.Config:
-			s.Adapter = demo.New(*spec)
-		case *ingest.Config:
-			in := ingest.New(*spec)
-			ingests[sc.Name] = in
-			s.Adapter = in
-		case *amqp.Config:
-			src, err := amqp.New(*spec)
-			if err != nil {
-				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
-			}
-			s.Adapter = src
-		case *wsdial.Config:
-			src, err := wsdial.New(*spec)
-			if err != nil {
-				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
-			}
-			s.Adapter = src
-		case *nats.Config:
-			src, err := nats.New(*spec)
-			if err != nil {
-				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
-			}
-			s.Adapter = src
-		case *redis.Config:
-			src, err := redis.New(*spec)
-			if err != nil {
-				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
-			}
-			s.Adapter = src
-		case *mqtt.Config:
-			src, err := mqtt.New(*spec)
-			if err != nil {
-				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
-			}
-			s.Adapter = src
-		case *kafka.Config:
-			src, err := kafka.New(*spec)
-			if err != nil {
-				return nil, nil, fmt.Errorf("source %q: %w", sc.Name, err)
-			}
-			s.Adapter = src
-		default:
-			return nil, nil, fmt.Errorf("source %q: type %q is not wired", sc.Name, sc.Type)
-		}
-		out = append(out, s)
+		})
 	}
-	return out, ingests, nil
+	return out, nil
 }

@@ -59,15 +59,13 @@ const childArgs = 6
 // be imported. It wires the same packages the same way.
 func testServe(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error {
 	var srcs []supervisor.Source
-	ingests := map[string]*ingest.Source{}
 	for _, sc := range cfg.Sources {
 		s := supervisor.Source{Name: sc.Name, Type: sc.Type}
 		switch spec := sc.Spec.(type) {
 		case *demo.Config:
 			s.Adapter = demo.New(*spec)
 		case *ingest.Config:
-			in := ingest.New(*spec)
-			ingests[sc.Name], s.Adapter = in, in
+			s.Adapter = ingest.New(*spec)
 		default:
 			ln.Close()
 			return fmt.Errorf("source type %q is not wired in the test", sc.Type)
@@ -86,7 +84,7 @@ func testServe(ctx context.Context, cfg *config.Config, ln net.Listener, log *sl
 	api := httpapi.New(sup, httpapi.Options{
 		Predicates: predicate.Limits{MaxBytes: cfg.Limits.PredicateMaxBytes},
 		Transport:  transport.Options{WriteTimeout: cfg.Stream.WriteTimeout, MaxBatch: cfg.Stream.MaxBatch},
-		Ingest:     ingests, Log: log,
+		Log:        log,
 	})
 	hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	supCtx, stopSup := context.WithCancel(context.Background())

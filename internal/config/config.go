@@ -21,7 +21,10 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/streamux/streamux/internal/auth"
-	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/httpapi"
+	"github.com/streamux/streamux/internal/predicate"
+	"github.com/streamux/streamux/internal/router"
+	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/yamlstrict"
 )
 
@@ -365,73 +368,89 @@ func expandErr(missing, nested []string) error {
 	return errors.Join(errs...)
 }
 
+// The defaults that are the configuration's own; the others are the constants of the packages
+// that apply them, referenced below.
+const (
+	// DefaultHistoryBytes is history.max_bytes when none is given.
+	DefaultHistoryBytes = 64 << 20
+	// DefaultHeaderTimeout and DefaultIdleTimeout are limits.header_timeout and
+	// limits.idle_timeout when none is given.
+	DefaultHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout   = 2 * time.Minute
+	// DefaultShutdownGrace is shutdown_grace when none is given.
+	DefaultShutdownGrace = 10 * time.Second
+)
+
 func (c *Config) applyDefaults() {
 	if c.Listen == "" {
 		c.Listen = DefaultListen
 	}
 	if len(c.Sources) == 0 {
-		c.Sources = []Source{{Name: "demo", Type: "demo", Spec: &demoConfig{}}}
-	}
-	if c.Limits.PredicateMaxBytes == 0 {
-		c.Limits.PredicateMaxBytes = 4096
+		c.Sources = []Source{{Name: "demo", Type: "demo"}}
+		if t, ok := source.Lookup("demo"); ok {
+			c.Sources[0].Spec = t.NewConfig()
+		}
 	}
 	l := &c.Limits
+	if l.PredicateMaxBytes == 0 {
+		l.PredicateMaxBytes = predicate.DefaultMaxBytes
+	}
 	if l.Connections == 0 {
-		l.Connections = 10000
+		l.Connections = httpapi.DefaultConnections
 	}
 	if l.ConnectionsPerAddress == 0 {
-		l.ConnectionsPerAddress = 100
+		l.ConnectionsPerAddress = httpapi.DefaultConnectionsPerAddress
 	}
 	if l.SubscriptionsPerCredential == 0 {
-		l.SubscriptionsPerCredential = 100
+		l.SubscriptionsPerCredential = httpapi.DefaultSubscriptionsPerCredential
 	}
 	if l.SubscribeRate == 0 {
-		l.SubscribeRate = 10
+		l.SubscribeRate = httpapi.DefaultSubscribeRate
 	}
 	if l.SubscribeBurst == 0 {
-		l.SubscribeBurst = 20
+		l.SubscribeBurst = httpapi.DefaultSubscribeBurst
 	}
 	if l.HeaderTimeout == 0 {
-		l.HeaderTimeout = 10 * time.Second
+		l.HeaderTimeout = DefaultHeaderTimeout
 	}
 	if l.IdleTimeout == 0 {
-		l.IdleTimeout = 2 * time.Minute
+		l.IdleTimeout = DefaultIdleTimeout
 	}
 	if l.IngestRequests == 0 {
-		l.IngestRequests = 256
+		l.IngestRequests = httpapi.DefaultIngestRequests
 	}
 	if l.IngestRequestsPerClient == 0 {
-		l.IngestRequestsPerClient = 16
+		l.IngestRequestsPerClient = httpapi.DefaultIngestRequestsPerClient
 	}
 	if l.BodyBufferBytes == 0 {
-		l.BodyBufferBytes = max(64<<20, 2*c.maxBodyBytes())
+		l.BodyBufferBytes = max(httpapi.DefaultBodyBytes, 2*c.maxBodyBytes())
 	}
 	if l.BodyReadTimeout == 0 {
-		l.BodyReadTimeout = 30 * time.Second
+		l.BodyReadTimeout = httpapi.DefaultBodyReadTimeout
 	}
 	if l.BodyMinRate == 0 {
-		l.BodyMinRate = 1024
+		l.BodyMinRate = httpapi.DefaultBodyMinRate
 	}
 	if l.IngestIdleTimeout == 0 {
-		l.IngestIdleTimeout = 10 * time.Minute
+		l.IngestIdleTimeout = httpapi.DefaultIngestIdleTimeout
 	}
 	if l.CheckMaxCost == 0 {
-		l.CheckMaxCost = 10_000_000
+		l.CheckMaxCost = httpapi.DefaultCheckMaxCost
 	}
 	if l.CheckRate == 0 {
-		l.CheckRate = 1
+		l.CheckRate = httpapi.DefaultCheckRate
 	}
 	if l.CheckBurst == 0 {
-		l.CheckBurst = 5
+		l.CheckBurst = httpapi.DefaultCheckBurst
 	}
 	if c.History.Size == 0 {
-		c.History.Size = 10000
+		c.History.Size = router.DefaultHistory
 	}
 	if c.History.MaxBytes == 0 {
-		c.History.MaxBytes = 64 << 20
+		c.History.MaxBytes = DefaultHistoryBytes
 	}
 	if c.ShutdownGrace == 0 {
-		c.ShutdownGrace = 10 * time.Second
+		c.ShutdownGrace = DefaultShutdownGrace
 	}
 }
 
@@ -528,16 +547,13 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// maxBodyBytes is the largest max_body_bytes of the http sources, 0 without one.
+// maxBodyBytes is the largest request body that a source takes (the http type's max_body_bytes),
+// 0 without one.
 func (c *Config) maxBodyBytes() int64 {
 	var m int64
 	for _, s := range c.Sources {
-		if spec, ok := s.Spec.(*ingest.Config); ok {
-			n := spec.MaxBodyBytes
-			if n == 0 {
-				n = ingest.DefaultMaxBodyBytes
-			}
-			m = max(m, n)
+		if spec, ok := s.Spec.(interface{ BodyBytes() int64 }); ok {
+			m = max(m, spec.BodyBytes())
 		}
 	}
 	return m

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/streamux/streamux/internal/source/all" // every source type, as the server has them
 	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"

@@ -4,20 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"sort"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
 
-	"github.com/streamux/streamux/internal/source/amqp"
-	"github.com/streamux/streamux/internal/source/demo"
-	"github.com/streamux/streamux/internal/source/ingest"
-	"github.com/streamux/streamux/internal/source/kafka"
-	"github.com/streamux/streamux/internal/source/mqtt"
-	"github.com/streamux/streamux/internal/source/nats"
-	"github.com/streamux/streamux/internal/source/redis"
-	"github.com/streamux/streamux/internal/source/wsdial"
+	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/yamlstrict"
 )
 
@@ -28,8 +20,8 @@ type Source struct {
 	// Required makes /readyz fail while the source is not up.
 	Required bool    `yaml:"required"`
 	Backoff  Backoff `yaml:"backoff"`
-	// Spec is the type's configuration: *demo.Config, *ingest.Config, *amqp.Config,
-	// *wsdial.Config, *nats.Config, *redis.Config, *mqtt.Config or *kafka.Config (see Types).
+	// Spec is the type's own configuration: a pointer to the struct its type registered
+	// (source.Type.Config), or nil for that struct's zero value, the type's defaults.
 	Spec any `yaml:"-"`
 	// problems are what decoding found; Validate reports them under the source's index, so that
 	// one bad source does not hide the problems of the others.
@@ -52,51 +44,24 @@ type common struct {
 	Backoff  Backoff `yaml:"backoff"`
 }
 
-type (
-	demoConfig   = demo.Config
-	ingestConfig = ingest.Config
-)
-
-// decoders decode a source's YAML node, strictly, into the type's configuration, or say what
-// is wrong with it.
-var decoders = map[string]func(*yaml.Node) (common, any, []string){
-	"demo":      decodeAs[demo.Config],
-	"http":      decodeAs[ingest.Config],
-	"amqp":      decodeAs[amqp.Config],
-	"websocket": decodeAs[wsdial.Config],
-	"nats":      decodeAs[nats.Config],
-	"redis":     decodeAs[redis.Config],
-	"mqtt":      decodeAs[mqtt.Config],
-	"kafka":     decodeAs[kafka.Config],
-}
-
-// Types lists the source types this build knows.
-func Types() []string {
-	t := make([]string, 0, len(decoders))
-	for k := range decoders {
-		t = append(t, k)
-	}
-	sort.Strings(t)
-	return t
-}
-
-// decodeAs decodes n as the common fields and a T. It decodes the node itself, not its text
-// again, so that aliases and merge keys that reach outside the source still resolve and the
-// messages carry the file's lines; a node's Decode is not strict, so unknown keys are looked
-// for first.
-func decodeAs[T any](n *yaml.Node) (common, any, []string) {
-	var v struct {
-		common `yaml:",inline"`
-		Spec   T `yaml:",inline"`
-	}
-	problems := yamlstrict.UnknownFields(n, reflect.TypeOf(v), nil)
-	if err := n.Decode(&v); err != nil {
+// decode decodes n, strictly, as the common fields and t's configuration. It decodes the node
+// itself, not its text again, so that aliases and merge keys that reach outside the source still
+// resolve and the messages carry the file's lines; a node's Decode is not strict, so unknown keys
+// are looked for first. Both parts are decoded as one struct, built for t, with the common fields
+// and t's configuration inline, so that a key of either is known and each problem is reported once.
+func decode(t source.Type, n *yaml.Node) (common, any, []string) {
+	v := reflect.New(reflect.StructOf([]reflect.StructField{
+		{Name: "Common", Type: reflect.TypeFor[common](), Tag: `yaml:",inline"`},
+		{Name: "Spec", Type: t.Config(), Tag: `yaml:",inline"`},
+	}))
+	problems := yamlstrict.UnknownFields(n, v.Type().Elem(), nil)
+	if err := n.Decode(v.Interface()); err != nil {
 		problems = append(problems, decodeErrors(n, err)...)
 	}
 	if len(problems) > 0 {
 		return common{}, nil, problems
 	}
-	return v.common, &v.Spec, nil
+	return v.Elem().Field(0).Interface().(common), v.Elem().Field(1).Addr().Interface(), nil
 }
 
 // decodeErrors are the messages of yaml's error in decoding n: a type error names each problem
@@ -125,16 +90,16 @@ func (s *Source) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	}
 	*s = Source{Name: head.Name, Type: head.Type}
-	dec, ok := decoders[head.Type]
+	t, ok := source.Lookup(head.Type)
 	if !ok {
 		if head.Type == "" {
-			s.problems = []string{fmt.Sprintf("line %d: type is required (one of %s)", n.Line, strings.Join(Types(), ", "))}
+			s.problems = []string{fmt.Sprintf("line %d: type is required (one of %s)", n.Line, strings.Join(source.Types(), ", "))}
 		} else {
-			s.problems = []string{fmt.Sprintf("line %d: unknown type %q (one of %s)", line(n, "type"), head.Type, strings.Join(Types(), ", "))}
+			s.problems = []string{fmt.Sprintf("line %d: unknown type %q (one of %s)", line(n, "type"), head.Type, strings.Join(source.Types(), ", "))}
 		}
 		return nil
 	}
-	c, spec, problems := dec(n)
+	c, spec, problems := decode(t, n)
 	if problems != nil {
 		s.problems = problems
 		return nil

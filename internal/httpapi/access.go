@@ -61,45 +61,58 @@ type Limits struct {
 	IngestIdleTimeout time.Duration
 }
 
+// The defaults of Limits, which the configuration's limits: take too.
+const (
+	DefaultConnections                = 10000
+	DefaultConnectionsPerAddress      = 100
+	DefaultSubscriptionsPerCredential = 100
+	DefaultSubscribeRate              = 10
+	DefaultSubscribeBurst             = 20
+	DefaultIngestRequests             = 256
+	DefaultIngestRequestsPerClient    = 16
+	// DefaultBodyBytes is Limits.BodyBytes when none is given.
+	DefaultBodyBytes         = 64 << 20
+	DefaultBodyReadTimeout   = 30 * time.Second
+	DefaultBodyMinRate       = 1024
+	DefaultIngestIdleTimeout = 10 * time.Minute
+)
+
 func (l Limits) withDefaults() Limits {
 	if l.Connections <= 0 {
-		l.Connections = 10000
+		l.Connections = DefaultConnections
 	}
 	if l.ConnectionsPerAddress <= 0 {
-		l.ConnectionsPerAddress = 100
+		l.ConnectionsPerAddress = DefaultConnectionsPerAddress
 	}
 	if l.SubscriptionsPerCredential <= 0 {
-		l.SubscriptionsPerCredential = 100
+		l.SubscriptionsPerCredential = DefaultSubscriptionsPerCredential
 	}
 	if l.SubscribeRate <= 0 {
-		l.SubscribeRate = 10
+		l.SubscribeRate = DefaultSubscribeRate
 	}
 	if l.SubscribeBurst <= 0 {
-		l.SubscribeBurst = 20
+		l.SubscribeBurst = DefaultSubscribeBurst
 	}
 	if l.IngestRequests <= 0 {
-		l.IngestRequests = 256
+		l.IngestRequests = DefaultIngestRequests
 	}
 	if l.IngestRequestsPerClient <= 0 {
-		l.IngestRequestsPerClient = 16
+		l.IngestRequestsPerClient = DefaultIngestRequestsPerClient
 	}
 	if l.BodyBytes <= 0 {
 		l.BodyBytes = DefaultBodyBytes
 	}
 	if l.BodyReadTimeout <= 0 {
-		l.BodyReadTimeout = 30 * time.Second
+		l.BodyReadTimeout = DefaultBodyReadTimeout
 	}
 	if l.BodyMinRate <= 0 {
-		l.BodyMinRate = 1024
+		l.BodyMinRate = DefaultBodyMinRate
 	}
 	if l.IngestIdleTimeout <= 0 {
-		l.IngestIdleTimeout = 10 * time.Minute
+		l.IngestIdleTimeout = DefaultIngestIdleTimeout
 	}
 	return l
 }
-
-// DefaultBodyBytes is Limits.BodyBytes when none is given.
-const DefaultBodyBytes = 64 << 20
 
 // gate counts the streams held per address and per credential, and the rate at which each
 // address opens them. It is consulted once per stream request, never per message.

@@ -84,10 +84,9 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	ingests := map[string]*ingest.Source{"in": ingest.New(ingest.Config{MaxBodyBytes: 1 << 20}), "other": ingest.New(ingest.Config{})}
 	srcs := []supervisor.Source{
-		{Name: "in", Type: "http", Adapter: ingests["in"]},
-		{Name: "other", Type: "http", Adapter: ingests["other"]},
+		{Name: "in", Type: "http", Adapter: ingest.New(ingest.Config{MaxBodyBytes: 1 << 20})},
+		{Name: "other", Type: "http", Adapter: ingest.New(ingest.Config{})},
 	}
 	srcs = append(srcs, o.extra...)
 	if o.demoRate > 0 {
@@ -100,7 +99,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(ctx) }()
-	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Transport: o.transport, Log: quietLog, Auth: o.auth, AllowedOrigins: o.origins, AllowedHosts: o.hosts, Limits: o.limits, Predicates: o.predicates, Check: o.check})
+	api := httpapi.New(sup, httpapi.Options{Transport: o.transport, Log: quietLog, Auth: o.auth, AllowedOrigins: o.origins, AllowedHosts: o.hosts, Limits: o.limits, Predicates: o.predicates, Check: o.check})
 	srv := httptest.NewUnstartedServer(api)
 	if o.smallBuffers {
 		srv.Listener = smallBufferListener{srv.Listener}

@@ -24,7 +24,7 @@ import (
 
 	"github.com/streamux/streamux/internal/auth"
 	"github.com/streamux/streamux/internal/predicate"
-	"github.com/streamux/streamux/internal/source/ingest"
+	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/supervisor"
 	"github.com/streamux/streamux/internal/transport"
 	"github.com/streamux/streamux/internal/transport/ndjson"
@@ -36,8 +36,6 @@ import (
 type Options struct {
 	Predicates predicate.Limits
 	Transport  transport.Options
-	// Ingest maps the names of the http sources to their adapters.
-	Ingest map[string]*ingest.Source
 	// Web serves the page at "/"; nil serves none.
 	Web http.Handler
 	Log *slog.Logger
@@ -278,7 +276,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, "unknown_source", fmt.Sprintf("no source named %q", name)))
 		return
 	}
-	src, ok := s.opt.Ingest[name]
+	src, ok := s.sup.Adapter(name).(source.Publisher)
 	if !ok {
 		writeError(w, newError(http.StatusMethodNotAllowed, "not_ingestible",
 			fmt.Sprintf("source %q is not of type http; only http sources take messages", name)))
@@ -314,7 +312,7 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	n, err := src.Publish(s.drainCtx, r, w)
 	if err != nil {
 		ae := newError(http.StatusInternalServerError, "internal", err.Error())
-		if ie, ok := errors.AsType[*ingest.Error](err); ok {
+		if ie, ok := errors.AsType[*source.PublishError](err); ok {
 			ae = newError(ie.Status, ie.Code, ie.Message)
 		}
 		if body != nil && body.fail != nil {

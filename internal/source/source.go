@@ -9,6 +9,7 @@ package source
 
 import (
 	"context"
+	"net/http"
 
 	"github.com/streamux/streamux/internal/stream"
 )
@@ -21,6 +22,28 @@ type Source interface {
 	// after a backoff, each time it returns an error.
 	Run(ctx context.Context, up func(), emit Emit) error
 }
+
+// Publisher is an adapter that takes its messages through the API (the http type): POST
+// /v1/sources/{name}/messages hands it each request. An optional interface: the API asks the
+// source named in the path for it, and answers 405 for a source without it.
+type Publisher interface {
+	// Publish reads r's messages and hands them to the source's router, in order, and returns
+	// how many it handed over, also when it fails. A *PublishError says what to answer; any
+	// other error is answered 500. stop ends the server's patience: a request that would run
+	// on (a streamed body) ends when it is done. Publish is called from any goroutine, at
+	// once by as many requests as come.
+	Publish(stop context.Context, r *http.Request, w http.ResponseWriter) (int, error)
+}
+
+// PublishError is a request a Publisher could not take, as the API answers it: the HTTP Status,
+// the error Code of API.md and a Message.
+type PublishError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *PublishError) Error() string { return e.Message }
 
 // Emit hands one message to the router. It returns nil once the router has accepted the message:
 // it is queued in the router's bounded input (router.InputSize), and the router routes every

@@ -130,6 +130,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 // Names returns the configured source names, sorted.
 func (s *Supervisor) Names() []string { return s.names }
 
+// Adapter returns the adapter of source name, nil if there is none, to be asked for what only
+// some adapters do (source.Publisher).
+func (s *Supervisor) Adapter(name string) source.Source { return s.adapters[name] }
+
 // Has reports whether name is a configured source.
 func (s *Supervisor) Has(name string) bool { _, ok := s.routers[name]; return ok }
 

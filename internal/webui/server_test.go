@@ -102,10 +102,8 @@ func startServer(t *testing.T, o serverOptions) *server {
 	}
 	alpha := ingest.New(ingest.Config{})
 	var srcs []supervisor.Source
-	ingests := map[string]*ingest.Source{}
 	if !o.noAlpha {
 		srcs = append(srcs, supervisor.Source{Name: "alpha", Type: "http", Adapter: alpha})
-		ingests["alpha"] = alpha
 	}
 	if o.demo != "" {
 		srcs = append(srcs, supervisor.Source{Name: o.demo, Type: "demo", Adapter: demo.New(demo.Config{Rate: o.demoRate})})
@@ -125,7 +123,7 @@ func startServer(t *testing.T, o serverOptions) *server {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = sup.Run(ctx) }() // waited for in stop
-	api := httpapi.New(sup, httpapi.Options{Ingest: ingests, Web: Handler(), Log: quietLog, Auth: o.auth})
+	api := httpapi.New(sup, httpapi.Options{Web: Handler(), Log: quietLog, Auth: o.auth})
 	var h http.Handler = api
 	if o.rec != nil {
 		h = o.rec.wrap(api)

@@ -67,6 +67,8 @@ func (s *Source) Counters() any {
 	}
 }
 
+func init() { source.Register("amqp", New) }
+
 var _ source.Counted = (*Source)(nil)
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.

@@ -59,6 +59,10 @@ func New(c Config) *Source {
 
 var _ source.Source = (*Source)(nil)
 
+func init() {
+	source.Register("demo", func(c Config) (*Source, error) { return New(c), nil })
+}
+
 // Run emits messages at the configured rate until ctx is done. At high rates it wakes at most
 // every millisecond and emits all that are due, so the average rate holds.
 func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {

@@ -46,6 +46,15 @@ type Config struct {
 // DefaultMaxBodyBytes is Config.MaxBodyBytes when none is given.
 const DefaultMaxBodyBytes = 8 << 20
 
+// BodyBytes is the largest request body the source takes, which the server's buffer for
+// request bodies (limits.body_buffer_bytes) must be able to hold.
+func (c *Config) BodyBytes() int64 {
+	if c.MaxBodyBytes == 0 {
+		return DefaultMaxBodyBytes
+	}
+	return c.MaxBodyBytes
+}
+
 // Validate returns every problem with c.
 func (c *Config) Validate() []error {
 	if c.MaxBodyBytes < 0 {
@@ -73,7 +82,13 @@ func New(c Config) *Source {
 	return &Source{maxBody: c.MaxBodyBytes}
 }
 
-var _ source.Source = (*Source)(nil)
+var _ source.Publisher = (*Source)(nil)
+
+// The http type is this package: ingest is what it does, the API's POST
+// /v1/sources/{name}/messages, and http would shadow net/http here.
+func init() {
+	source.Register("http", func(c Config) (*Source, error) { return New(c), nil })
+}
 
 // Run makes the source accept messages until ctx is done.
 func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
@@ -84,28 +99,19 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 	return nil
 }
 
-// Error is a request that could not be taken; Status is the HTTP status to answer.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Message }
-
-func badRequest(format string, args ...any) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: "invalid_message", Message: fmt.Sprintf(format, args...)}
+func badRequest(format string, args ...any) *source.PublishError {
+	return &source.PublishError{Status: http.StatusBadRequest, Code: "invalid_message", Message: fmt.Sprintf(format, args...)}
 }
 
 // Publish parses the request as API.md says and hands every message to the router, in order.
 // Normally the whole body is parsed before anything is published, so a bad line publishes
 // nothing; with ?stream=true each NDJSON line is published as soon as it has arrived. It
-// returns the number of messages published, also when it fails; errors are *Error. A stream
+// returns the number of messages published, also when it fails; errors are *source.PublishError. A stream
 // also ends when stop is done: the server is shutting down.
 func (s *Source) Publish(stop context.Context, r *http.Request, w http.ResponseWriter) (int, error) {
 	e := s.emit.Load()
 	if e == nil {
-		return 0, &Error{Status: http.StatusServiceUnavailable, Code: "source_down", Message: "the source is not running"}
+		return 0, &source.PublishError{Status: http.StatusServiceUnavailable, Code: "source_down", Message: "the source is not running"}
 	}
 	req, err := readRequest(r)
 	if err != nil {
@@ -120,7 +126,7 @@ func (s *Source) Publish(stop context.Context, r *http.Request, w http.ResponseW
 	}
 	for i, m := range msgs {
 		if err := e.emit(r.Context(), m); err != nil {
-			return i, &Error{Status: http.StatusServiceUnavailable, Code: "source_down",
+			return i, &source.PublishError{Status: http.StatusServiceUnavailable, Code: "source_down",
 				Message: fmt.Sprintf("published %d of %d messages: %v", i, len(msgs), err)}
 		}
 	}
@@ -149,7 +155,7 @@ func readRequest(r *http.Request) (request, error) {
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	req.ndjson = mt == "application/x-ndjson" || mt == "application/jsonl"
 	if req.stream && !req.ndjson {
-		return req, &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
+		return req, &source.PublishError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
 			Message: fmt.Sprintf("stream=true takes NDJSON, one message per line: send Content-Type application/x-ndjson, not %q", mt)}
 	}
 	req.key, req.headers = requestKeyHeaders(r)
@@ -184,7 +190,7 @@ func (s *Source) parse(req request, r *http.Request, w http.ResponseWriter) ([]*
 	body, err := readAll(http.MaxBytesReader(w, r.Body, s.maxBody), r.ContentLength)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+			return nil, &source.PublishError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 				Message: fmt.Sprintf("request body is over the limit of %d bytes", s.maxBody)}
 		}
 		return nil, badRequest("read body: %v", err)
@@ -295,8 +301,8 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 	}()
 	defer context.AfterFunc(stop, cut)()
 	defer context.AfterFunc(e.ctx, cut)()
-	shuttingDown := func(n int) *Error {
-		return &Error{Status: http.StatusServiceUnavailable, Code: "shutting_down",
+	shuttingDown := func(n int) *source.PublishError {
+		return &source.PublishError{Status: http.StatusServiceUnavailable, Code: "shutting_down",
 			Message: fmt.Sprintf("the server is shutting down: the stream ended after %s", messages(n))}
 	}
 
@@ -313,8 +319,8 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 	sc.Split(body.lines)
 	var copies lineCopies
 	n := 0
-	tooLong := func() *Error {
-		return &Error{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+	tooLong := func() *source.PublishError {
+		return &source.PublishError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 			Message: fmt.Sprintf("a line is over the limit of %d bytes (max_body_bytes), after %s", s.maxBody, messages(n))}
 	}
 	for line := 1; sc.Scan(); line++ {

@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/streamux/streamux/internal/source"
 )
 
 func parse(t testing.TB, ct, query string, body []byte) ([]*streamMessage, error) {
@@ -52,7 +54,7 @@ func TestParse(t *testing.T) {
 			t.Errorf("%s: accepted", bad)
 		}
 	}
-	if _, err := parse(t, "text/plain", "", bytes.Repeat([]byte("x"), 1<<16+1)); err == nil || err.(*Error).Status != 413 {
+	if _, err := parse(t, "text/plain", "", bytes.Repeat([]byte("x"), 1<<16+1)); err == nil || err.(*source.PublishError).Status != 413 {
 		t.Fatalf("oversize: %v", err)
 	}
 }
@@ -137,7 +139,7 @@ func FuzzParse(f *testing.F) {
 		}
 		msgs, err := parse(t, ct, query, body)
 		if err != nil {
-			if e, ok := err.(*Error); !ok || e.Status < 400 || e.Message == "" {
+			if e, ok := err.(*source.PublishError); !ok || e.Status < 400 || e.Message == "" {
 				t.Fatalf("error %#v", err)
 			}
 			return

@@ -59,6 +59,8 @@ func (s *Source) Counters() any {
 	return Counters{Counters: s.tally.Counters(), DataLoss: s.dataLoss.Load(), SessionsLost: s.sessionsLost.Load()}
 }
 
+func init() { source.Register("kafka", New) }
+
 var _ source.Counted = (*Source)(nil)
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.

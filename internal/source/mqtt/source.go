@@ -47,6 +47,8 @@ type Counters = source.Counters
 // goroutine.
 func (s *Source) Counters() any { return s.tally.Counters() }
 
+func init() { source.Register("mqtt", New) }
+
 var _ source.Counted = (*Source)(nil)
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.

@@ -53,6 +53,8 @@ func (s *Source) Counters() any {
 	return Counters{Counters: s.tally.Counters(), Dropped: dropped}
 }
 
+func init() { source.Register("nats", New) }
+
 var _ source.Counted = (*Source)(nil)
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.

@@ -38,6 +38,8 @@ type Counters = source.Counters
 // goroutine.
 func (s *Source) Counters() any { return s.tally.Counters() }
 
+func init() { source.Register("redis", New) }
+
 var _ source.Counted = (*Source)(nil)
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.

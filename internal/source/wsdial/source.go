@@ -70,6 +70,10 @@ func (s *Source) Counters() any {
 	}
 }
 
+// The websocket type is this package: it dials an upstream WebSocket, and its name keeps it apart
+// from transport/ws, which serves clients (inputs and outputs never share a name).
+func init() { source.Register("websocket", New) }
+
 var _ source.Counted = (*Source)(nil)
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
