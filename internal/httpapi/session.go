@@ -56,6 +56,7 @@ type session struct {
 	remote  string
 	log     *slog.Logger
 	expiry  *time.Timer   // ends the stream when the credential does; nil if it does not expire
+	expired chan struct{} // closed once expiry's function has run
 	release func()        // gives back the stream's place in the admission gate
 	live    *atomic.Int64 // the live streams of its transport (Server.conns)
 }
@@ -113,7 +114,11 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) *session {
 	ss.Options.Batch = p.batch
 	ss.live.Add(1)
 	if !who.Expires.IsZero() {
-		ss.expiry = time.AfterFunc(time.Until(who.Expires), func() { sub.Out.Close(output.ErrExpired) })
+		ss.expired = make(chan struct{})
+		ss.expiry = time.AfterFunc(time.Until(who.Expires), func() { // waited for by close
+			defer close(ss.expired)
+			sub.Out.Close(output.ErrExpired)
+		})
 	}
 	s.metrics.streams.WithLabelValues(transportNames[k]).Inc()
 	return ss
@@ -180,8 +185,8 @@ func (ss *session) guard(f func() error) (err error) {
 // router forgets the subscription, and the stream's place in the gate and its count are given
 // back.
 func (ss *session) close(err error) {
-	if ss.expiry != nil {
-		ss.expiry.Stop()
+	if ss.expiry != nil && !ss.expiry.Stop() {
+		<-ss.expired // it fired: its goroutine ends the output, at once
 	}
 	ss.Out.Close(causeOf(err))
 	ss.live.Add(-1)

@@ -260,6 +260,8 @@ func TestCloseCodes(t *testing.T) {
 		{output.ErrSlowConsumer, 4008},
 		{output.ErrShutdown, websocket.CloseGoingAway},
 		{output.ErrKicked, websocket.ClosePolicyViolation},
+		{output.ErrExpired, websocket.ClosePolicyViolation},
+		{output.ErrTooCostly, 4009},
 	} {
 		t.Run(tc.reason.Error(), func(t *testing.T) {
 			h := newHarness(t, transport.Options{}, output.Limits{Events: 1 << 16, Bytes: 1 << 30}, nil)
