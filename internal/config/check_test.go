@@ -11,7 +11,7 @@ func TestCheckLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l := c.Limits; l.CheckMaxCost != 10_000_000 || l.CheckRate != 1 || l.CheckBurst != 5 {
+	if l := c.Limits; l.CheckMaxCost != 10_000_000 || l.CheckRate != 5 || l.CheckBurst != 20 {
 		t.Errorf("defaults: check_max_cost %d, check_rate %g, check_burst %d", l.CheckMaxCost, l.CheckRate, l.CheckBurst)
 	}
 	c, err = Parse([]byte("limits: {check_max_cost: 500, check_rate: 0.5, check_burst: 2}\n"))

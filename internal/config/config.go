@@ -130,7 +130,8 @@ type Limits struct {
 	CheckMaxCost uint64 `yaml:"check_max_cost"`
 	// CheckRate is how many /v1/check calls per second one API key or token subject may make,
 	// or without auth one IP address (loopback exempt unless apply_to_loopback), with
-	// CheckBurst at once (429 with Retry-After above). Defaults to 1 and 5.
+	// CheckBurst at once (429 with Retry-After above). Defaults to 5 and 20: the web page
+	// checks as its user types, up to four times a second.
 	CheckRate  float64 `yaml:"check_rate"`
 	CheckBurst int     `yaml:"check_burst"`
 }

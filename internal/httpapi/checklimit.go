@@ -20,9 +20,11 @@ const (
 	// as measured on the 2-core test machine.
 	DefaultCheckMaxCost = 10_000_000
 	// DefaultCheckRate and DefaultCheckBurst are the default rate of /v1/check calls per
-	// credential (per address without authentication): one a second, five at once.
-	DefaultCheckRate  = 1
-	DefaultCheckBurst = 5
+	// credential (per address without authentication): five a second, twenty at once. The web
+	// page checks as its user types, up to four times a second, and drops the check before
+	// (which then stops); each call is bounded by MaxCost.
+	DefaultCheckRate  = 5
+	DefaultCheckBurst = 20
 )
 
 // CheckLimits bound POST /v1/check, which evaluates a predicate over the history of its sources
