@@ -536,6 +536,22 @@ func TestBrowserPage(t *testing.T) {
 		}
 	})
 
+	step("over WebSocket, a stream cut for its predicate's cost is not reopened", func(t *testing.T) {
+		// 183 instructions: within the estimate, but over the limit on a 10 KB string; a
+		// resume would meet the same message in its backlog and be cut again.
+		const where = `body.s.matches("(.*.*.*.*.*.*.*.*){10}x")`
+		do(t, ctx, "set", choose("transport", "ws"), pickSources("alpha"), setPredicate(where))
+		waitValid(t, ctx, where)
+		start(t, ctx)
+		s.publish(t, m("k", `{"s":"`+strings.Repeat("a", 10_000)+`"}`))
+		wait(t, ctx, "the page to give up", `document.getElementById("stream-status").dataset.state === "stopped" &&
+			document.getElementById("stop").disabled`)
+		if got := text(t, ctx, "#stream-status"); !strings.Contains(got, "predicate too costly") {
+			t.Errorf("#stream-status = %q, want the server's reason", got)
+		}
+		waitUntil(t, "no subscription after the cut", func() bool { return s.sup.Count() == 0 })
+	})
+
 	step("after a server restart the page resumes and shows the position as unknown", func(t *testing.T) {
 		do(t, ctx, "set", pickSources("alpha"), setPredicate(`key == "even"`))
 		waitValid(t, ctx, `key == "even"`)

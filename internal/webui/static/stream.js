@@ -2,8 +2,8 @@
 // after a failure and resumed from the last event id of each source ("from", repeated), so that
 // the server sends what was missed (or a gap event) rather than nothing.
 //
-// A WebSocket the server closes with 1008 (an administrator ended the subscription) is not
-// reopened. SSE cannot tell that case from a broken connection: the response just ends.
+// A WebSocket the server closes with 1008 (an administrator ended the subscription) or 4009 (the
+// predicate went over its cost limit) is not reopened. SSE cannot tell that case from a broken connection: the response just ends.
 //
 // SSE reconnects are done here too, not by EventSource: its own retry sends only the one last
 // event id (Last-Event-ID), which cannot resume a stream that reads several sources.
@@ -117,9 +117,10 @@ export class Stream {
         this.failed(sub); // the handshake failed: a WebSocket cannot tell why
         return;
       }
-      if (e.code === 1008) {
+      if (e.code === 1008 || e.code === 4009) {
         // Policy violation: an administrator ended this subscription (DELETE
-        // /v1/subscriptions/{id}); coming back at once would undo that.
+        // /v1/subscriptions/{id}); coming back at once would undo that. 4009: the predicate
+        // went over its cost limit on a message, which a resume would meet again.
         const why = `ended by the server: ${e.reason || "policy violation"}`;
         this.onEvent({ type: "local", text: why });
         this.stop(why);
