@@ -17,6 +17,7 @@ import (
 	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/predicate"
 	"github.com/streamux/streamux/internal/sequence"
+	"github.com/streamux/streamux/internal/sourcetest"
 	"github.com/streamux/streamux/internal/stream"
 )
 
@@ -254,11 +255,9 @@ func TestConcurrentSubscribeUnsubscribePublish(t *testing.T) {
 	r := start(t, 1000)
 	ctx := context.Background()
 	preds := []*predicate.Predicate{mustCompile(t, `key == "a"`), mustCompile(t, `body.n % 2 == 0`), mustCompile(t, ``)}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // the publisher; waited for by wg
-		defer wg.Done()
+	stop, published := make(chan struct{}), make(chan struct{})
+	go func() { // the publisher, until the churners are done; the test waits for it through published
+		defer close(published)
 		for i := 1; ; i++ {
 			select {
 			case <-stop:
@@ -268,12 +267,13 @@ func TestConcurrentSubscribeUnsubscribePublish(t *testing.T) {
 			_ = r.Emit(ctx, message([]string{"a", "b"}[i%2], i))
 		}
 	}()
+	// The churners start once messages flow, and the publisher goes on until they are done.
+	sourcetest.Eventually(t, 10*time.Second, func() bool { return r.Counters().Received > 0 }, "a first message routed")
 	var id sync.Mutex
 	next := uint64(0)
-	for g := 0; g < 4; g++ {
-		wg.Add(1)
-		go func() { // a subscriber churner; waited for by wg
-			defer wg.Done()
+	var churners sync.WaitGroup
+	for range 4 {
+		churners.Go(func() { // a subscriber churner; waited for just below
 			for i := 0; i < 200; i++ {
 				id.Lock()
 				next++
@@ -291,23 +291,11 @@ func TestConcurrentSubscribeUnsubscribePublish(t *testing.T) {
 					return
 				}
 			}
-		}()
+		})
 	}
-	time.Sleep(50 * time.Millisecond)
-	for r.Len() > 0 && r.Counters().Received < 1000 {
-		time.Sleep(time.Millisecond)
-	}
-	// Let the churners finish first, then the publisher.
-	waitChurn := make(chan struct{})
-	go func() { // waits for the churners' end; the test waits for it just below
-		for r.Counters().Subscriptions != 0 {
-			time.Sleep(time.Millisecond)
-		}
-		close(waitChurn)
-	}()
-	<-waitChurn
+	churners.Wait()
 	close(stop)
-	wg.Wait()
+	<-published
 	if n := r.Len(); n != 0 {
 		t.Fatalf("table has %d entries after every subscriber left", n)
 	}
