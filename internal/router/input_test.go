@@ -11,6 +11,7 @@ import (
 
 	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/sourcetest"
 	"github.com/streamux/streamux/internal/stream"
 )
 
@@ -71,6 +72,13 @@ func TestAcceptedIsRoutedWhenStopped(t *testing.T) {
 		accepted := make([]int, producers+1) // messages accepted per producer, in order
 		accepted[0] = InputSize
 		errs := make([]error, producers+1)
+		ctx, cancel := context.WithCancel(context.Background())
+		// Odd rounds stop mid-stream: producer 1 stops the router once it has had a random
+		// number of its messages accepted, which the router has to make room for first.
+		stopAfter := -1
+		if round%2 == 1 {
+			stopAfter = 1 + rand.IntN(InputSize)
+		}
 		var wg sync.WaitGroup
 		for p := 1; p <= producers; p++ {
 			wg.Go(func() { // a producer that emits until refused; waited for by wg
@@ -80,19 +88,19 @@ func TestAcceptedIsRoutedWhenStopped(t *testing.T) {
 						return
 					}
 					accepted[p]++
+					if p == 1 && accepted[p] == stopAfter {
+						cancel()
+					}
 				}
 			})
 		}
-		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); r.Run(ctx) }() // waited for below
 		if round%2 == 0 {
 			cancel() // stop at once, the input full and the producers waiting
-		} else {
-			time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond) // stop mid-stream
-			cancel()
 		}
 		<-done
+		cancel() // already called; vet cannot see that producer 1 did
 		wg.Wait()
 		for p := 1; p <= producers; p++ {
 			if !errors.Is(errs[p], ErrStopped) {
@@ -157,6 +165,9 @@ func TestFullInputBlocksEmit(t *testing.T) {
 	}
 	blocked := make(chan error, 1)
 	go func() { blocked <- r.Emit(context.Background(), numbered(0, InputSize)) }() // waited for below
+	// That this Emit has not returned after 20 ms can only be watched for a while: a correct
+	// router never fails here, however slow the machine, and the DeadlineExceeded above is the
+	// deterministic proof that a full input blocks.
 	select {
 	case err := <-blocked:
 		t.Fatalf("Emit into a full input returned %v before the router ran", err)
@@ -233,51 +244,62 @@ func TestControlFollowsAcceptedMessages(t *testing.T) {
 // their resume point exactly once: the backlog, then live events, with no gap and no repeat.
 func TestAddWhileInputFullHasNoGapNoRepeat(t *testing.T) {
 	t.Parallel()
-	const total = 20000
-	r := start(t, total)
+	r := start(t, 1<<16) // more than all the messages: a backlog is never cut short
 	ctx := context.Background()
-	produced := make(chan struct{})
-	go func() { // the producer; the test waits for it through produced
+	// The producer emits as many messages as it is granted, then says it has finished them.
+	// finished holds one, for a test that fails half-way does not receive it.
+	grants, finished, produced := make(chan int), make(chan struct{}, 1), make(chan struct{})
+	total := 0     // messages accepted; the producer's, read once it has finished a batch
+	var perr error // the producer's error, read once produced is closed
+	go func() {    // the producer; the test waits for it through produced
 		defer close(produced)
-		for n := range total {
-			if err := r.Emit(ctx, numbered(0, n)); err != nil {
-				t.Error(err)
-				return
+		for n := range grants {
+			for range n {
+				if perr = r.Emit(ctx, numbered(0, total)); perr != nil {
+					return // the test gives up on finished
+				}
+				total++
 			}
+			finished <- struct{}{}
 		}
 	}()
+	defer func() { close(grants); <-produced }() // first, should the test fail half-way
 	type sub struct {
 		out   *output.Output
 		after uint64
 		b     Backlog
 	}
 	var subs []sub
-	for i := 0; i < 50; i++ {
-		select {
-		case <-produced:
-		default:
-			after := r.Counters().LastSeq
-			if i%2 == 1 && after > 0 {
-				after -= uint64(rand.IntN(int(min(after, 500))))
-			}
-			s := sub{out: everything(uint64(i + 1)), after: after}
-			b, err := r.Add(ctx, s.out, nil, Resume{After: after, Set: true})
+	for i := range 30 {
+		s := sub{out: everything(uint64(i + 1))}
+		back := uint64(0)
+		if i%4 >= 2 {
+			back = uint64(rand.IntN(500))
+		}
+		if i%2 == 0 {
+			// Half join behind a full input and a producer waiting for room: the router is
+			// held (a control operation that waits) while the producer fills its input.
+			s.after, s.b = addBehindFullInput(t, r, s.out, back, grants)
+		} else {
+			// The others join wherever the producer has got to in a batch of random size.
+			grants <- 1 + rand.IntN(InputSize)
+			s.after = r.Counters().LastSeq
+			s.after -= min(s.after, back)
+			b, err := r.Add(ctx, s.out, nil, Resume{After: s.after, Set: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			s.b = b
-			subs = append(subs, s)
-			time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
-			continue
 		}
-		break
+		subs = append(subs, s)
+		select {
+		case <-finished:
+		case <-produced:
+			t.Fatalf("the producer: %v", perr)
+		}
 	}
-	<-produced
 	if _, err := r.History(ctx); err != nil { // the last message is routed
 		t.Fatal(err)
-	}
-	if len(subs) < 5 {
-		t.Logf("only %d subscriptions joined while messages flowed", len(subs))
 	}
 	for _, s := range subs {
 		want := s.after + 1
@@ -287,8 +309,43 @@ func TestAddWhileInputFullHasNoGapNoRepeat(t *testing.T) {
 			}
 			want++
 		}
-		if want != total+1 {
+		if want != uint64(total)+1 {
 			t.Fatalf("subscription resumed after %d: ends before %d, want %d", s.after, want, total+1)
 		}
 	}
+}
+
+// addBehindFullInput adds out, resuming back messages before the last one routed, while the
+// router's input is full and the producer waits for room: a control operation holds the
+// router, the producer is granted more messages than the input holds, Add is called once the
+// input is full, and the router is let go. It returns the resume point and the backlog.
+func addBehindFullInput(t *testing.T, r *Router, out *output.Output, back uint64, grants chan<- int) (uint64, Backlog) {
+	t.Helper()
+	ctx := context.Background()
+	held, release, holding := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() { holding <- r.do(ctx, func() { close(held); <-release }) }() // waited for by let
+	let := sync.OnceFunc(func() {
+		close(release)
+		if err := <-holding; err != nil {
+			t.Errorf("holding the router: %v", err)
+		}
+	})
+	defer let()
+	<-held
+	grants <- InputSize + 1 + rand.IntN(100)
+	sourcetest.Eventually(t, 10*time.Second, func() bool { return len(r.in) == cap(r.in) }, "the producer to fill the router's input")
+	after := r.Counters().LastSeq // the router is held: nothing is routed meanwhile
+	after -= min(after, back)
+	var b Backlog
+	added := make(chan error, 1)
+	go func() { // Add waits for the router, which is held; waited for just below
+		var err error
+		b, err = r.Add(ctx, out, nil, Resume{After: after, Set: true})
+		added <- err
+	}()
+	let()
+	if err := <-added; err != nil {
+		t.Fatal(err)
+	}
+	return after, b
 }
