@@ -132,6 +132,7 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 			BodyBytes: cfg.Limits.BodyBufferBytes, BodyReadTimeout: cfg.Limits.BodyReadTimeout,
 			BodyMinRate: cfg.Limits.BodyMinRate, IngestIdleTimeout: cfg.Limits.IngestIdleTimeout,
 		},
+		Check: httpapi.CheckLimits{MaxCost: cfg.Limits.CheckMaxCost, Rate: cfg.Limits.CheckRate, Burst: cfg.Limits.CheckBurst},
 	})
 	hs := &http.Server{
 		Handler:           api,
