@@ -358,6 +358,9 @@ func TestShutdownStuckClients(t *testing.T) {
 		t.Errorf("exit status %d, want 0", code)
 	}
 	t.Logf("exited %v after SIGTERM", took.Round(time.Millisecond))
+	// The bound is the contract itself, so it has no margin of the test's own: what holds it
+	// on a loaded machine is serve's, which gives the streams the grace less a quarter of it
+	// (at most 1 s) and keeps that for the rest of the shutdown.
 	if took > grace {
 		t.Errorf("exited %v after SIGTERM, want within shutdown_grace (%v)", took.Round(time.Millisecond), grace)
 	}
