@@ -42,7 +42,7 @@ Flags:
 // benchCommand is `streamux bench`.
 func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "server" {
-		return bench.ServeChild(ctx, args[1:], serve, stdout, stderr)
+		return bench.ServeChild(ctx, args[1:], stdout, stderr)
 	}
 	orig := args
 	scenario := ""
@@ -136,7 +136,6 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		o.Rate /= 4 // start the ramp well below the fixed run's rate
 	}
 	o.Subs = subs
-	o.Serve = serve
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("bench: find this binary to run the server: %w", err)

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,16 +16,6 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 	"go.uber.org/goleak"
-
-	"github.com/streamux/streamux/internal/config"
-	"github.com/streamux/streamux/internal/httpapi"
-	"github.com/streamux/streamux/internal/output"
-	"github.com/streamux/streamux/internal/predicate"
-	"github.com/streamux/streamux/internal/router"
-	"github.com/streamux/streamux/internal/source/demo"
-	"github.com/streamux/streamux/internal/source/ingest"
-	"github.com/streamux/streamux/internal/supervisor"
-	"github.com/streamux/streamux/internal/transport"
 )
 
 // childEnv makes the test binary act as `streamux bench server`, so that the subprocess path
@@ -37,7 +25,7 @@ const childEnv = "STREAMUX_BENCH_TEST_CHILD"
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		ctx, stop := signalContext()
-		err := ServeChild(ctx, os.Args[len(os.Args)-childArgs:], testServe, os.Stdout, os.Stderr)
+		err := ServeChild(ctx, os.Args[len(os.Args)-childArgs:], os.Stdout, os.Stderr)
 		stop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -55,65 +43,12 @@ func signalContext() (context.Context, context.CancelFunc) {
 // childArgs is the number of arguments start passes to a server subprocess.
 const childArgs = 6
 
-// testServe is cmd/streamux's serve reduced to what the bench needs: the package main cannot
-// be imported. It wires the same packages the same way.
-func testServe(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error {
-	var srcs []supervisor.Source
-	for _, sc := range cfg.Sources {
-		s := supervisor.Source{Name: sc.Name, Type: sc.Type}
-		switch spec := sc.Spec.(type) {
-		case *demo.Config:
-			s.Adapter = demo.New(*spec)
-		case *ingest.Config:
-			s.Adapter = ingest.New(*spec)
-		default:
-			ln.Close()
-			return fmt.Errorf("source type %q is not wired in the test", sc.Type)
-		}
-		srcs = append(srcs, s)
-	}
-	sup, err := supervisor.New(srcs, supervisor.Options{
-		History: router.History{Size: cfg.History.Size},
-		Queue:   output.Limits{Events: cfg.Limits.QueueEvents, Bytes: cfg.Limits.QueueBytes},
-		Log:     log,
-	})
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	api := httpapi.New(sup, httpapi.Options{
-		Predicates: predicate.Limits{MaxBytes: cfg.Limits.PredicateMaxBytes},
-		Transport:  transport.Options{WriteTimeout: cfg.Stream.WriteTimeout, MaxBatch: cfg.Stream.MaxBatch},
-		Log:        log,
-	})
-	hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
-	supCtx, stopSup := context.WithCancel(context.Background())
-	supDone := make(chan error, 1)
-	go func() { supDone <- sup.Run(supCtx) }()
-	httpDone := make(chan error, 1)
-	go func() { httpDone <- hs.Serve(ln) }()
-	<-ctx.Done()
-	grace, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	api.Drain()
-	shut := make(chan error, 1)
-	go func() { shut <- hs.Shutdown(grace) }()
-	_ = sup.Shutdown(grace)
-	api.Close(grace)
-	if err := <-shut; err != nil {
-		hs.Close()
-	}
-	<-httpDone
-	stopSup()
-	return <-supDone
-}
-
 // tiny returns options for scenario small enough for a test.
 func tiny(scenario string) Options {
 	o := Defaults(scenario)
 	o.Clients, o.Keys, o.Rate = 12, 3, 200
 	o.Duration, o.Warmup = 600*time.Millisecond, 100*time.Millisecond
-	o.InProcess, o.Quiet, o.JSON, o.Serve = true, true, true, testServe
+	o.InProcess, o.Quiet, o.JSON = true, true, true
 	o.Subs, o.MatchKeys = []int{50, 500}, 20
 	o.Cycles, o.Parallel = 60, 8
 	o.Messages, o.Rounds = 500, 1

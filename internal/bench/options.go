@@ -110,8 +110,6 @@ type Options struct {
 	// Quiet turns the progress line off.
 	Quiet bool
 
-	// Serve runs streamux in process (for InProcess, and for ingest's in-process router).
-	Serve ServeFunc
 	// Child is the command that starts a server subprocess, `streamux bench server`, and
 	// ChildEnv is added to its environment.
 	Child    []string

@@ -26,11 +26,8 @@ import (
 	"time"
 
 	"github.com/streamux/streamux/internal/config"
+	"github.com/streamux/streamux/internal/server"
 )
-
-// ServeFunc runs streamux with cfg on ln until ctx is done: cmd/streamux's serve, handed in so
-// that the bench runs the very server the command runs.
-type ServeFunc func(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error
 
 // The servers a run can measure.
 const (
@@ -405,18 +402,13 @@ func (r *runner) startInProcess(ctx context.Context, t *target, cfgPath string) 
 	done := make(chan error, 1)
 	switch t.kind {
 	case kindStreamux:
-		if r.opt.Serve == nil {
-			ln.Close()
-			cancel()
-			return nil, errors.New("no in-process server in this build")
-		}
 		cfg, err := config.Load(cfgPath)
 		if err != nil {
 			ln.Close()
 			cancel()
 			return nil, err
 		}
-		go func() { done <- r.opt.Serve(sctx, cfg, ln, log) }() // stop waits for it
+		go func() { done <- serve(sctx, cfg, ln, log) }() // stop waits for it
 	default:
 		b := newBareServer(t.source, t.kind == kindBareJoin)
 		go func() { done <- b.serve(sctx, ln) }() // stop waits for it
@@ -441,12 +433,26 @@ type childAddr struct {
 	Debug string `json:"debug"`
 }
 
+// serve runs streamux, as the command does (internal/server), on ln until ctx is done. A
+// shutdown that ran out of grace (a client that never reads, cut at the end) is still a stop.
+func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error {
+	srv, err := server.New(cfg, server.Options{Log: log})
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	if err := srv.Run(ctx, ln); err != nil && !errors.Is(err, server.ErrNotClean) {
+		return err
+	}
+	return nil
+}
+
 // ServeChild is `streamux bench server`: the server side of a bench run, started by the bench
 // as a subprocess of the same binary so that its CPU time and memory are its own. It serves
-// streamux (through serve, with the -config file) or the bare loop on 127.0.0.1:0 and a debug
+// streamux (internal/server, with the -config file) or the bare loop on 127.0.0.1:0 and a debug
 // server (pprof, a forced GC, runtime counters) on another port, writes both addresses as one
 // JSON line to stdout, and serves until ctx is done.
-func ServeChild(ctx context.Context, args []string, serve ServeFunc, stdout, stderr io.Writer) error {
+func ServeChild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("streamux bench server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	kind := fs.String("kind", kindStreamux, "streamux, bare or bare-join")

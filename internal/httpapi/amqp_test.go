@@ -9,10 +9,9 @@ import (
 
 	amqp091 "github.com/rabbitmq/amqp091-go"
 
-	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/config"
 	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/sourcetest"
-	"github.com/streamux/streamux/internal/supervisor"
 )
 
 // RabbitMQ through the whole server: a client's predicate picks messages published to an
@@ -22,12 +21,9 @@ func TestRabbitMQEndToEnd(t *testing.T) {
 	brokerURL := sourcetest.RequireAMQP(t)
 	exchange := fmt.Sprintf("streamux.e2e.%d", time.Now().UnixNano())
 	conn := fmt.Sprintf("streamux-e2e-%d", time.Now().UnixNano())
-	src, err := amqp.New(amqp.Config{URL: brokerURL, Exchange: exchange, Bindings: []string{"eu.#", "us.#"}, ConnectionName: conn})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, envOptions{extra: []supervisor.Source{{
-		Name: "orders", Type: "amqp", Adapter: src, Backoff: source.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
+	e := newEnv(t, envOptions{extra: []config.Source{{
+		Name: "orders", Type: "amqp", Backoff: config.Backoff{Initial: 50 * time.Millisecond, Max: 200 * time.Millisecond},
+		Spec: &amqp.Config{URL: brokerURL, Exchange: exchange, Bindings: []string{"eu.#", "us.#"}, ConnectionName: conn},
 	}}})
 	waitFor(t, "the amqp source to be up", func() bool {
 		for _, s := range e.sup.Sources() {

@@ -132,11 +132,8 @@ func TestCheckRateLimit(t *testing.T) {
 	}
 
 	keyA, keyB := "check-key-a", "check-key-b"
-	authn, err := auth.New(auth.Config{APIKeys: []auth.APIKey{{Name: "a", SHA256: auth.HashKey(keyA)}, {Name: "b", SHA256: auth.HashKey(keyB)}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := newEnv(t, envOptions{auth: authn, check: httpapi.CheckLimits{Rate: 0.01, Burst: 1}})
+	a := newEnv(t, envOptions{auth: auth.Config{APIKeys: []auth.APIKey{{Name: "a", SHA256: auth.HashKey(keyA)}, {Name: "b", SHA256: auth.HashKey(keyB)}}},
+		check: httpapi.CheckLimits{Rate: 0.01, Burst: 1}})
 	if resp, _ := a.checkRaw(`{"where":"true"}`, keyA); resp.StatusCode != 200 {
 		t.Fatalf("key a, first call: %s", resp.Status)
 	}

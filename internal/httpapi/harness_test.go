@@ -4,16 +4,26 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,11 +31,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/streamux/streamux/internal/auth"
+	"github.com/streamux/streamux/internal/config"
 	"github.com/streamux/streamux/internal/httpapi"
 	"github.com/streamux/streamux/internal/output"
 	"github.com/streamux/streamux/internal/predicate"
-	"github.com/streamux/streamux/internal/rawconn"
-	"github.com/streamux/streamux/internal/router"
+	"github.com/streamux/streamux/internal/server"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
 	"github.com/streamux/streamux/internal/sourcetest"
@@ -38,29 +48,66 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // quietLog keeps the engine's info lines out of the test output; warnings still show.
 var quietLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-// env is a real streamux engine behind a real HTTP server: two http sources ("in", "other") and
-// a demo source ("demo") that only starts counting when a test asks for it.
+// env is a real streamux, run by internal/server as the binary runs it, on a loopback listener:
+// two http sources ("in", "other"), and a demo source ("demo") when a test asks for one.
 type env struct {
 	t      *testing.T
+	srv    *testServer
 	sup    *supervisor.Supervisor
 	api    *httpapi.Server
-	srv    *httptest.Server
 	client *http.Client
+}
+
+// testServer is where a test reaches its server: the URL, the listener and a client, as an
+// httptest.Server offers them.
+type testServer struct {
+	URL      string
+	Listener net.Listener
+	client   *http.Client
+
+	mu    sync.Mutex
+	conns []net.Conn // every connection the server accepted
+}
+
+// Client returns a client for the server: with tls, one that trusts its certificate.
+func (s *testServer) Client() *http.Client { return s.client }
+
+// Accept is the server's: it keeps each connection for CloseClientConnections.
+func (s *testServer) Accept() (net.Conn, error) {
+	c, err := s.Listener.Accept()
+	if err == nil {
+		s.mu.Lock()
+		s.conns = append(s.conns, c)
+		s.mu.Unlock()
+	}
+	return c, err
+}
+
+func (s *testServer) Close() error   { return s.Listener.Close() }
+func (s *testServer) Addr() net.Addr { return s.Listener.Addr() }
+
+// CloseClientConnections closes every connection the server has accepted, streams included.
+func (s *testServer) CloseClientConnections() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.Close()
+	}
 }
 
 type envOptions struct {
 	queue     output.Limits
-	transport transport.Options
+	transport transport.Options // its Heartbeat, WriteTimeout, MaxBatch, WriteDelay and MaxClientFrame
 	history   int
 	demoRate  float64 // 0: no demo source
 	// extra sources, besides "in" and "other"
-	extra   []supervisor.Source
-	auth    *auth.Authenticator
+	extra   []config.Source
+	auth    auth.Config
 	origins []string
 	hosts   []string // allowed_hosts
 	limits  httpapi.Limits
-	tls     bool // serve HTTPS and WSS with httptest's certificate
-	http2   bool // with tls: offer HTTP/2 too, as a server with a certificate does
+	tls     bool // serve HTTPS and WSS with a certificate of the test's own
+	http2   bool // with tls: the client speaks HTTP/2, which the server, like any with a certificate, offers
 	// smallBuffers shrinks the server's socket send buffers, so that a client that stops
 	// reading is noticed after kilobytes rather than megabytes.
 	smallBuffers bool
@@ -69,6 +116,57 @@ type envOptions struct {
 	predicates predicate.Limits
 	// check bounds POST /v1/check (limits.check_max_cost, check_rate, check_burst).
 	check httpapi.CheckLimits
+}
+
+// config is the configuration o stands for: the defaults, and what o sets.
+func (o envOptions) config(t *testing.T) *config.Config {
+	cfg := config.Default()
+	cfg.DataDir = config.DataDirMemory
+	cfg.Sources = []config.Source{
+		{Name: "in", Type: "http", Spec: &ingest.Config{MaxBodyBytes: 1 << 20}},
+		{Name: "other", Type: "http", Spec: &ingest.Config{}},
+	}
+	cfg.Sources = append(cfg.Sources, o.extra...)
+	if o.demoRate > 0 {
+		cfg.Sources = append(cfg.Sources, config.Source{Name: "demo", Type: "demo", Spec: &demo.Config{Rate: o.demoRate}})
+	}
+	set := func(dst, v any) { // v, unless it is zero
+		if rv := reflect.ValueOf(v); !rv.IsZero() {
+			reflect.ValueOf(dst).Elem().Set(rv)
+		}
+	}
+	l := &cfg.Limits
+	set(&l.QueueEvents, o.queue.Events)
+	set(&l.QueueBytes, o.queue.Bytes)
+	set(&cfg.Stream.Heartbeat, o.transport.Heartbeat)
+	set(&cfg.Stream.WriteTimeout, o.transport.WriteTimeout)
+	set(&cfg.Stream.MaxBatch, o.transport.MaxBatch)
+	set(&cfg.Stream.WriteDelay, o.transport.WriteDelay)
+	set(&l.ClientFrameBytes, o.transport.MaxClientFrame)
+	set(&cfg.History.Size, o.history)
+	cfg.Auth = o.auth
+	cfg.AllowedOrigins, cfg.AllowedHosts = o.origins, o.hosts
+	set(&l.Connections, o.limits.Connections)
+	set(&l.ConnectionsPerAddress, o.limits.ConnectionsPerAddress)
+	set(&l.SubscriptionsPerCredential, o.limits.SubscriptionsPerCredential)
+	set(&l.SubscribeRate, o.limits.SubscribeRate)
+	set(&l.SubscribeBurst, o.limits.SubscribeBurst)
+	l.ApplyToLoopback = o.limits.ApplyToLoopback
+	set(&l.IngestRequests, o.limits.IngestRequests)
+	set(&l.IngestRequestsPerClient, o.limits.IngestRequestsPerClient)
+	set(&l.BodyBufferBytes, o.limits.BodyBytes)
+	set(&l.BodyReadTimeout, o.limits.BodyReadTimeout)
+	set(&l.BodyMinRate, o.limits.BodyMinRate)
+	set(&l.IngestIdleTimeout, o.limits.IngestIdleTimeout)
+	set(&l.PredicateMaxBytes, o.predicates.MaxBytes)
+	set(&l.PredicateMaxCost, o.predicates.MaxCost)
+	set(&l.CheckMaxCost, o.check.MaxCost)
+	set(&l.CheckRate, o.check.Rate)
+	set(&l.CheckBurst, o.check.Burst)
+	if o.tls {
+		cfg.TLS.Cert, cfg.TLS.Key = certificate(t)
+	}
+	return cfg
 }
 
 // smallBufferListener sets a small send buffer on every accepted connection.
@@ -84,57 +182,83 @@ func (l smallBufferListener) Accept() (net.Conn, error) {
 
 func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
-	srcs := []supervisor.Source{
-		{Name: "in", Type: "http", Adapter: ingest.New(ingest.Config{MaxBodyBytes: 1 << 20})},
-		{Name: "other", Type: "http", Adapter: ingest.New(ingest.Config{})},
-	}
-	srcs = append(srcs, o.extra...)
-	if o.demoRate > 0 {
-		srcs = append(srcs, supervisor.Source{Name: "demo", Type: "demo", Adapter: demo.New(demo.Config{Rate: o.demoRate})})
-	}
-	sup, err := supervisor.New(srcs, supervisor.Options{Queue: o.queue, History: router.History{Size: o.history}, Log: quietLog})
+	cfg := o.config(t)
+	srv, err := server.New(cfg, server.Options{Log: quietLog})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = sup.Run(ctx) }()
-	api := httpapi.New(sup, httpapi.Options{Transport: o.transport, Log: quietLog, Auth: o.auth, AllowedOrigins: o.origins, AllowedHosts: o.hosts, Limits: o.limits, Predicates: o.predicates, Check: o.check})
-	srv := httptest.NewUnstartedServer(api)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if o.smallBuffers {
-		srv.Listener = smallBufferListener{srv.Listener}
+		ln = smallBufferListener{ln}
 	}
-	// As streamux serves: its connections read and write with raw system calls.
-	srv.Listener = rawconn.Listener{Listener: srv.Listener}
+	ts := &testServer{URL: "http://" + ln.Addr().String(), Listener: ln, client: &http.Client{}}
 	if o.tls {
-		srv.EnableHTTP2 = o.http2
-		srv.StartTLS()
-	} else {
-		srv.Start()
-	}
-	e := &env{t: t, sup: sup, api: api, srv: srv, client: srv.Client()}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		if err := sup.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
+		ts.URL = "https://" + ln.Addr().String()
+		pool := x509.NewCertPool()
+		b, err := os.ReadFile(cfg.TLS.Cert)
+		if err != nil || !pool.AppendCertsFromPEM(b) {
+			t.Fatalf("the test certificate: %v", err)
 		}
-		api.Close(sctx)
-		srv.Close()
+		ts.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: o.http2}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ts) }() // waited for by the cleanup
+	e := &env{t: t, srv: ts, sup: srv.Supervisor(), api: srv.API(), client: ts.client}
+	t.Cleanup(func() {
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
 		e.client.CloseIdleConnections()
 	})
 	// Wait for the http sources to be up, so that publishing works at once; tests wait for their
 	// own other sources.
 	waitFor(t, "sources up", func() bool {
 		ok := true
-		for _, s := range sup.Sources() {
+		for _, s := range e.sup.Sources() {
 			ok = ok && (s.State == "up" || s.Type != "http")
 		}
 		return ok
 	})
 	return e
+}
+
+// certificate writes a self-signed certificate for 127.0.0.1 and localhost, and its key, to
+// PEM files, and returns their paths.
+func certificate(t *testing.T) (cert, key string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "streamux test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	cert, key = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/config"
 	"github.com/streamux/streamux/internal/source/amqp"
-	"github.com/streamux/streamux/internal/supervisor"
 )
 
 // A required source that is down keeps /readyz at 503, naming it, while the rest of the server
@@ -22,13 +21,10 @@ func TestRequiredSourceDown(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	src, err := amqp.New(amqp.Config{URL: "amqp://guest:guest@" + addr + "/", Exchange: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, envOptions{extra: []supervisor.Source{{
-		Name: "orders", Type: "amqp", Adapter: src, Required: true,
-		Backoff: source.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+	e := newEnv(t, envOptions{extra: []config.Source{{
+		Name: "orders", Type: "amqp", Required: true,
+		Backoff: config.Backoff{Initial: 10 * time.Millisecond, Max: 50 * time.Millisecond},
+		Spec:    &amqp.Config{URL: "amqp://guest:guest@" + addr + "/", Exchange: "x"},
 	}}})
 	var ready struct {
 		Ready bool     `json:"ready"`

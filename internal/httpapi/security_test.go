@@ -25,18 +25,14 @@ const secret = "0123456789abcdef0123456789abcdef-test-secret"
 // messages; "ops" is an admin; "writer" may ingest into "in".
 func secureEnv(t *testing.T, o envOptions) *env {
 	leeway := time.Duration(0)
-	a, err := auth.New(auth.Config{
+	o.auth = auth.Config{
 		APIKeys: []auth.APIKey{
 			{Name: "acme", SHA256: auth.HashKey("acme-key"), Sources: []string{"in"}, Where: `headers.tenant == "acme"`},
 			{Name: "ops", SHA256: auth.HashKey("ops-key"), Admin: true},
 			{Name: "writer", SHA256: auth.HashKey("writer-key"), Sources: []string{}, Write: []string{"in"}},
 		},
 		JWT: &auth.JWT{HS256Secret: secret, Audience: "streamux", Issuer: "test", Leeway: &leeway},
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
-	o.auth = a
 	return newEnv(t, o)
 }
 

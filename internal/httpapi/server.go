@@ -131,23 +131,32 @@ func (s *Server) Drain() {
 	s.drain()
 }
 
-// Close waits for the WebSocket streams to end (the supervisor's Shutdown ends them), then stops
-// their writers; net/http's Shutdown does not wait for them, their connections being hijacked.
-// When ctx is done first, it cuts the connections still open.
-func (s *Server) Close(ctx context.Context) {
+// Close ends the WebSocket streams and stops their writers; net/http's Shutdown does not wait for
+// them, their connections being hijacked. It waits for the streams to end on their own (the
+// supervisor's Shutdown ends them) until cut is done, then cuts the connections still open,
+// which ends their streams at once, and waits for those until hard is done, no longer: it then
+// says that some were still running, and leaves them to end on their own.
+func (s *Server) Close(cut, hard context.Context) error {
 	s.drain()
 	s.closeMu.Lock()
 	s.closing = true
 	s.closeMu.Unlock()
 	ended := make(chan struct{})
-	go func() { s.streams.Wait(); close(ended) }() // ends with the streams, waited for below
+	// Ends with the streams; waited for below until hard is done, and past that by nobody.
+	go func() { s.streams.Wait(); close(ended) }()
+	var err error
 	select {
 	case <-ended:
-	case <-ctx.Done():
+	case <-cut.Done():
 		s.hub.Cut()
-		<-ended
+		select {
+		case <-ended:
+		case <-hard.Done():
+			err = errors.New("httpapi: WebSocket streams still running after their connections were cut")
+		}
 	}
 	s.hub.Close()
+	return err
 }
 
 // only answers 405, as JSON, to any method but m (and HEAD for GET).

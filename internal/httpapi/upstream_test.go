@@ -11,9 +11,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/config"
 	"github.com/streamux/streamux/internal/source/wsdial"
-	"github.com/streamux/streamux/internal/supervisor"
 )
 
 // An upstream WebSocket feed through the whole server: streamux subscribes on connect, keys
@@ -48,12 +47,9 @@ func TestUpstreamWebSocketEndToEnd(t *testing.T) {
 		}
 		mu.Unlock()
 	}()
-	src, err := wsdial.New(wsdial.Config{URL: "ws" + strings.TrimPrefix(up.URL, "http"), OnConnect: []string{`{"op":"subscribe"}`}, Key: "channel"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, envOptions{extra: []supervisor.Source{{
-		Name: "ticker", Type: "websocket", Adapter: src, Backoff: source.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond},
+	e := newEnv(t, envOptions{extra: []config.Source{{
+		Name: "ticker", Type: "websocket", Backoff: config.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond},
+		Spec: &wsdial.Config{URL: "ws" + strings.TrimPrefix(up.URL, "http"), OnConnect: []string{`{"op":"subscribe"}`}, Key: "channel"},
 	}}})
 	first := <-subscribed
 	// Subscribe once the source is up, so that the stream does not begin with that status.

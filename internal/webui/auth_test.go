@@ -1,4 +1,4 @@
-package webui
+package webui_test
 
 import (
 	"bytes"
@@ -85,14 +85,11 @@ func TestBrowserAuth(t *testing.T) {
 		wrongKey  = "wrong-000000"
 		forced    = `headers.tenant == "acme"`
 	)
-	a, err := auth.New(auth.Config{APIKeys: []auth.APIKey{
+	a := auth.Config{APIKeys: []auth.APIKey{
 		{Name: "reader", SHA256: auth.HashKey(readerKey), Sources: []string{"alpha"}, Where: forced},
 		{Name: "writer", SHA256: auth.HashKey(writerKey), Sources: []string{}, Write: []string{"alpha"}},
 		{Name: "admin", SHA256: auth.HashKey(adminKey), Admin: true},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	}}
 	rec := &recorder{}
 	// A demo source besides alpha, which the reader may not read: the picker must not offer it.
 	s := startServer(t, serverOptions{auth: a, demo: "demo", demoRate: 5, rec: rec})

@@ -1,4 +1,4 @@
-package webui
+package webui_test
 
 import (
 	"bytes"
@@ -21,10 +21,9 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/streamux/streamux/internal/auth"
-	"github.com/streamux/streamux/internal/httpapi"
+	"github.com/streamux/streamux/internal/config"
 	"github.com/streamux/streamux/internal/output"
-	"github.com/streamux/streamux/internal/router"
-	"github.com/streamux/streamux/internal/source"
+	streamux "github.com/streamux/streamux/internal/server"
 	"github.com/streamux/streamux/internal/source/demo"
 	"github.com/streamux/streamux/internal/source/ingest"
 	"github.com/streamux/streamux/internal/source/wsdial"
@@ -37,15 +36,13 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // quietLog keeps the engine's info lines out of the test output; warnings still show.
 var quietLog = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-// server is the real streamux engine behind a real HTTP server that serves this page, as
-// cmd/streamux wires them: an http source "alpha", to which only the test publishes, so that its
-// sequence numbers are known, and optionally a demo source.
+// server is a real streamux, run by internal/server as the binary runs it, serving this page: an
+// http source "alpha", to which only the test publishes, so that its sequence numbers are known,
+// and optionally a demo source and a websocket source.
 type server struct {
 	URL    string
 	addr   string
 	sup    *supervisor.Supervisor
-	api    *httpapi.Server
-	hs     *httptest.Server
 	client *http.Client
 	alpha  int // messages published to alpha so far: the newest sequence number
 
@@ -63,12 +60,11 @@ type serverOptions struct {
 	rec      *recorder
 	// feed, if set, is the upstream of a websocket source named "feed".
 	feed *upstream
-	// before is published to alpha before the server accepts a connection, with no credential:
-	// not with auth.
+	// before is published to alpha before the page is opened, with no credential: not with auth.
 	before []msg
-	// auth, if set, authenticates every request (httpapi.Options.Auth); then publish with a key
-	// that may write to alpha (publishAs), not publish.
-	auth *auth.Authenticator
+	// auth, if set, authenticates every request (the configuration's auth:); then publish with
+	// a key that may write to alpha (publishAs), not publish.
+	auth auth.Config
 	// owner is the test that stops the server when it ends; default: the test that starts it.
 	// A subtest that restarts a server for its parent's later subtests names the parent.
 	owner *testing.T
@@ -100,61 +96,56 @@ func startServer(t *testing.T, o serverOptions) *server {
 	if o.owner == nil {
 		o.owner = t
 	}
-	alpha := ingest.New(ingest.Config{})
-	var srcs []supervisor.Source
+	cfg := config.Default()
+	cfg.DataDir = config.DataDirMemory
+	cfg.Sources = nil
 	if !o.noAlpha {
-		srcs = append(srcs, supervisor.Source{Name: "alpha", Type: "http", Adapter: alpha})
+		cfg.Sources = append(cfg.Sources, config.Source{Name: "alpha", Type: "http", Spec: &ingest.Config{}})
 	}
 	if o.demo != "" {
-		srcs = append(srcs, supervisor.Source{Name: o.demo, Type: "demo", Adapter: demo.New(demo.Config{Rate: o.demoRate})})
+		cfg.Sources = append(cfg.Sources, config.Source{Name: o.demo, Type: "demo", Spec: &demo.Config{Rate: o.demoRate}})
 	}
 	if o.feed != nil {
-		ws, err := wsdial.New(wsdial.Config{URL: "ws" + strings.TrimPrefix(o.feed.srv.URL, "http")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srcs = append(srcs, supervisor.Source{Name: "feed", Type: "websocket", Adapter: ws,
-			Backoff: source.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond}})
+		cfg.Sources = append(cfg.Sources, config.Source{Name: "feed", Type: "websocket",
+			Backoff: config.Backoff{Initial: 20 * time.Millisecond, Max: 100 * time.Millisecond},
+			Spec:    &wsdial.Config{URL: "ws" + strings.TrimPrefix(o.feed.srv.URL, "http")}})
 	}
-	sup, err := supervisor.New(srcs, supervisor.Options{History: router.History{Size: o.history}, Queue: o.queue, Log: quietLog})
+	if o.history > 0 {
+		cfg.History.Size = o.history
+	}
+	cfg.Limits.QueueEvents, cfg.Limits.QueueBytes = o.queue.Events, o.queue.Bytes
+	cfg.Auth = o.auth
+	var opt streamux.Options
+	opt.Log = quietLog
+	if o.rec != nil {
+		opt.Wrap = o.rec.wrap
+	}
+	srv, err := streamux.New(cfg, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := o.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("listen on %s: %v", addr, err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = sup.Run(ctx) }() // waited for in stop
-	api := httpapi.New(sup, httpapi.Options{Web: Handler(), Log: quietLog, Auth: o.auth})
-	var h http.Handler = api
-	if o.rec != nil {
-		h = o.rec.wrap(api)
-	}
-	hs := httptest.NewUnstartedServer(h)
-	if o.addr != "" {
-		hs.Listener.Close()
-		ln, err := net.Listen("tcp", o.addr)
-		if err != nil {
-			cancel()
-			<-done
-			t.Fatalf("listen again on %s: %v", o.addr, err)
-		}
-		hs.Listener = ln
-	}
-	s := &server{sup: sup, api: api, hs: hs, client: &http.Client{Timeout: 10 * time.Second}}
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, ln) }() // waited for in stop
+	s := &server{URL: "http://" + ln.Addr().String(), addr: ln.Addr().String(), sup: srv.Supervisor(), client: &http.Client{Timeout: 10 * time.Second}}
 	s.stopFn = func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		if err := sup.Shutdown(sctx); err != nil {
-			o.owner.Errorf("shutdown: %v", err)
-		}
-		api.Close(sctx)
-		hs.Close()
 		cancel()
-		<-done
+		if err := <-done; err != nil {
+			o.owner.Errorf("run: %v", err)
+		}
 		s.client.CloseIdleConnections()
 	}
 	o.owner.Cleanup(s.stop)
 	waitUntil(t, "the sources are up", func() bool {
-		for _, si := range sup.Sources() {
+		for _, si := range s.sup.Sources() {
 			if si.State != "up" {
 				return false
 			}
@@ -162,20 +153,8 @@ func startServer(t *testing.T, o serverOptions) *server {
 		return true
 	})
 	if len(o.before) > 0 {
-		// Through the real handler, before anyone can connect.
-		rec := httptest.NewRecorder()
-		req := httptest.NewRequest(http.MethodPost, "/v1/sources/alpha/messages?envelope=true", ndjson(t, o.before))
-		req.Header.Set("Content-Type", "application/x-ndjson")
-		req.Host = "127.0.0.1" // not httptest's example.com, which a server without auth refuses
-		api.ServeHTTP(rec, req)
-		if rec.Code != http.StatusOK {
-			t.Fatalf("publish before listening: %d %s", rec.Code, rec.Body)
-		}
-		s.alpha += len(o.before)
+		s.publish(t, o.before...) // before the test opens the page: no client has connected
 	}
-	hs.Start()
-	s.URL = hs.URL
-	s.addr = hs.Listener.Addr().String()
 	return s
 }
 

@@ -1,4 +1,4 @@
-package webui
+package webui_test
 
 import (
 	"io"
@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/streamux/streamux/internal/webui"
 )
 
 func get(t *testing.T, srv *httptest.Server, method, path string, hdr map[string]string) (*http.Response, string) {
@@ -32,7 +34,7 @@ func get(t *testing.T, srv *httptest.Server, method, path string, hdr map[string
 
 func TestServesPageAndAssets(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(Handler())
+	srv := httptest.NewServer(webui.Handler())
 	defer srv.Close()
 
 	cases := []struct {
@@ -77,7 +79,7 @@ func TestServesPageAndAssets(t *testing.T) {
 // only in a browser.
 func TestReferencedAssetsExist(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(Handler())
+	srv := httptest.NewServer(webui.Handler())
 	defer srv.Close()
 
 	_, html := get(t, srv, http.MethodGet, "/", nil)
@@ -99,7 +101,7 @@ func TestReferencedAssetsExist(t *testing.T) {
 
 func TestPageDocumentsItsIDs(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(Handler())
+	srv := httptest.NewServer(webui.Handler())
 	defer srv.Close()
 
 	_, html := get(t, srv, http.MethodGet, "/", nil)
@@ -118,7 +120,7 @@ func TestPageDocumentsItsIDs(t *testing.T) {
 
 func TestRevalidationAndErrors(t *testing.T) {
 	t.Parallel()
-	srv := httptest.NewServer(Handler())
+	srv := httptest.NewServer(webui.Handler())
 	defer srv.Close()
 
 	res, _ := get(t, srv, http.MethodGet, "/app.js", nil)
