@@ -35,7 +35,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case len(args) > 0 && args[0] == "tail":
 		err = tail(ctx, args[1:], stdout, stderr)
 	case len(args) > 0 && args[0] == "bench":
-		err = benchCommand(ctx, args[1:], stdout, stderr)
+		// The load tool is a command of its own, so that the server does not carry it.
+		fmt.Fprintln(stderr, "streamux: bench is its own command now: streamux-bench SCENARIO [flags] (go run ./cmd/streamux-bench -h; BENCHMARKS.md)")
+		return 2
 	case len(args) > 0 && (args[0] == "help" || args[0] == "-h" || args[0] == "--help"):
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -64,8 +66,6 @@ Usage:
       Serve. With no -config: one demo source on 127.0.0.1:8080 and the web page at /.
   streamux tail [-url URL] [-source NAME]... [-from ID] [-json] 'PREDICATE'
       Print the messages that match PREDICATE (CEL) from a running streamux.
-  streamux bench SCENARIO [flags]
-      Load streamux and report throughput, latency and cost (streamux bench -h; BENCHMARKS.md).
 
 See README.md for the configuration file, the API and the predicate language.
 `

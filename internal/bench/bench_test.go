@@ -18,7 +18,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-// childEnv makes the test binary act as `streamux bench server`, so that the subprocess path
+// childEnv makes the test binary act as `streamux-bench server`, so that the subprocess path
 // is tested without building the command.
 const childEnv = "STREAMUX_BENCH_TEST_CHILD"
 
@@ -191,7 +191,7 @@ func TestTable(t *testing.T) {
 	if err := Run(context.Background(), "fanout", o, &out, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"streamux bench fanout", "delivered/s", "p99 ms", "streamux", "machine:"} {
+	for _, want := range []string{"streamux-bench fanout", "delivered/s", "p99 ms", "streamux", "machine:"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}

@@ -1,9 +1,10 @@
-// Package bench is `streamux bench`: the load generator and report of DESIGN.md's "How well".
+// Package bench is `streamux-bench`: the load generator and report of DESIGN.md's "How well".
 //
 // A run starts the servers it measures, opens real WebSocket clients over loopback, drives a
 // source, shows a progress line on stderr and prints a table (or JSON). The servers run, by
-// default, as subprocesses of the same binary (`streamux bench server`), so that the CPU time
-// and resident memory read from /proc/PID are the server's alone, not the clients'. A bare
+// default, as subprocesses of the same binary (`streamux-bench server`, which runs streamux
+// through internal/server, as the streamux command does), so that the CPU time and resident
+// memory read from /proc/PID are the server's alone, not the clients'. A bare
 // WebSocket fan-out loop (bare.go), the ceiling, runs beside it with its own clients, and the
 // servers take turns under the same load (interleave.go), so that other work on the machine
 // weighs on each alike. Scenarios:

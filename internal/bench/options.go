@@ -11,7 +11,7 @@ import (
 var Scenarios = []string{"fanout", "broadcast", "idle", "match", "ingest", "churn", "slow"}
 
 // Options configure a run. A zero field takes the scenario's default (see Defaults); the
-// command line of `streamux bench` sets them, one flag each.
+// command line of `streamux-bench` sets them, one flag each.
 type Options struct {
 	// Clients is the number of WebSocket clients: all of them (fanout, broadcast, idle), the
 	// fast ones (slow), or how many churn at once (churn).
@@ -110,7 +110,7 @@ type Options struct {
 	// Quiet turns the progress line off.
 	Quiet bool
 
-	// Child is the command that starts a server subprocess, `streamux bench server`, and
+	// Child is the command that starts a server subprocess, `streamux-bench server`, and
 	// ChildEnv is added to its environment.
 	Child    []string
 	ChildEnv []string

@@ -231,7 +231,7 @@ func (rep *Report) print(w io.Writer, asJSON bool) error {
 		return enc.Encode(rep)
 	}
 	m := rep.Machine
-	fmt.Fprintf(w, "streamux bench %s  (%s)\n", rep.Scenario, rep.Command)
+	fmt.Fprintf(w, "streamux-bench %s  (%s)\n", rep.Scenario, rep.Command)
 	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d), %s, %s RAM, %s, Linux %s, load average %s at the start\n",
 		m.CPUs, m.GOMAXPROCS, m.CPUModel, m.Memory, m.Go, m.Kernel, m.LoadAvg)
 	fmt.Fprintf(w, "server: %s\n\n", rep.Mode)

@@ -82,7 +82,7 @@ func (r *runner) mode() string {
 	case r.opt.InProcess:
 		return "in-process (CPU and RSS are the whole process's, clients included)"
 	}
-	return "subprocess (streamux bench server: CPU and RSS from /proc/PID)"
+	return "subprocess (streamux-bench server: CPU and RSS from /proc/PID)"
 }
 
 // kinds are the servers a client scenario measures, streamux first.

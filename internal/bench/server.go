@@ -447,13 +447,13 @@ func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.L
 	return nil
 }
 
-// ServeChild is `streamux bench server`: the server side of a bench run, started by the bench
+// ServeChild is `streamux-bench server`: the server side of a bench run, started by the bench
 // as a subprocess of the same binary so that its CPU time and memory are its own. It serves
 // streamux (internal/server, with the -config file) or the bare loop on 127.0.0.1:0 and a debug
 // server (pprof, a forced GC, runtime counters) on another port, writes both addresses as one
 // JSON line to stdout, and serves until ctx is done.
 func ServeChild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("streamux bench server", flag.ContinueOnError)
+	fs := flag.NewFlagSet("streamux-bench server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	kind := fs.String("kind", kindStreamux, "streamux, bare or bare-join")
 	cfgPath := fs.String("config", "", "streamux's configuration file")

@@ -143,7 +143,7 @@ func compact(b []byte) string {
 	return buf.String()
 }
 
-// BenchmarkEnvelope is the cost of reading one envelope line of the size streamux bench sends,
+// BenchmarkEnvelope is the cost of reading one envelope line of the size streamux-bench sends,
 // against encoding/json's.
 func BenchmarkEnvelope(b *testing.B) {
 	line := []byte(`{"key":"k17","body":{"ts":1764086400000000000,"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}`)

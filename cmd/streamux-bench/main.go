@@ -1,3 +1,14 @@
+// Command streamux-bench loads streamux and reports what it delivers, how fast, and at what cost:
+// the load tool of DESIGN.md's "How well" and BENCHMARKS.md. It is a command of its own so that
+// the server binary carries the server only, not the load generator, nor net/http/pprof.
+//
+//	streamux-bench SCENARIO [flags]   run a scenario (streamux-bench -h lists them and every flag)
+//	streamux-bench server [flags]     the server side of a run, which the bench starts itself
+//
+// The server under load runs as a subprocess of this binary (streamux-bench server), which runs
+// streamux through internal/server exactly as the streamux command does, so that its CPU time
+// and memory are its own; its debug port (pprof, a forced GC, runtime counters) is the bench's,
+// not streamux's.
 package main
 
 import (
@@ -7,19 +18,38 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/streamux/streamux/internal/bench"
 )
 
-const benchUsage = `Usage: streamux bench SCENARIO [flags]
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintf(os.Stderr, "streamux-bench: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage is a command line that could not be understood; the flag package has said why.
+var errUsage = errors.New("usage")
+
+const benchUsage = `Usage: streamux-bench SCENARIO [flags]
 
 Load streamux and report what it delivers, how fast, and at what cost (see BENCHMARKS.md).
-By default the server runs as a subprocess of this binary, so that its CPU time and memory
-are its own; a bare WebSocket loop, the ceiling, runs beside it with its own clients, and the
-two take turns under the same load.
+By default the server runs as a subprocess of this binary (streamux-bench server), so that its
+CPU time and memory are its own; a bare WebSocket loop, the ceiling, runs beside it with its
+own clients, and the two take turns under the same load.
 
 Scenarios (defaults in brackets):
   fanout     -clients [1000] WebSocket clients, client i reading key == "k<i mod -keys>" [100],
@@ -39,8 +69,8 @@ Scenarios (defaults in brackets):
 Flags:
 `
 
-// benchCommand is `streamux bench`.
-func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// run is main without the process.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "server" {
 		return bench.ServeChild(ctx, args[1:], stdout, stderr)
 	}
@@ -60,7 +90,7 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	o := bench.Defaults(defaults)
-	fs := flag.NewFlagSet("streamux bench", flag.ContinueOnError)
+	fs := flag.NewFlagSet("streamux-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, benchUsage)
@@ -118,16 +148,16 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		}
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "streamux bench: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "streamux-bench: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
 	if scenario == "" {
-		fmt.Fprintf(stderr, "streamux bench: which scenario? one of %s\n\n", strings.Join(bench.Scenarios, ", "))
+		fmt.Fprintf(stderr, "streamux-bench: which scenario? one of %s\n\n", strings.Join(bench.Scenarios, ", "))
 		fs.Usage()
 		return errUsage
 	}
 	if !slices.Contains(bench.Scenarios, scenario) {
-		fmt.Fprintf(stderr, "streamux bench: unknown scenario %q (one of %s)\n", scenario, strings.Join(bench.Scenarios, ", "))
+		fmt.Fprintf(stderr, "streamux-bench: unknown scenario %q (one of %s)\n", scenario, strings.Join(bench.Scenarios, ", "))
 		return errUsage
 	}
 	rateSet := false
@@ -140,8 +170,8 @@ func benchCommand(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if err != nil {
 		return fmt.Errorf("bench: find this binary to run the server: %w", err)
 	}
-	o.Child = []string{exe, "bench", "server"}
-	o.Args = append([]string{"streamux", "bench"}, orig...)
+	o.Child = []string{exe, "server"}
+	o.Args = append([]string{"streamux-bench"}, orig...)
 	return bench.Run(ctx, scenario, o, stdout, stderr)
 }
 
