@@ -5,6 +5,11 @@
 // supervisor; it hands messages to its router through Emit, which queues them in the router's
 // bounded input and blocks while that input is full, so that a broker sees back-pressure rather
 // than an unbounded buffer.
+//
+// It also keeps the registry of source types (registry.go): each adapter package registers its
+// type from init, so the registry is complete before main and only read after; Lookup and Types
+// are then safe from any goroutine. What only some adapters do is an optional interface here
+// (Counted, Publisher), asked of the adapter by whoever needs it.
 package source
 
 import (
