@@ -727,10 +727,13 @@ func TestHeadStreamIsRefused(t *testing.T) {
 // A WebSocket client that only listens to a busy stream (a browser does) answers the server's
 // pings and is not taken for dead, however long the traffic lasts.
 func TestListenOnlyClientOnBusyStream(t *testing.T) {
-	e := newEnv(t, envOptions{transport: transport.Options{Heartbeat: 50 * time.Millisecond, WriteTimeout: 100 * time.Millisecond}})
+	// An idle window (two heartbeats and the write timeout) of 600 ms: short enough to pass
+	// three times over, long enough that a loaded machine under -race does not hold the
+	// client's reader that long.
+	e := newEnv(t, envOptions{transport: transport.Options{Heartbeat: 150 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}})
 	w := e.ws(url.Values{"source": {"in"}}) // gorilla answers pings with pongs by itself
 	defer w.close()
-	stop := time.Now().Add(time.Second) // over three times the 200ms idle window
+	stop := time.Now().Add(2 * time.Second) // over three times the idle window
 	got := make(chan error, 1)
 	go func() { // the reader; the test waits for it through got
 		for {

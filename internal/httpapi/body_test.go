@@ -71,7 +71,9 @@ func (r *rawRequest) answer(d time.Duration) (int, apiErr, http.Header) {
 // A body that stalls, or trickles, is cut with 408 once the body rules are broken, whatever
 // the endpoint; a body that keeps coming is taken.
 func TestSlowBodies(t *testing.T) {
-	e := newEnv(t, envOptions{limits: httpapi.Limits{BodyReadTimeout: 300 * time.Millisecond, BodyMinRate: 100}})
+	// A second of silence, not less: a loaded machine under -race can hold a writer that
+	// long between two writes of the steady body below.
+	e := newEnv(t, envOptions{limits: httpapi.Limits{BodyReadTimeout: time.Second, BodyMinRate: 100}})
 	t.Run("stalled", func(t *testing.T) {
 		for _, path := range []string{"/v1/sources/in/messages", "/v1/check"} {
 			r := e.open(t, "POST", path, map[string]string{"Content-Length": "1000"})
@@ -81,7 +83,7 @@ func TestSlowBodies(t *testing.T) {
 			if status != http.StatusRequestTimeout || ae.Error.Code != "request_timeout" || !strings.Contains(ae.Error.Message, "limits.body_read_timeout") {
 				t.Errorf("%s, stalled: %d %+v", path, status, ae.Error)
 			}
-			// Ten times the timeout: room for a loaded machine under -race, and still far
+			// Three times the timeout: room for a loaded machine under -race, and still far
 			// from never (the answer's deadline is 5 s).
 			if d := time.Since(start); d > 3*time.Second {
 				t.Errorf("%s: cut after %v", path, d)
@@ -113,8 +115,9 @@ func TestSlowBodies(t *testing.T) {
 		}
 	})
 	t.Run("steady", func(t *testing.T) {
-		// 40 KB at 50 KB/s: slower than the read timeout lets whole, but never slower than the rate.
-		body := strings.Repeat("y", 40000)
+		// 80 KB at 50 KB/s: longer in all than the read timeout, but never idle that long,
+		// nor slower than the rate.
+		body := strings.Repeat("y", 80000)
 		r := e.open(t, "POST", "/v1/sources/in/messages", map[string]string{"Content-Length": fmt.Sprint(len(body))})
 		for i := 0; i < len(body); i += 1000 {
 			time.Sleep(20 * time.Millisecond)
