@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -131,19 +132,28 @@ func TestFullSocketLosesNothing(t *testing.T) {
 	h := newHarness(t, transport.Options{}, output.Limits{Events: 1 << 16, Bytes: 1 << 30}, []*stream.Event{message(1, 10), message(2, 10)})
 	c, out := h.dial()
 	const n = 4000
-	go func() {
+	offered := make(chan error, 1)
+	go func() { // the producer; the test waits for it below
 		for i := uint64(3); i <= n; i++ {
 			if !out.Offer(message(i, 900)) {
-				t.Errorf("queue full at %d", i)
+				offered <- fmt.Errorf("queue full at %d", i)
 				return
 			}
 			if i%500 == 0 {
-				time.Sleep(20 * time.Millisecond) // several rounds of full socket, catching up, idle
+				// Pacing, not synchronisation: several rounds of full socket, catching
+				// up and idle, whatever the timing; the test holds for any.
+				time.Sleep(20 * time.Millisecond)
 			}
 		}
+		offered <- nil
 	}()
-	time.Sleep(200 * time.Millisecond) // not reading: the 8 KiB buffers fill at once
+	// Not reading for a while makes the 8 KiB buffers fill, so the scenario is likely; the
+	// assertions below hold however little of it happened.
+	time.Sleep(200 * time.Millisecond)
 	seqs, _ := readEvents(t, c, n)
+	if err := <-offered; err != nil {
+		t.Fatal(err)
+	}
 	inOrder(t, seqs, 1)
 	waitFor(t, "the delivered counter", func() bool { return out.Counters().Delivered == n })
 }
