@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/streamux/streamux/internal/auth"
 	"github.com/streamux/streamux/internal/predicate"
 )
@@ -119,21 +117,16 @@ func (l Limits) withDefaults() Limits {
 type gate struct {
 	lim Limits
 
-	mu       sync.Mutex
-	total    int
-	byAddr   map[string]int
-	byCred   map[string]int
-	buckets  map[string]*bucket
-	lastTrim time.Time
-}
-
-type bucket struct {
-	*rate.Limiter
-	seen time.Time
+	mu     sync.Mutex
+	total  int
+	byAddr map[string]int
+	byCred map[string]int
+	rates  rateBuckets // by address: subscribe_rate
 }
 
 func newGate(l Limits) *gate {
-	return &gate{lim: l.withDefaults(), byAddr: map[string]int{}, byCred: map[string]int{}, buckets: map[string]*bucket{}}
+	l = l.withDefaults()
+	return &gate{lim: l, byAddr: map[string]int{}, byCred: map[string]int{}, rates: newRateBuckets(l.SubscribeRate, l.SubscribeBurst)}
 }
 
 // enter admits one stream from addr held by cred ("" without authentication), or says which
@@ -142,13 +135,6 @@ func (g *gate) enter(addr, cred string) (release func(), aerr *apiError) {
 	now := time.Now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	b := g.buckets[addr]
-	if b == nil {
-		b = &bucket{Limiter: rate.NewLimiter(rate.Limit(g.lim.SubscribeRate), g.lim.SubscribeBurst)}
-		g.buckets[addr] = b
-	}
-	b.seen = now
-	g.trim(now)
 	exempt := !g.lim.ApplyToLoopback && isLoopback(addr)
 	switch {
 	case g.total >= g.lim.Connections:
@@ -158,9 +144,7 @@ func (g *gate) enter(addr, cred string) (release func(), aerr *apiError) {
 	case !exempt && g.byAddr[addr] >= g.lim.ConnectionsPerAddress:
 		return nil, tooMany("connections_per_address", fmt.Sprintf("this address holds its limit of %d streams", g.lim.ConnectionsPerAddress), 0)
 	}
-	if r := b.ReserveN(now, 1); !exempt && (!r.OK() || r.DelayFrom(now) > 0) {
-		wait := r.DelayFrom(now)
-		r.CancelAt(now)
+	if wait, ok := g.rates.take(addr, now); !ok && !exempt {
 		return nil, tooMany("subscribe_rate", fmt.Sprintf("this address opens streams faster than %g per second", g.lim.SubscribeRate), wait)
 	}
 	g.total++
@@ -184,21 +168,6 @@ func (g *gate) enter(addr, cred string) (release func(), aerr *apiError) {
 			}
 		})
 	}, nil
-}
-
-// trim forgets the rate buckets of addresses idle long enough to have refilled, at most once a
-// minute, so that the map does not grow with every address ever seen.
-func (g *gate) trim(now time.Time) {
-	if now.Sub(g.lastTrim) < time.Minute {
-		return
-	}
-	g.lastTrim = now
-	full := time.Duration(float64(g.lim.SubscribeBurst)/g.lim.SubscribeRate*float64(time.Second)) + time.Second
-	for a, b := range g.buckets {
-		if now.Sub(b.seen) > full {
-			delete(g.buckets, a)
-		}
-	}
 }
 
 // tooMany is a 429 naming the limit; retry, if positive, becomes Retry-After.

@@ -7,8 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/streamux/streamux/internal/auth"
 )
 
@@ -63,18 +61,13 @@ type checkGate struct {
 	applyToLoopback bool
 	running         atomic.Int64 // checks counting now, for tests
 
-	mu       sync.Mutex
-	buckets  map[string]*checkBucket
-	lastTrim time.Time
-}
-
-type checkBucket struct {
-	*rate.Limiter
-	seen time.Time
+	mu    sync.Mutex
+	rates rateBuckets
 }
 
 func newCheckGate(l CheckLimits, applyToLoopback bool) *checkGate {
-	return &checkGate{lim: l.withDefaults(), applyToLoopback: applyToLoopback, buckets: map[string]*checkBucket{}}
+	l = l.withDefaults()
+	return &checkGate{lim: l, applyToLoopback: applyToLoopback, rates: newRateBuckets(l.Rate, l.Burst)}
 }
 
 // admit takes a token for one call by who from r, or says when to come back.
@@ -87,19 +80,10 @@ func (g *checkGate) admit(who *auth.Principal, r *http.Request) *apiError {
 		}
 		key = "address " + addr
 	}
-	now := time.Now()
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.trim(now)
-	b := g.buckets[key]
-	if b == nil {
-		b = &checkBucket{Limiter: rate.NewLimiter(rate.Limit(g.lim.Rate), g.lim.Burst)}
-		g.buckets[key] = b
-	}
-	b.seen = now
-	if res := b.ReserveN(now, 1); !res.OK() || res.DelayFrom(now) > 0 {
-		wait := res.DelayFrom(now)
-		res.CancelAt(now)
+	wait, ok := g.rates.take(key, time.Now())
+	g.mu.Unlock()
+	if !ok {
 		whom := "this address"
 		if who.Method != auth.MethodNone {
 			whom = "this credential"
@@ -107,19 +91,4 @@ func (g *checkGate) admit(who *auth.Principal, r *http.Request) *apiError {
 		return tooMany("check_rate", fmt.Sprintf("%s calls /v1/check faster than %g per second", whom, g.lim.Rate), wait)
 	}
 	return nil
-}
-
-// trim forgets the buckets idle long enough to have refilled, at most once a minute, so that
-// the map does not grow with every credential and address ever seen.
-func (g *checkGate) trim(now time.Time) {
-	if now.Sub(g.lastTrim) < time.Minute {
-		return
-	}
-	g.lastTrim = now
-	full := time.Duration(float64(g.lim.Burst)/g.lim.Rate*float64(time.Second)) + time.Second
-	for k, b := range g.buckets {
-		if now.Sub(b.seen) > full {
-			delete(g.buckets, k)
-		}
-	}
 }
