@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/streamux/streamux/internal/cluster"
+	"github.com/streamux/streamux/internal/natstest"
+	"github.com/streamux/streamux/internal/sourcetest"
 	"github.com/streamux/streamux/internal/stream"
 )
 
@@ -47,16 +49,16 @@ func reportRate(b *testing.B, cpu0 time.Duration) {
 // down by TestMain.
 var embedded struct {
 	once sync.Once
-	tc   *testCluster
+	tc   *natstest.Cluster
 	err  error
 }
 
 // target returns the URL of the server a benchmark runs against.
 func target(b *testing.B, name string) string {
 	if name == "external" {
-		return requireNATS(b)
+		return sourcetest.RequireJetStream(b)
 	}
-	embedded.once.Do(func() { embedded.tc, embedded.err = startCluster(1) })
+	embedded.once.Do(func() { embedded.tc, embedded.err = natstest.New(1) })
 	if embedded.err != nil {
 		b.Fatal(embedded.err)
 	}
@@ -187,7 +189,7 @@ func BenchmarkHop(b *testing.B) {
 	for _, srv := range []string{"external", "embedded"} {
 		b.Run(srv, func(b *testing.B) {
 			url := target(b, srv)
-			prefix := testPrefix()
+			prefix := sourcetest.StreamPrefix()
 			in := connect(b, url, cluster.Config{StreamPrefix: prefix})
 			out := connect(b, url, cluster.Config{StreamPrefix: prefix})
 			info := ensure(b, in.Log("hop"))
@@ -245,10 +247,10 @@ func BenchmarkHop(b *testing.B) {
 // renewing, as when killed), and how long after a clean release. One of each per
 // iteration; run it with -benchtime 3x or so.
 func BenchmarkLeaseTakeover(b *testing.B) {
-	url := requireNATS(b)
+	url := sourcetest.RequireJetStream(b)
 	var vanished, released []time.Duration
 	for range b.N {
-		prefix := testPrefix()
+		prefix := sourcetest.StreamPrefix()
 		a := connect(b, url, cluster.Config{StreamPrefix: prefix, Node: "a"})
 		c := connect(b, url, cluster.Config{StreamPrefix: prefix, Node: "c"})
 		ctx := context.Background()

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/streamux/streamux/internal/cluster"
+	"github.com/streamux/streamux/internal/natstest"
+	"github.com/streamux/streamux/internal/sourcetest"
 	"github.com/streamux/streamux/internal/stream"
 )
 
@@ -17,8 +19,8 @@ import (
 // three replicas.
 
 // threeNodes connects one node to each server of tc, sharing one prefix.
-func threeNodes(t testing.TB, tc *testCluster, cfg cluster.Config) []*cluster.Conn {
-	cfg.StreamPrefix = testPrefix()
+func threeNodes(t testing.TB, tc *natstest.Cluster, cfg cluster.Config) []*cluster.Conn {
+	cfg.StreamPrefix = sourcetest.StreamPrefix()
 	cfg.Replicas = 3
 	var cs []*cluster.Conn
 	for i := range 3 {
@@ -174,17 +176,13 @@ func TestClusterResetIsNoticed(t *testing.T) {
 // the holder's order, with no hole.
 func TestClusterLeaderKilledWhileAppending(t *testing.T) {
 	t.Parallel()
-	tc, err := startCluster(3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tc.shutdown)
+	tc := natstest.Start(t, 3)
 	cs := threeNodes(t, tc, cluster.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	l := cs[0].Log("killed")
 	info := ensure(t, l)
-	leader := tc.index(info.Leader)
+	leader := tc.Index(info.Leader)
 	if leader < 0 {
 		t.Fatalf("leader %q", info.Leader)
 	}
@@ -205,7 +203,7 @@ func TestClusterLeaderKilledWhileAppending(t *testing.T) {
 	for b := range batches {
 		if b == batches/3 {
 			killedAt = time.Now()
-			tc.kill(leader)
+			tc.Kill(leader)
 		}
 		start := time.Now()
 		acks, err := w.Append(ctx, entries(b*size+1, (b+1)*size))

@@ -4,8 +4,9 @@
 // every node and after restarts, a client resumes on any node, and a message ingested on
 // one node reaches the clients of all.
 //
-// # What the wiring does with it
+// # How the server uses it
 //
+// The wiring is in internal/server (Connect) and internal/supervisor (cluster.go, replay.go).
 // A node connects once (Connect, with the cluster: block, Config) and, per source:
 //
 //   - At start, Log(name).Ensure(ctx, firstSeq) makes or updates the source's stream, any
@@ -37,11 +38,11 @@
 //     Idempotency-Key for one message, an envelope line's "id") and answers 2xx once it
 //     returns nil, with the ids "<source>:<Ack.Seq>" (a Duplicate's Seq is the first
 //     one's). The message reaches this node's clients through its Reader, like everyone
-//     else's; a resume from an id ahead of the Reader waits until Reader.Next passes it.
-//   - A resume from an id older than the node's history replays from the log with
-//     Log.Fetch(ctx, epoch, from, n), in spans, until it reaches what the router holds;
-//     ErrReset means the ids are the old log's: a gap. Log.Info gives log_first_seq and
-//     log_last_seq; lag is Info().Last+1 - Reader.Next().
+//     else's.
+//   - A resume from an id that the node's history does not hold (older, or not read yet)
+//     replays from the log with Log.Fetch(ctx, epoch, from, n), in spans, until it reaches
+//     what the router holds, and then joins the router. Log.Info gives log_first_seq and
+//     log_last_seq; lag is Info().Last less the router's last sequence.
 //
 // # Guarantees
 //
@@ -58,7 +59,10 @@
 // Stream StreamName(prefix, source): prefix + EscapeName(source), whose one subject is the
 // same string; EscapeName keeps letters, digits and '-', and writes every other byte ('.',
 // '_') as '_' and two hex digits, so that no two sources share a stream. Leases: the KV
-// bucket LeaseBucket(prefix), key EscapeName(source), value the holder's node name. A
+// bucket LeaseBucket(prefix), key EscapeName(source), value the holder's node name; a sink's
+// lease (SinkLease) is the key "sinks." + EscapeName(sink) there. The nodes' small shared
+// records (State: sinks' definitions and positions, sources' places upstream) are the KV
+// bucket StateBucket(prefix), each written over the revision its writer read. A
 // message's key, headers, body and time travel in its payload as an envelope (see
 // envelope.go), never in NATS headers, which carry only Nats-Msg-Id and, from a Writer,
 // Nats-Expected-Last-Sequence. A foreign message (published to the subject by something

@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/streamux/streamux/internal/cluster"
+	"github.com/streamux/streamux/internal/sourcetest"
 )
 
 // leaseNodes connects n nodes to urls, sharing one prefix, with the given lease TTL.
 func leaseNodes(t testing.TB, urls string, n int, ttl time.Duration) []*cluster.Conn {
-	prefix := testPrefix()
+	prefix := sourcetest.StreamPrefix()
 	var cs []*cluster.Conn
 	for i := range n {
 		cs = append(cs, connect(t, urls, cluster.Config{StreamPrefix: prefix, LeaseTTL: ttl, LeasePoll: 50 * time.Millisecond,
@@ -36,7 +37,7 @@ func campaign(t testing.TB, l *cluster.Lease, lead func(ctx context.Context) err
 
 func TestLeaseHasOneHolder(t *testing.T) {
 	t.Parallel()
-	cs := leaseNodes(t, requireNATS(t), 2, time.Second)
+	cs := leaseNodes(t, sourcetest.RequireJetStream(t), 2, time.Second)
 	a, b := cs[0].Lease("orders.eu"), cs[1].Lease("orders.eu")
 	ctx := context.Background()
 	if held, holder, err := a.TryAcquire(ctx); !held || holder != "nodeA" || err != nil || !a.Held() {
@@ -64,8 +65,8 @@ func TestLeaseHasOneHolder(t *testing.T) {
 // refused, and so are its appends, by its clock or by the log's fencing.
 func TestLeaseOfAPausedHolderIsTakenOver(t *testing.T) {
 	t.Parallel()
-	const ttl = time.Second
-	cs := leaseNodes(t, requireNATS(t), 2, ttl)
+	const ttl = 2 * time.Second // renewed well within it on a loaded machine: at 1s, a CI run saw the new holder lose it mid-append
+	cs := leaseNodes(t, sourcetest.RequireJetStream(t), 2, ttl)
 	ctx := context.Background()
 	log := cs[0].Log("paused")
 	ensure(t, log)
@@ -115,7 +116,7 @@ func TestLeaseOfAPausedHolderIsTakenOver(t *testing.T) {
 	if _, err := byClock.Append(ctx, entries(3, 3)); !errors.Is(err, cluster.ErrLeaseLost) {
 		t.Fatalf("A's append by its clock: %v", err)
 	}
-	eventually(t, 5*time.Second, "B's append", func() bool { info, _ := log.Info(ctx); return info.Last == 2 })
+	sourcetest.Eventually(t, 5*time.Second, func() bool { info, _ := log.Info(ctx); return info.Last == 2 }, "B's append")
 	if _, err := unfenced.Append(ctx, entries(3, 5)); !errors.Is(err, cluster.ErrStale) {
 		t.Fatalf("A's append fenced by the log: %v", err)
 	}
@@ -127,7 +128,7 @@ func TestLeaseOfAPausedHolderIsTakenOver(t *testing.T) {
 // A holder that stops cleanly releases the lease, and another node takes it at its next look.
 func TestLeaseReleasedIsTakenAtOnce(t *testing.T) {
 	t.Parallel()
-	cs := leaseNodes(t, requireNATS(t), 2, 2*time.Second)
+	cs := leaseNodes(t, sourcetest.RequireJetStream(t), 2, 2*time.Second)
 	a, b := cs[0].Lease("clean"), cs[1].Lease("clean")
 	aLeads := make(chan struct{})
 	stopA := campaign(t, a, func(ctx context.Context) error { close(aLeads); <-ctx.Done(); return nil })
@@ -142,7 +143,7 @@ func TestLeaseReleasedIsTakenAtOnce(t *testing.T) {
 		_ = b.Campaign(ctx, nil, func(h string) { mu.Lock(); holders = append(holders, h); mu.Unlock() },
 			func(ctx context.Context) error { bLeads <- time.Now(); <-ctx.Done(); return nil })
 	})
-	eventually(t, 5*time.Second, "B sees A hold", func() bool { return b.Holder() == "nodeA" })
+	sourcetest.Eventually(t, 5*time.Second, func() bool { return b.Holder() == "nodeA" }, "B sees A hold")
 	released := time.Now()
 	stopA()
 	select {
@@ -164,7 +165,7 @@ func TestLeaseReleasedIsTakenAtOnce(t *testing.T) {
 // Three nodes compete while leads come and go: never two leads at once.
 func TestLeaseNeverHasTwoLeads(t *testing.T) {
 	t.Parallel()
-	cs := leaseNodes(t, requireNATS(t), 3, 600*time.Millisecond)
+	cs := leaseNodes(t, sourcetest.RequireJetStream(t), 3, 600*time.Millisecond)
 	var mu sync.Mutex
 	active, terms := 0, 0
 	for i, c := range cs {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -132,6 +133,12 @@ func (l *Log) Ensure(ctx context.Context, firstSeq uint64) (Info, error) {
 	if cfg.FirstSeq == 1 {
 		cfg.FirstSeq = 0
 	}
+	// A stream that is as configured is left alone: nodes that start together all call
+	// Ensure, and an update, even to the same configuration, is work for the servers that
+	// appends meet.
+	if s, err := l.c.js.Stream(ctx, l.stream); err == nil && asConfigured(s.CachedInfo().Config, cfg) {
+		return toInfo(s.CachedInfo()), nil
+	}
 	s, err := l.c.js.UpdateStream(ctx, withoutFirstSeq(cfg))
 	made := false
 	for range 3 {
@@ -156,6 +163,15 @@ func (l *Log) Ensure(ctx context.Context, firstSeq uint64) (Info, error) {
 		return l.Info(ctx)
 	}
 	return info, nil
+}
+
+// asConfigured reports whether the stream's configuration has what want sets.
+func asConfigured(have, want jetstream.StreamConfig) bool {
+	return have.Description == want.Description && slices.Equal(have.Subjects, want.Subjects) &&
+		have.Retention == want.Retention && have.Discard == want.Discard &&
+		have.MaxAge == want.MaxAge && have.MaxBytes == want.MaxBytes && have.MaxMsgs == want.MaxMsgs &&
+		have.MaxMsgsPerSubject == want.MaxMsgsPerSubject && have.MaxConsumers == want.MaxConsumers &&
+		have.Storage == want.Storage && have.Replicas == want.Replicas && have.Duplicates == want.Duplicates
 }
 
 // withoutFirstSeq: an update must not name a first sequence, which the servers refuse to

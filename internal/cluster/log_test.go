@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/streamux/streamux/internal/cluster"
+	"github.com/streamux/streamux/internal/sourcetest"
 	"github.com/streamux/streamux/internal/stream"
 )
 
@@ -52,11 +54,20 @@ func entries(from, to int) []cluster.Entry {
 
 func ensure(t testing.TB, l *cluster.Log) cluster.Info {
 	t.Helper()
-	info, err := l.Ensure(context.Background(), 0)
-	if err != nil {
-		t.Fatal(err)
+	// A cluster that has just started may not know all its peers yet ("no suitable peers
+	// for placement") for a replicated log: the server makes it once they are, as a node's
+	// feed tries again.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := l.Ensure(context.Background(), 0)
+		if err == nil {
+			return info
+		}
+		if !strings.Contains(err.Error(), "no suitable peers") || time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
-	return info
 }
 
 func appendAll(t testing.TB, l *cluster.Log, es []cluster.Entry) []cluster.Ack {
@@ -74,7 +85,7 @@ func appendAll(t testing.TB, l *cluster.Log, es []cluster.Entry) []cluster.Ack {
 // and time it was appended with, whatever bytes they hold, under the sequence its ack gave.
 func TestAppendReadRoundTrip(t *testing.T) {
 	t.Parallel()
-	c := connect(t, requireNATS(t), cluster.Config{})
+	c := connect(t, sourcetest.RequireJetStream(t), cluster.Config{})
 	l := c.Log("round.trip_1")
 	info := ensure(t, l)
 	if info.First != 1 || info.Last != 0 || info.Epoch.IsZero() {
@@ -125,8 +136,8 @@ func TestAppendReadRoundTrip(t *testing.T) {
 // limits.
 func TestEnsureIsIdempotent(t *testing.T) {
 	t.Parallel()
-	url := requireNATS(t)
-	prefix := testPrefix()
+	url := sourcetest.RequireJetStream(t)
+	prefix := sourcetest.StreamPrefix()
 	cfg := cluster.Config{StreamPrefix: prefix, MaxAge: time.Hour, MaxMsgs: 1000, MaxBytes: 1 << 20, DuplicateWindow: time.Minute, Storage: "memory"}
 	var conns []*cluster.Conn
 	for range 3 {
@@ -167,13 +178,16 @@ func TestEnsureIsIdempotent(t *testing.T) {
 	if !info.Epoch.Equal(infos[0].Epoch) {
 		t.Fatal("an update reset the log")
 	}
+	if s, err = js.Stream(context.Background(), prefix+"orders"); err != nil || s.CachedInfo().Config.MaxAge != 2*time.Hour {
+		t.Fatalf("after an Ensure with another max_age: %v, %+v", err, s.CachedInfo().Config)
+	}
 }
 
 // An entry's ID stores it once within the window, whatever bytes the ID holds, and the
 // repeat is answered with the first one's sequence.
 func TestAppendDeduplicates(t *testing.T) {
 	t.Parallel()
-	c := connect(t, requireNATS(t), cluster.Config{})
+	c := connect(t, sourcetest.RequireJetStream(t), cluster.Config{})
 	l := c.Log("dedupe")
 	ensure(t, l)
 	ids := []string{"key-1", "a line\r\nNats-Expected-Last-Sequence: 1", string(make([]byte, 200)), "é"}
@@ -199,7 +213,7 @@ func TestAppendDeduplicates(t *testing.T) {
 // says where the log is.
 func TestWriterIsFenced(t *testing.T) {
 	t.Parallel()
-	c := connect(t, requireNATS(t), cluster.Config{})
+	c := connect(t, sourcetest.RequireJetStream(t), cluster.Config{})
 	l := c.Log("fenced")
 	ensure(t, l)
 	ctx := context.Background()
@@ -246,7 +260,7 @@ func TestWriterIsFenced(t *testing.T) {
 // log deleted and made again is a reset, noticed whether the reader is busy or idle.
 func TestReaderSkipsAndResets(t *testing.T) {
 	t.Parallel()
-	url := requireNATS(t)
+	url := sourcetest.RequireJetStream(t)
 	c := connect(t, url, cluster.Config{Storage: "memory"})
 	l := c.Log("resets")
 	info := ensure(t, l)
@@ -304,7 +318,7 @@ func TestReaderSkipsAndResets(t *testing.T) {
 // messages; nats-server 2.9 ignores first_seq, and Ensure purges the new stream up to it.
 func TestEnsureStartsAfterTheOldLog(t *testing.T) {
 	t.Parallel()
-	c := connect(t, requireNATS(t), cluster.Config{})
+	c := connect(t, sourcetest.RequireJetStream(t), cluster.Config{})
 	l := c.Log("restart")
 	info, err := l.Ensure(context.Background(), 1001)
 	if err != nil {
@@ -343,7 +357,7 @@ func describeAll(items []cluster.Item) []string {
 // An append to a log that does not exist says so, rather than retrying until its context ends.
 func TestAppendWithoutALog(t *testing.T) {
 	t.Parallel()
-	c := connect(t, requireNATS(t), cluster.Config{})
+	c := connect(t, sourcetest.RequireJetStream(t), cluster.Config{})
 	l := c.Log("missing")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

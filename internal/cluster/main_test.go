@@ -13,10 +13,10 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if shared.tc != nil {
-		shared.tc.shutdown()
+		shared.tc.Shutdown()
 	}
 	if embedded.tc != nil {
-		embedded.tc.shutdown()
+		embedded.tc.Shutdown()
 	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {

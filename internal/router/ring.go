@@ -37,6 +37,13 @@ func (h *ring) forgetOldest() {
 	h.n--
 }
 
+// clear forgets every event held.
+func (h *ring) clear() {
+	clear(h.buf)
+	h.n = 0
+	h.bytes = 0
+}
+
 // trim forgets the messages older than maxAge.
 func (h *ring) trim(now time.Time) {
 	if h.maxAge <= 0 {
@@ -64,7 +71,10 @@ func (h *ring) push(ev *stream.Event) {
 }
 
 // after returns the events with sequence numbers after seq, given that last is the newest.
-func (h *ring) after(seq, last uint64) Backlog {
+func (h *ring) after(seq, last uint64) Backlog { return h.afterN(seq, last, 0) }
+
+// afterN is after for at most n events (0: all).
+func (h *ring) afterN(seq, last uint64, n int) Backlog {
 	var b Backlog
 	if seq > last {
 		b.Unknown = true
@@ -79,8 +89,12 @@ func (h *ring) after(seq, last uint64) Backlog {
 	if start > last {
 		return b
 	}
-	b.Events = make([]*stream.Event, 0, last-start+1)
-	for s := start; s <= last; s++ {
+	end := last
+	if n > 0 && last-start+1 > uint64(n) {
+		end = start + uint64(n) - 1
+	}
+	b.Events = make([]*stream.Event, 0, end-start+1)
+	for s := start; s <= end; s++ {
 		b.Events = append(b.Events, h.buf[s%uint64(len(h.buf))])
 	}
 	return b

@@ -79,6 +79,9 @@ type Router struct {
 	input    predicate.Input
 	gapsDue  bool
 	dead     bool // an output ended during this message's delivery
+	// logged: messages come numbered from a cluster log (FromLog), and the router takes
+	// their Seq as it is.
+	logged bool
 
 	tally tally
 }
@@ -169,6 +172,51 @@ func (r *Router) Persist(c *sequence.Counter) {
 	r.tally.lastSeq.Store(r.seq)
 }
 
+// FromLog makes the router take each message's Seq as it comes, numbering none: in a
+// cluster, messages come from the source's log, whose sequence is their id on every node.
+// A Seq that skips numbers is a hole in what this node read (the log no longer held them):
+// the history is forgotten, as it holds no run of numbers across the hole, and every
+// subscription gets a gap of reason history. Call it before Run. With Persist too, the
+// counter records the highest sequence routed, so that a log made again after it was lost
+// can begin after it (the supervisor's Ensure).
+func (r *Router) FromLog() { r.logged = true }
+
+// Jump forgets the history and makes next the sequence expected next: where a node begins
+// to read a log, and after the log was reset (the ids before next may name other messages
+// in the new log, so the history must not answer for them). Only with FromLog.
+func (r *Router) Jump(ctx context.Context, next uint64) error {
+	return r.do(ctx, func() {
+		r.hist.clear()
+		r.seq = max(next, 1) - 1
+		r.tally.lastSeq.Store(r.seq)
+		if r.counter != nil && r.seq > r.reserved {
+			r.reserve()
+		}
+	})
+}
+
+// Skip says that the log holds no message up to last that this node has not read: every
+// subscription gets a gap for them (reason history), and the history is forgotten. Only with
+// FromLog.
+func (r *Router) Skip(ctx context.Context, last uint64) error {
+	return r.do(ctx, func() { r.hole(last) })
+}
+
+// hole moves the router over the sequences after r.seq up to last, which it will never have.
+func (r *Router) hole(last uint64) {
+	if last <= r.seq {
+		return
+	}
+	n := last - r.seq
+	r.hist.clear()
+	r.seq = last
+	r.tally.lastSeq.Store(last)
+	if r.counter != nil && r.seq > r.reserved {
+		r.reserve()
+	}
+	r.gapAll(stream.NewGap(r.name, n, stream.GapHistory), n)
+}
+
 // reserveRetry is how many messages a router numbers past a reservation that failed before it
 // tries again, so that a failing disk costs one attempt per that many messages, not one each.
 const reserveRetry = 1024
@@ -237,6 +285,8 @@ func (r *Router) Run(ctx context.Context) {
 			r.table = newTable(r.name)
 			r.tally.subs.Store(0)
 			if r.counter != nil {
+				// From a log, the router may stop short of what an earlier run saw (it
+				// began again from the log's last messages): Close keeps the highest.
 				if err := r.counter.Close(r.seq); err != nil {
 					r.log.Error("cannot record the last sequence number: the next run starts after a hole", "seq", r.seq, "err", err)
 				}
@@ -299,14 +349,26 @@ var _ source.Emit = (*Router)(nil).Emit
 
 func (r *Router) route(m *stream.Message) {
 	if m.Lost > 0 {
-		r.lost(m.Lost)
+		r.lost(m.Lost, m.LostReason)
 		return
 	}
-	r.seq++
-	if r.counter != nil && r.seq > r.reserved {
-		r.reserve()
+	if r.logged {
+		if m.Seq <= r.seq {
+			// Read twice (a reader that started again too early): routed already.
+			return
+		}
+		r.hole(m.Seq - 1)
+		r.seq = m.Seq
+		if r.counter != nil && r.seq > r.reserved {
+			r.reserve()
+		}
+	} else {
+		r.seq++
+		if r.counter != nil && r.seq > r.reserved {
+			r.reserve()
+		}
+		m.Seq = r.seq
 	}
-	m.Seq = r.seq
 	m.Source = r.name
 	// The event shows the time to the millisecond; a predicate must see the same time, or
 	// time == timestamp(…) copied from an event would not match it.
@@ -437,9 +499,16 @@ func (r *Router) refused(e *entry, n uint64) bool {
 // lost tells every subscription that the source received n messages here that it could not
 // pass on (m.Lost): a gap, since no one can know whom they would have matched. A queue with no
 // room for the gap counts them as its own drops.
-func (r *Router) lost(n uint64) {
-	ev := stream.NewGap(r.name, n, stream.GapTooLarge)
+func (r *Router) lost(n uint64, reason string) {
+	if reason == "" {
+		reason = stream.GapTooLarge
+	}
 	r.tally.lost.Add(n)
+	r.gapAll(stream.NewGap(r.name, n, reason), n)
+}
+
+// gapAll offers the gap ev, for n messages, to every subscription.
+func (r *Router) gapAll(ev *stream.Event, n uint64) {
 	r.dead = false
 	for _, e := range r.table.byID {
 		if !e.out.Offer(ev) && !r.refused(e, n) {
@@ -507,6 +576,14 @@ type Resume struct {
 	// history received at this time or after: how a source that a multi-source client has seen
 	// no event of resumes, from the time of the events it has seen of the others.
 	Since time.Time
+	// Log, in a cluster (FromLog), says that the source's log can serve what the history
+	// cannot: when Set and the history does not hold every message after After (forgotten,
+	// or not read yet), Add registers nothing and returns a Backlog with FromLog set.
+	Log bool
+	// Queue has Add offer the backlog to the output's queue, each message matched against
+	// the predicate, on the router goroutine, so that it comes before every live event: how
+	// a replay from the log joins the live stream. The Backlog's Events are then empty.
+	Queue bool
 }
 
 // Backlog is the part of the history a new subscription must be sent before live events.
@@ -529,6 +606,9 @@ type Backlog struct {
 	Last uint64
 	// ResumeTime is when the message at Resume.After was received, if the history holds it.
 	ResumeTime time.Time
+	// FromLog says that nothing was registered: the history cannot serve Resume.After, and
+	// the log must (Resume.Log).
+	FromLog bool
 }
 
 // Add registers a subscription. Live events start right after the backlog it returns, with no
@@ -545,7 +625,12 @@ func (r *Router) Add(ctx context.Context, out *output.Output, p *predicate.Predi
 		switch {
 		case from.Set:
 			b = r.hist.after(from.After, r.seq)
-			b.Restart = !b.Unknown && from.After+1 < r.first
+			if from.Log && (b.Missed > 0 || b.Unknown) {
+				b = Backlog{FromLog: true, Last: r.seq}
+				return
+			}
+			// From a log, ids do not depend on this process's runs.
+			b.Restart = !r.logged && !b.Unknown && from.After+1 < r.first
 			if ev := r.hist.at(from.After, r.seq); ev != nil {
 				b.ResumeTime = ev.Msg.Time
 			}
@@ -554,8 +639,45 @@ func (r *Router) Add(ctx context.Context, out *output.Output, p *predicate.Predi
 		}
 		b.Last = r.seq
 		r.add(out, p)
+		if from.Queue {
+			r.queue(r.table.byID[out.ID()], p, b.Events)
+			b.Events = nil
+		}
 	})
 	return b, err
+}
+
+// queue offers the events of evs that match p to e, as routing them would; the caller is the
+// router goroutine.
+func (r *Router) queue(e *entry, p *predicate.Predicate, evs []*stream.Event) {
+	r.dead = false
+	for _, ev := range evs {
+		if p != nil && !p.MatchesAll() {
+			r.input.Reset(ev.Msg)
+			ok, err := p.Match(&r.input)
+			if errors.Is(err, predicate.ErrTooCostly) {
+				e.out.Close(output.ErrTooCostly)
+				r.tally.tooCostly.Add(1)
+				r.dead = true
+				break
+			}
+			if err != nil {
+				e.out.CountEvalError()
+				r.tally.evalErrors.Add(1)
+			}
+			if !ok {
+				continue
+			}
+		}
+		e.out.CountMatch()
+		if !r.deliver(e, ev) {
+			r.dead = true
+			break
+		}
+	}
+	if r.dead {
+		r.sweep()
+	}
 }
 
 // add puts a subscription in the table; the caller is the router goroutine.
@@ -579,6 +701,19 @@ func (r *Router) Remove(ctx context.Context, id uint64) error {
 // Len is the number of subscriptions in the table.
 func (r *Router) Len() int { return int(r.tally.subs.Load()) }
 
+// Read returns up to max messages of the history after the id seq, oldest first, without
+// registering anything: how a sink reads, by position. Missed counts the messages after seq
+// that the history no longer holds, Unknown says seq is ahead of the router, Last is the newest
+// sequence number.
+func (r *Router) Read(ctx context.Context, seq uint64, max int) (Backlog, error) {
+	var b Backlog
+	err := r.do(ctx, func() {
+		b = r.hist.afterN(seq, r.seq, max)
+		b.Last = r.seq
+	})
+	return b, err
+}
+
 // History returns the messages in the history, oldest first.
 func (r *Router) History(ctx context.Context) ([]*stream.Event, error) {
 	var evs []*stream.Event
@@ -596,7 +731,17 @@ func (r *Router) Notify(s source.State, err error) {
 	if err != nil {
 		text = err.Error()
 	}
-	ev := stream.NewStatus(r.name, string(s), text)
+	r.tell(stream.NewStatus(r.name, string(s), text))
+}
+
+// NotifyLeader tells every subscription of this source that another node reads it upstream
+// now (leader; "" for none), in a cluster; state is the source's as this node knows it.
+func (r *Router) NotifyLeader(s source.State, leader string) {
+	r.tell(stream.NewLeaderStatus(r.name, string(s), leader))
+}
+
+// tell offers the status event ev to every subscription, after the messages accepted before.
+func (r *Router) tell(ev *stream.Event) {
 	// Status changes are rare and must not be lost to a busy router, so wait for it; a
 	// stopped router has no one to tell.
 	_ = r.do(context.Background(), func() {

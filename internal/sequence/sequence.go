@@ -154,29 +154,60 @@ func (c *Counter) Close(last uint64) error {
 	return err
 }
 
-// write replaces the file with s: a new file, synced, renamed over the old one, and the
-// directory synced, so that after a crash the file is the old state or the new, never neither.
+// write replaces the file with s (Dir.WriteFile).
 func (c *Counter) write(s state) error {
 	raw, err := json.Marshal(s)
 	if err != nil {
 		return fmt.Errorf("sequence of %q: %w", c.name, err)
 	}
-	tmp := c.file + ".tmp"
-	if err := writeSynced(tmp, append(raw, '\n')); err != nil {
+	if err := c.dir.WriteFile(c.name+".seq", append(raw, '\n')); err != nil {
 		return fmt.Errorf("sequence of %q: %w", c.name, err)
-	}
-	if err := os.Rename(tmp, c.file); err != nil {
-		return fmt.Errorf("sequence of %q: %w", c.name, err)
-	}
-	d, err := os.Open(c.dir.path)
-	if err != nil {
-		return fmt.Errorf("sequence of %q: %w", c.name, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sequence of %q: sync %s: %w", c.name, c.dir.path, err)
 	}
 	return nil
+}
+
+// WriteFile replaces the file name (a path relative to the directory, whose own directories
+// are made as needed) with b: a new file, synced, renamed over the old one, and its directory
+// synced, so that after a crash the file is the old one or the new, never neither. What else
+// keeps state in the data directory (a sink's position) writes it so. Safe from any goroutine
+// for different names.
+func (d *Dir) WriteFile(name string, b []byte) error {
+	path := filepath.Join(d.path, name)
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := writeSynced(tmp, b); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ReadFile returns the file name's bytes (relative to the directory); an error wrapping
+// fs.ErrNotExist when there is none.
+func (d *Dir) ReadFile(name string) ([]byte, error) {
+	return os.ReadFile(filepath.Join(d.path, name))
+}
+
+// RemoveFile removes the file name (relative to the directory), if there is one.
+func (d *Dir) RemoveFile(name string) error {
+	err := os.Remove(filepath.Join(d.path, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 func writeSynced(path string, b []byte) error {

@@ -116,3 +116,33 @@ func BenchmarkReserve(b *testing.B) {
 		}
 	}
 }
+
+// WriteFile replaces a file, in a directory it makes, and leaves no temporary file; ReadFile and
+// RemoveFile find it, and removing what is not there is no error.
+func TestDirFiles(t *testing.T) {
+	d, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, v := range []string{"one", "two"} {
+		if err := d.WriteFile("sinks/a.pos", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, err := d.ReadFile("sinks/a.pos"); err != nil || string(b) != "two" {
+		t.Errorf("read %q, %v", b, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(d.Path(), "sinks", "*.tmp")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
+	}
+	if err := d.RemoveFile("sinks/a.pos"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.ReadFile("sinks/a.pos"); !os.IsNotExist(err) {
+		t.Errorf("after removal: %v", err)
+	}
+	if err := d.RemoveFile("sinks/a.pos"); err != nil {
+		t.Errorf("removing it again: %v", err)
+	}
+}
