@@ -45,13 +45,16 @@ func (b Backoff) delay(n int) time.Duration {
 
 // Info is a snapshot of a runner's state, as GET /v1/sources shows it.
 type Info struct {
-	Name       string
-	Type       string
-	Required   bool
-	State      State
-	LastError  string
-	Since      time.Time // when State was entered
-	Reconnects uint64
+	Name      string
+	Type      string
+	Required  bool
+	State     State
+	LastError string
+	// LastErrorAt is when LastError last happened (a retry failing the same way moves it on);
+	// zero before the first error.
+	LastErrorAt time.Time
+	Since       time.Time // when State was entered
+	Reconnects  uint64
 }
 
 // Runner runs one Source for the life of the process: it connects, reads until an error, and
@@ -162,12 +165,14 @@ func (r *Runner) set(s State, err error, notify func(State, error)) {
 		}
 	}
 	r.mu.Lock()
+	now := time.Now()
 	r.info.State = s
 	if err != nil {
 		r.info.LastError = err.Error()
+		r.info.LastErrorAt = now
 	}
 	if changed {
-		r.info.Since = time.Now()
+		r.info.Since = now
 	}
 	r.mu.Unlock()
 }
@@ -186,3 +191,8 @@ type permanentError struct{ err error }
 
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
+
+// Delay is how long to wait before the nth attempt after n failures in a row (n ≥ 1), with
+// jitter, for the defaults of the zero fields: the Runner's own schedule, for other loops that
+// try again.
+func (b Backoff) Delay(n int) time.Duration { return b.withDefaults().delay(n) }

@@ -78,6 +78,8 @@ func TestRunnerStates(t *testing.T) {
 	<-got
 	if in := r.Info(); in.State != Up || in.Reconnects != 4 || in.LastError != "bad credentials" {
 		t.Fatalf("info %+v", in)
+	} else if in.LastErrorAt.IsZero() || in.LastErrorAt.After(in.Since) {
+		t.Errorf("last error at %v, want a time before the source came up (%v)", in.LastErrorAt, in.Since)
 	}
 	cancel()
 	<-done

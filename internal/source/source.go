@@ -9,7 +9,7 @@
 // It also keeps the registry of source types (registry.go): each adapter package registers its
 // type from init, so the registry is complete before main and only read after; Lookup and Types
 // are then safe from any goroutine. What only some adapters do is an optional interface here
-// (Counted, Publisher), asked of the adapter by whoever needs it.
+// (Counted, Publisher, Acknowledging, Resuming), asked of the adapter by whoever needs it.
 package source
 
 import (
@@ -37,7 +37,71 @@ type Publisher interface {
 	// other error is answered 500. stop ends the server's patience: a request that would run
 	// on (a streamed body) ends when it is done. Publish is called from any goroutine, at
 	// once by as many requests as come.
-	Publish(stop context.Context, r *http.Request, w http.ResponseWriter) (int, error)
+	Publish(stop context.Context, r *http.Request, w http.ResponseWriter) (Published, error)
+}
+
+// Published is what a Publisher took of a request, also when it failed part way.
+type Published struct {
+	// N is how many messages were published.
+	N int
+	// Seqs are their sequence numbers, in a cluster, where the log gave them (Logged); nil
+	// otherwise, where the router numbers them later.
+	Seqs []uint64
+}
+
+// Log is, in a cluster, a source's replicated log (internal/cluster): what is appended to it
+// reaches the routers of every node, under the sequence it was given.
+type Log interface {
+	// Append stores msgs, in order, and returns their sequences, for a prefix of msgs when
+	// it fails part way. Once it returns nil, the messages are stored on a majority of the
+	// log's replicas. A message whose UpstreamID the log holds already (within its
+	// duplicate window) is not stored again: its sequence is the first one's. Safe from any
+	// goroutine.
+	Append(ctx context.Context, msgs []*stream.Message) ([]uint64, error)
+}
+
+// Acknowledging is an adapter that acknowledges a message upstream only once Emit returned nil
+// for it, so that the upstream delivers again what was not taken (RabbitMQ with ack:
+// after_route, Kafka with a consumer group). In a cluster, its Emit returns once the log has
+// stored the message, so that what it acknowledges is in the log; the messages of the other
+// adapters, which the upstream would not deliver again anyway, are appended in batches behind
+// an Emit that returns at once.
+type Acknowledging interface {
+	// AcknowledgesAfterEmit reports whether the adapter, as configured, does.
+	AcknowledgesAfterEmit() bool
+}
+
+// Resuming is an adapter that keeps its place in its upstream itself, because the upstream keeps
+// none for it (a RabbitMQ stream read over AMQP 0-9-1 has no server-side offsets): given a Store
+// in the data directory before Run, it records there how far its router has taken the stream,
+// and the next run of the process goes on from there instead of from its configured start.
+// Without a data directory it is given none, and keeps its place in memory, across reconnects
+// only. In a cluster the Store is the cluster's, shared by the nodes, and UseStore is called
+// again each time this node takes the source's lease, before Run: the adapter then reads its
+// place from the store again, as another node may have moved it since.
+type Resuming interface {
+	// UseStore makes the adapter keep its place in st, read from it again at the next Run.
+	// Called before Run, never during it.
+	UseStore(st Store)
+}
+
+// Store is one source's small record in the data directory, written and read by its adapter
+// alone, from one goroutine at a time.
+type Store interface {
+	// Load returns what the last Save stored, or nil if nothing was ever saved.
+	Load() ([]byte, error)
+	// Save replaces the record with b, and returns once it is on disk: a crash of the process
+	// or of the machine afterwards leaves b, and one during Save leaves b or the record
+	// before it, never neither.
+	Save(b []byte) error
+}
+
+// Logged is an adapter that, in a cluster, appends its messages to its source's log itself,
+// many at a time, rather than through an Emit that takes one (the http source); its requests
+// are then answered once the log stored their messages, with their ids.
+type Logged interface {
+	// UseLog makes the adapter append to l. Called before Run.
+	UseLog(l Log)
 }
 
 // PublishError is a request a Publisher could not take, as the API answers it: the HTTP Status,

@@ -15,10 +15,11 @@ import (
 // With a limit set it stops taking messages (Emit blocks until the limit is raised or the
 // source's context ends), which is how tests hold a source mid-stream.
 type Collector struct {
-	mu    sync.Mutex
-	msgs  []*stream.Message
-	limit int           // < 0: none
-	wake  chan struct{} // closed and replaced on every change, for waiters
+	mu     sync.Mutex
+	msgs   []*stream.Message
+	limit  int           // < 0: none
+	refuse error         // not nil: Emit refuses every message with it
+	wake   chan struct{} // closed and replaced on every change, for waiters
 }
 
 // NewCollector returns a Collector with no limit.
@@ -31,6 +32,10 @@ func NewCollector() *Collector {
 func (c *Collector) Emit(ctx context.Context, m *stream.Message) error {
 	for {
 		c.mu.Lock()
+		if c.refuse != nil {
+			c.mu.Unlock()
+			return c.refuse
+		}
 		if c.limit < 0 || len(c.msgs) < c.limit {
 			c.msgs = append(c.msgs, m)
 			c.changedLocked()
@@ -51,6 +56,16 @@ func (c *Collector) Emit(ctx context.Context, m *stream.Message) error {
 func (c *Collector) SetLimit(n int) {
 	c.mu.Lock()
 	c.limit = n
+	c.changedLocked()
+	c.mu.Unlock()
+}
+
+// Refuse makes Emit refuse every message from now on with err, waiting ones too, as a router
+// of a process that is going away would: nothing more is taken, and the source must not count
+// the refused messages as delivered.
+func (c *Collector) Refuse(err error) {
+	c.mu.Lock()
+	c.refuse = err
 	c.changedLocked()
 	c.mu.Unlock()
 }

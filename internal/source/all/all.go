@@ -8,12 +8,14 @@
 package all
 
 import (
-	_ "github.com/streamux/streamux/internal/source/amqp"   // type: amqp
-	_ "github.com/streamux/streamux/internal/source/demo"   // type: demo
-	_ "github.com/streamux/streamux/internal/source/ingest" // type: http
-	_ "github.com/streamux/streamux/internal/source/kafka"  // type: kafka
-	_ "github.com/streamux/streamux/internal/source/mqtt"   // type: mqtt
-	_ "github.com/streamux/streamux/internal/source/nats"   // type: nats
-	_ "github.com/streamux/streamux/internal/source/redis"  // type: redis
-	_ "github.com/streamux/streamux/internal/source/wsdial" // type: websocket
+	_ "github.com/streamux/streamux/internal/source/amqp"         // type: amqp
+	_ "github.com/streamux/streamux/internal/source/demo"         // type: demo
+	_ "github.com/streamux/streamux/internal/source/ingest"       // type: http
+	_ "github.com/streamux/streamux/internal/source/jetstream"    // type: jetstream
+	_ "github.com/streamux/streamux/internal/source/kafka"        // type: kafka
+	_ "github.com/streamux/streamux/internal/source/mqtt"         // type: mqtt
+	_ "github.com/streamux/streamux/internal/source/nats"         // type: nats
+	_ "github.com/streamux/streamux/internal/source/redis"        // type: redis
+	_ "github.com/streamux/streamux/internal/source/redisstreams" // type: redis-streams
+	_ "github.com/streamux/streamux/internal/source/wsdial"       // type: websocket
 )

@@ -29,6 +29,20 @@ const (
 	AckAfterRoute = "after_route"
 )
 
+// The queue types of Config.QueueType.
+const (
+	// QueueClassic is RabbitMQ's classic queue.
+	QueueClassic = "classic"
+	// QueueQuorum is a replicated quorum queue (Raft): named and durable, it counts each
+	// message's deliveries (the x-delivery-count header, amqp_delivery_count here).
+	QueueQuorum = "quorum"
+	// QueueStream is an append-only stream (RabbitMQ 3.9 and later): consuming does not
+	// remove messages, every consumer chooses where it starts (Config.Offset), and the source
+	// keeps its place itself, in the data directory, since the broker keeps none over AMQP
+	// 0-9-1. It needs a named durable queue, ack after_route and a prefetch.
+	QueueStream = "stream"
+)
+
 // Defaults.
 const (
 	DefaultExchangeType   = "topic"
@@ -36,6 +50,11 @@ const (
 	DefaultHeartbeat      = 10 * time.Second
 	DefaultConnectionName = "streamux"
 )
+
+// DefaultStreamPrefetch is a stream's default prefetch: the source passes on at most this many
+// messages beyond the place it recorded on disk, and a disk that takes a while to sync would
+// hold back a smaller window (see Config.Prefetch).
+const DefaultStreamPrefetch = 1024
 
 // Config configures one RabbitMQ source. Its YAML field names are part of the configuration
 // contract; the config package decodes them strictly. URL, and Exchange or Queue, are required;
@@ -67,14 +86,30 @@ type Config struct {
 	// QueueArguments are the x-arguments of a queue streamux declares: x-queue-type,
 	// x-max-length, x-message-ttl, …
 	QueueArguments map[string]any `yaml:"queue_arguments"`
+	// QueueType is the type of a named queue that streamux declares, sent as its x-queue-type
+	// argument: classic, quorum or stream. Empty: the x-queue-type of QueueArguments if set,
+	// else none (the virtual host's default type, classic unless configured otherwise). An
+	// existing queue is used as it is; a stream is checked to be one when it delivers.
+	QueueType string `yaml:"queue_type"`
+	// Offset is where a stream is read from when the source has no place of its own yet:
+	// first (the oldest message the stream keeps), last (the last chunk written), next (only
+	// what is published from now on), an offset (0 or more), or an RFC 3339 time (from the
+	// first chunk written at or after it; to the second). Once the source has taken a message
+	// it goes on after the last one taken instead: across reconnects, and, with a data
+	// directory, across restarts of streamux. Defaults to next; stream queues only.
+	Offset string `yaml:"offset"`
 	// Durable makes what streamux declares (the exchange, a named queue) survive a broker
 	// restart. Defaults to true. A server-named queue is never durable.
 	Durable *bool `yaml:"durable"`
 	// Prefetch is how many unacknowledged messages the broker may have in flight to the source
-	// (basic.qos), 1 to 65535. It bounds the client's buffer. Defaults to 256.
+	// (basic.qos), 1 to 65535. It bounds the client's buffer. Defaults to 256. For a stream it
+	// is also how many messages the source may pass on beyond the place it recorded on disk,
+	// and so what a killed streamux reads again at most; defaults to 1024 there. (A stream
+	// delivers whole chunks: the broker may send a chunk beyond the window.)
 	Prefetch int `yaml:"prefetch"`
 	// Ack is when messages are acknowledged: auto (on receipt) or after_route (once the router
-	// accepted them, to be routed). Defaults to auto.
+	// accepted them, to be routed). Defaults to auto, and to after_route, the only mode it
+	// allows, for a stream.
 	Ack string `yaml:"ack"`
 	// Heartbeat is the AMQP heartbeat interval, which detects a dead broker or network within
 	// three intervals. Defaults to 10s.
@@ -106,11 +141,26 @@ func (c Config) withDefaults() Config {
 		t := true
 		c.Durable = &t
 	}
+	if c.QueueType == "" {
+		// x-queue-type as an argument means the same, as it did before queue_type.
+		if t, ok := c.QueueArguments[argQueueType].(string); ok {
+			c.QueueType = t
+		}
+	}
 	if c.Prefetch == 0 {
 		c.Prefetch = DefaultPrefetch
+		if c.QueueType == QueueStream {
+			c.Prefetch = DefaultStreamPrefetch
+		}
 	}
 	if c.Ack == "" {
 		c.Ack = AckAuto
+		if c.QueueType == QueueStream {
+			c.Ack = AckAfterRoute
+		}
+	}
+	if c.Offset == "" && c.QueueType == QueueStream {
+		c.Offset = OffsetNext
 	}
 	if c.Heartbeat == 0 {
 		c.Heartbeat = DefaultHeartbeat
@@ -120,6 +170,9 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// argQueueType is the queue argument that sets a queue's type.
+const argQueueType = "x-queue-type"
 
 // Validate reports every problem of c at once, each naming its field. Defaults are applied
 // first, so a zero field is never a problem unless it is required.
@@ -183,6 +236,11 @@ func (c *Config) Validate() []error {
 	default:
 		bad("ack %q: want auto or after_route", d.Ack)
 	}
+	typeField := "queue_type"
+	if c.QueueType == "" {
+		typeField = "queue_arguments' x-queue-type"
+	}
+	errs = append(errs, d.validateQueueType(typeField)...)
 	if d.Heartbeat < 0 {
 		bad("heartbeat %v: must not be negative", d.Heartbeat)
 	}
@@ -234,4 +292,44 @@ func convert(v any) any {
 		}
 	}
 	return v
+}
+
+// validateQueueType reports the problems of the queue type, set by the field named typeField,
+// and of what goes with it (d has its defaults).
+func (d *Config) validateQueueType(typeField string) []error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if a, ok := d.QueueArguments[argQueueType]; ok && d.QueueType != "" {
+		if t, _ := a.(string); t != d.QueueType {
+			bad("queue_type %q and queue_arguments' x-queue-type %v disagree: set one", d.QueueType, a)
+		}
+	}
+	switch t := d.QueueType; t {
+	case "", QueueClassic:
+	case QueueQuorum, QueueStream:
+		if d.Queue == "" {
+			bad("%s %s needs a named queue (queue): a server-named queue is exclusive, which a %s queue cannot be", typeField, t, t)
+		}
+		if !*d.Durable {
+			bad("%s %s needs a durable queue: remove durable: false", typeField, t)
+		}
+	default:
+		bad("%s %q: want classic, quorum or stream", typeField, t)
+	}
+	if d.QueueType != QueueStream {
+		if d.Offset != "" {
+			bad("offset %q is for a stream: set queue_type: stream", d.Offset)
+		}
+		return errs
+	}
+	if d.Ack != AckAfterRoute {
+		bad("ack %q: a stream is read with ack after_route (the default), as its place is recorded only once the router took a message", d.Ack)
+	}
+	if d.Prefetch < 1 {
+		bad("prefetch %d: a stream needs a prefetch (RabbitMQ refuses a stream consumer without basic.qos)", d.Prefetch)
+	}
+	if _, err := parseOffset(d.Offset); err != nil {
+		bad("%v", err)
+	}
+	return errs
 }

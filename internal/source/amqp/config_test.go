@@ -20,6 +20,7 @@ import (
 func TestValidate(t *testing.T) {
 	const url = "amqp://guest:guest@127.0.0.1:5672/"
 	ca := writeCA(t)
+	no := false
 	tests := []struct {
 		name string
 		cfg  amqp.Config
@@ -49,6 +50,28 @@ func TestValidate(t *testing.T) {
 		{"direct needs bindings", amqp.Config{URL: url, Exchange: "x", ExchangeType: "direct"}, []string{"bindings are required for a direct"}},
 		{"plugin needs bindings", amqp.Config{URL: url, Exchange: "x", ExchangeType: "x-delayed-message"}, []string{"bindings are required"}},
 		{"after_route needs a name", amqp.Config{URL: url, Exchange: "x", Ack: "after_route"}, []string{"after_route needs a named queue"}},
+		{"quorum", amqp.Config{URL: url, Exchange: "x", Queue: "q", QueueType: "quorum", Ack: "after_route"}, nil},
+		{"classic", amqp.Config{URL: url, Exchange: "x", Queue: "q", QueueType: "classic"}, nil},
+		{"stream with defaults", amqp.Config{URL: url, Exchange: "x", Queue: "q", QueueType: "stream"}, nil},
+		{"stream from an offset", amqp.Config{URL: url, Queue: "q", QueueType: "stream", Offset: "12345", Prefetch: 10, Ack: "after_route"}, nil},
+		{"stream from a time", amqp.Config{URL: url, Queue: "q", QueueType: "stream", Offset: "2026-11-25T16:00:00Z"}, nil},
+		{"stream through queue_arguments", amqp.Config{URL: url, Queue: "q", Offset: "first", QueueArguments: map[string]any{"x-queue-type": "stream"}}, nil},
+		{"same type twice", amqp.Config{URL: url, Queue: "q", QueueType: "quorum", QueueArguments: map[string]any{"x-queue-type": "quorum"}}, nil},
+		{"unknown queue type", amqp.Config{URL: url, Exchange: "x", Queue: "q", QueueType: "lazy"}, []string{`queue_type "lazy": want classic, quorum or stream`}},
+		{"unknown type in arguments", amqp.Config{URL: url, Queue: "q", QueueArguments: map[string]any{"x-queue-type": "lazy"}}, []string{`queue_arguments' x-queue-type "lazy"`}},
+		{"types disagree", amqp.Config{URL: url, Queue: "q", QueueType: "stream", QueueArguments: map[string]any{"x-queue-type": "quorum"}}, []string{"disagree"}},
+		{"quorum needs a name", amqp.Config{URL: url, Exchange: "x", QueueType: "quorum"}, []string{"queue_type quorum needs a named queue"}},
+		{"quorum needs durable", amqp.Config{URL: url, Exchange: "x", Queue: "q", QueueType: "quorum", Durable: &no}, []string{"queue_type quorum needs a durable queue"}},
+		{"stream everything wrong", amqp.Config{URL: url, Exchange: "x", QueueType: "stream", Durable: &no, Ack: "auto", Offset: "yesterday"}, []string{
+			"queue_type stream needs a named queue", "queue_type stream needs a durable queue", `ack "auto": a stream is read with ack after_route`,
+			`offset "yesterday": want first, last, next`,
+		}},
+		{"stream's default ack needs a name too", amqp.Config{URL: url, Exchange: "x", QueueType: "stream"}, []string{
+			"queue_type stream needs a named queue", "after_route needs a named queue",
+		}},
+		{"negative offset", amqp.Config{URL: url, Queue: "q", QueueType: "stream", Offset: "-5"}, []string{"offset -5: an offset is 0 or more"}},
+		{"offset without a stream", amqp.Config{URL: url, Queue: "q", QueueType: "quorum", Offset: "first"}, []string{`offset "first" is for a stream`}},
+		{"offset on a classic queue", amqp.Config{URL: url, Exchange: "x", Offset: "next"}, []string{`offset "next" is for a stream`}},
 		{"missing ca file", amqp.Config{URL: "amqps://h/", Exchange: "x", TLS: amqp.TLS{CAFile: "/nonexistent.pem"}}, []string{"ca_file"}},
 		{"ca file without certificate", amqp.Config{URL: "amqps://h/", Exchange: "x", TLS: amqp.TLS{CAFile: writeFile(t, "junk")}}, []string{"no PEM certificate"}},
 	}

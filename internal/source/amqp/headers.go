@@ -33,17 +33,33 @@ const (
 	HeaderDeliveryMode    = "amqp_delivery_mode" // "1" transient, "2" persistent
 	HeaderExchange        = "amqp_exchange"      // "" (absent) for the default exchange
 	HeaderRedelivered     = "amqp_redelivered"   // "true" or "false", always present
+	// HeaderStreamOffset is a stream message's offset, in decimal (from the broker's
+	// x-stream-offset header, which does not appear under its own name).
+	HeaderStreamOffset = "amqp_stream_offset"
+	// HeaderDeliveryCount is how many times a quorum queue delivered the message before, in
+	// decimal, present once it was delivered again (from the broker's x-delivery-count
+	// header, which does not appear under its own name).
+	HeaderDeliveryCount = "amqp_delivery_count"
 )
 
 // maxDepth bounds the nesting of tables and arrays rendered as JSON; deeper values become null.
 const maxDepth = 32
 
 // headers returns the message headers of d: its application headers, stringified, then its
-// properties, which win over an application header of the same name.
+// properties, which win over an application header of the same name. The broker's
+// x-stream-offset and x-delivery-count headers are renamed as properties.
 func headers(d *amqp091.Delivery) map[string]string {
 	h := make(map[string]string, len(d.Headers)+4)
 	for k, v := range d.Headers {
-		h[k] = Stringify(v)
+		if k != argStreamOffset && k != argDeliveryCount {
+			h[k] = Stringify(v)
+		}
+	}
+	if v, ok := d.Headers[argStreamOffset]; ok {
+		h[HeaderStreamOffset] = Stringify(v)
+	}
+	if v, ok := d.Headers[argDeliveryCount]; ok {
+		h[HeaderDeliveryCount] = Stringify(v)
 	}
 	set := func(k, v string) {
 		if v != "" {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,9 +42,23 @@ type Source struct {
 	afterRoute bool
 	batch      int // acknowledge at most this many messages with one frame
 
+	// A stream's place. stream says the queue is one; start is Config.Offset; store, set by
+	// UseStore, keeps last across runs of the process.
+	stream bool
+	start  offset
+	store  source.Store
+	// last is the offset of the last stream message the router took (streamOffsetUnset: none
+	// yet); fromFirst says that, none taken yet, the stream is to be read from its first
+	// message (it was made anew while the source had a place in it); loaded says the store
+	// was read. They belong to the goroutine in Run, which one Runner calls at a time.
+	last      int64
+	fromFirst bool
+	loaded    bool
+
 	received    atomic.Uint64
 	redelivered atomic.Uint64
 	connects    atomic.Uint64
+	offset      atomic.Int64 // last, for Counters
 }
 
 // Counters are a Source's counters since New, read at one moment, as GET /v1/sources shows them
@@ -55,21 +71,49 @@ type Counters struct {
 	Redelivered uint64 `json:"redelivered"`
 	// Connects counts the connections that got as far as consuming.
 	Connects uint64 `json:"connects"`
+	// StreamOffset is, for a stream, the offset of the last message the router took; absent
+	// before the first.
+	StreamOffset *int64 `json:"stream_offset,omitempty"`
 }
 
 // Counters returns the source's Counters now (source.Counted). It is safe to call from any
 // goroutine.
 func (s *Source) Counters() any {
-	return Counters{
+	c := Counters{
 		Received:    s.received.Load(),
 		Redelivered: s.redelivered.Load(),
 		Connects:    s.connects.Load(),
 	}
+	if off := s.offset.Load(); off != streamOffsetUnset {
+		c.StreamOffset = &off
+	}
+	return c
 }
 
 func init() { source.Register("amqp", New) }
 
 var _ source.Counted = (*Source)(nil)
+
+var _ source.Acknowledging = (*Source)(nil)
+
+var _ source.Resuming = (*Source)(nil)
+
+// UseStore makes a stream source keep its place in st (source.Resuming): the offset of the last
+// message its router took, so that the next run of streamux goes on after it. Other queues keep
+// their messages in the broker, and ignore st. Called before Run; called again (in a cluster,
+// each time this node takes the source over), the place is read from st again at the next
+// connection, whatever this source read before.
+func (s *Source) UseStore(st source.Store) {
+	if s.stream {
+		s.store = st
+		s.loaded, s.fromFirst = false, false
+		s.setLast(streamOffsetUnset)
+	}
+}
+
+// AcknowledgesAfterEmit reports whether the source acknowledges a message only once its router
+// (or, in a cluster, its log) took it: ack: after_route. source.Acknowledging.
+func (s *Source) AcknowledgesAfterEmit() bool { return s.afterRoute }
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.
@@ -78,13 +122,26 @@ func New(c Config) (*Source, error) {
 		return nil, fmt.Errorf("amqp: %w", errors.Join(errs...))
 	}
 	d := c.withDefaults()
-	s := &Source{cfg: d, afterRoute: d.Ack == AckAfterRoute, batch: max(1, d.Prefetch/4)}
+	s := &Source{cfg: d, afterRoute: d.Ack == AckAfterRoute, batch: max(1, d.Prefetch/4), last: streamOffsetUnset}
+	s.offset.Store(streamOffsetUnset)
 	var err error
 	if s.tls, err = d.TLS.Config(); err != nil {
 		return nil, fmt.Errorf("amqp: %w", err)
 	}
 	if s.queueArgs, err = table(d.QueueArguments); err != nil {
 		return nil, fmt.Errorf("amqp: queue_arguments: %w", err)
+	}
+	if d.QueueType != "" {
+		if s.queueArgs == nil {
+			s.queueArgs = amqp091.Table{}
+		}
+		s.queueArgs[argQueueType] = d.QueueType
+	}
+	if d.QueueType == QueueStream {
+		s.stream = true
+		if s.start, err = parseOffset(d.Offset); err != nil {
+			return nil, fmt.Errorf("amqp: %w", err)
+		}
 	}
 	if s.bindArgs, err = table(d.BindingArguments); err != nil {
 		return nil, fmt.Errorf("amqp: binding_arguments: %w", err)
@@ -113,19 +170,31 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 	}()
 	connClosed := conn.NotifyClose(make(chan *amqp091.Error, 1))
 
-	ch, queue, err := s.setup(conn)
+	ch, queue, declared, err := s.setup(conn)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return classify(err)
 	}
+	var args amqp091.Table
+	if s.stream {
+		from, err := s.streamStart(queue, declared)
+		if err != nil {
+			return err
+		}
+		args = amqp091.Table{argStreamOffset: from}
+	}
 	chClosed := ch.NotifyClose(make(chan *amqp091.Error, 1))
 	cancelled := ch.NotifyCancel(make(chan string, 1))
-	deliveries, err := ch.Consume(queue, "", false, false, false, false, nil)
+	deliveries, err := ch.Consume(queue, "", false, false, false, false, args)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
+		}
+		var aerr *amqp091.Error
+		if s.stream && errors.As(err, &aerr) && aerr.Code == amqp091.PreconditionFailed && strings.Contains(aerr.Reason, argStreamOffset) {
+			return classify(fmt.Errorf("amqp: consume queue %q: it is not a stream, as queue_type says (an existing queue is used as it is): %w", queue, err))
 		}
 		return classify(fmt.Errorf("amqp: consume queue %q: %w", queue, err))
 	}
@@ -183,30 +252,82 @@ func (s *Source) dial(ctx context.Context) (*amqp091.Connection, error) {
 
 // setup opens the consuming channel and declares the topology, again on every connect, since a
 // broker restart may have lost what was not durable and a server-named queue dies with its
-// connection. It returns the channel and the queue's name.
-func (s *Source) setup(conn *amqp091.Connection) (*amqp091.Channel, string, error) {
+// connection. It returns the channel, the queue's name, and whether the queue was declared now
+// (it did not exist).
+func (s *Source) setup(conn *amqp091.Connection) (*amqp091.Channel, string, bool, error) {
 	ch, err := conn.Channel()
 	if err != nil {
-		return nil, "", fmt.Errorf("amqp: open channel: %w", err)
+		return nil, "", false, fmt.Errorf("amqp: open channel: %w", err)
 	}
+	// Per consumer (global false), which a stream requires.
 	if err := ch.Qos(s.cfg.Prefetch, 0, false); err != nil {
-		return nil, "", fmt.Errorf("amqp: set prefetch %d: %w", s.cfg.Prefetch, err)
+		return nil, "", false, fmt.Errorf("amqp: set prefetch %d: %w", s.cfg.Prefetch, err)
 	}
 	if s.cfg.Exchange != "" {
 		if err := s.declareExchange(conn, ch); err != nil {
-			return nil, "", err
+			return nil, "", false, err
 		}
 	}
-	queue, err := s.declareQueue(conn, ch)
+	queue, declared, err := s.declareQueue(conn, ch)
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	for _, key := range s.cfg.Bindings {
 		if err := ch.QueueBind(queue, key, s.cfg.Exchange, false, s.bindArgs); err != nil {
-			return nil, "", fmt.Errorf("amqp: bind queue %q to exchange %q with %q: %w", queue, s.cfg.Exchange, key, err)
+			return nil, "", false, fmt.Errorf("amqp: bind queue %q to exchange %q with %q: %w", queue, s.cfg.Exchange, key, err)
 		}
 	}
-	return ch, queue, nil
+	return ch, queue, declared, nil
+}
+
+// streamStart returns where to read the stream queue from, as the x-stream-offset argument of
+// basic.consume: right after the last message the router took, known from this run or, for
+// the first connection of a run, from the store; else Config.Offset. A stream that was just
+// declared (it did not exist: deleted since, or never made) holds nothing that a recorded
+// offset refers to, and is read from its first message if the source had a place, from
+// Config.Offset if not; the store says so at once, in case the process ends before it took a
+// message of the new stream.
+func (s *Source) streamStart(queue string, declared bool) (any, error) {
+	if !s.loaded && s.store != nil {
+		b, err := s.store.Load()
+		if err != nil {
+			// Most likely a damaged record, which retrying soon will not cure; retried
+			// at the longest backoff all the same.
+			return nil, source.Permanent(fmt.Errorf("amqp: read the place in stream %q: %w", queue, err))
+		}
+		last, ok, err := decodePosition(b, queue)
+		switch {
+		case err != nil:
+			return nil, source.Permanent(fmt.Errorf("amqp: the place in stream %q kept in the data directory: %w (remove the source's .state file there to read from offset %s)", queue, err, s.start))
+		case ok && last == beforeFirst:
+			s.fromFirst = true
+		case ok:
+			s.setLast(last)
+		}
+	}
+	s.loaded = true
+	if declared && (s.last != streamOffsetUnset || s.fromFirst) {
+		s.setLast(streamOffsetUnset)
+		s.fromFirst = true
+		if s.store != nil {
+			if err := s.store.Save(encodePosition(queue, beforeFirst)); err != nil {
+				return nil, fmt.Errorf("amqp: record the place in stream %q: %w", queue, err)
+			}
+		}
+	}
+	switch {
+	case s.last != streamOffsetUnset:
+		return s.last + 1, nil
+	case s.fromFirst:
+		return OffsetFirst, nil
+	}
+	return s.start.arg(), nil
+}
+
+// setLast records off as the stream offset of the last message the router took.
+func (s *Source) setLast(off int64) {
+	s.last = off
+	s.offset.Store(off)
 }
 
 // declareExchange makes sure the exchange exists: used as it is if it does (whatever its type
@@ -231,29 +352,31 @@ func (s *Source) declareExchange(conn *amqp091.Connection, ch *amqp091.Channel) 
 }
 
 // declareQueue declares the server-named queue, or makes sure the named one exists (used as it
-// is if it does, so that its arguments need not be repeated here).
-func (s *Source) declareQueue(conn *amqp091.Connection, ch *amqp091.Channel) (string, error) {
+// is if it does, so that its arguments need not be repeated here). It returns the queue's name
+// and whether it declared it.
+func (s *Source) declareQueue(conn *amqp091.Connection, ch *amqp091.Channel) (string, bool, error) {
 	name := s.cfg.Queue
 	if name == "" {
 		q, err := ch.QueueDeclare("", false, true, true, false, s.queueArgs)
 		if err != nil {
-			return "", fmt.Errorf("amqp: declare server-named queue: %w", err)
+			return "", false, fmt.Errorf("amqp: declare server-named queue: %w", err)
 		}
-		return q.Name, nil
+		return q.Name, true, nil
 	}
 	ok, err := exists(conn, func(c *amqp091.Channel) error {
 		_, err := c.QueueDeclarePassive(name, *s.cfg.Durable, false, false, false, nil)
 		return err
 	})
 	if err != nil {
-		return "", fmt.Errorf("amqp: check queue %q: %w", name, err)
+		return "", false, fmt.Errorf("amqp: check queue %q: %w", name, err)
 	}
-	if !ok {
-		if _, err := ch.QueueDeclare(name, *s.cfg.Durable, false, false, false, s.queueArgs); err != nil {
-			return "", fmt.Errorf("amqp: declare queue %q: %w", name, err)
-		}
+	if ok {
+		return name, false, nil
 	}
-	return name, nil
+	if _, err := ch.QueueDeclare(name, *s.cfg.Durable, false, false, false, s.queueArgs); err != nil {
+		return "", false, fmt.Errorf("amqp: declare queue %q: %w", name, err)
+	}
+	return name, true, nil
 }
 
 // exists runs a passive declaration on a channel of its own, since a failed one closes its
@@ -307,6 +430,16 @@ type loop struct {
 	pending int         // messages the next acknowledgement covers
 	ackTag  uint64      // the highest delivery tag it covers
 	ackDue  *time.Timer // fires ackDelay after the first of them
+
+	// For a stream with a store, the keeper records the place (keeper.go). No more than the
+	// prefetch window of messages is passed on beyond the place on disk, which bounds what a
+	// killed process reads again. (A stream's acknowledgements only give the broker credit:
+	// they mark nothing.)
+	keeper   *keeper
+	saved    <-chan saveResult // the keeper's answers; nil without one
+	recorded int64             // the offset on disk
+	emitted  uint64            // the messages passed on in this connection
+	covered  uint64            // how many of them the place on disk covers
 }
 
 // consume hands deliveries to emit until they end (an error) or ctx does (nil, after the
@@ -314,10 +447,19 @@ type loop struct {
 // ackDelay after the first of them. A quiet stream holds none back for long, and a busy one
 // sends an acknowledgement per batch, not one per burst of deliveries: each is a write to the
 // broker, which was a seventh of streamux's CPU when sent whenever the deliveries paused.
-func (l *loop) consume(ctx context.Context, deliveries <-chan amqp091.Delivery, emit source.Emit) error {
+func (l *loop) consume(ctx context.Context, deliveries <-chan amqp091.Delivery, emit source.Emit) (err error) {
 	l.ackDue = time.NewTimer(ackDelay)
 	l.ackDue.Stop()
 	defer l.ackDue.Stop()
+	if l.stream && l.store != nil {
+		l.keeper = startKeeper(l.store, l.queue)
+		l.saved, l.recorded = l.keeper.done, l.last
+		defer func() {
+			if serr := l.stopKeeper(); serr != nil && err == nil {
+				err = serr
+			}
+		}()
+	}
 	for {
 		var (
 			d  amqp091.Delivery
@@ -328,6 +470,11 @@ func (l *loop) consume(ctx context.Context, deliveries <-chan amqp091.Delivery, 
 			return l.goodbye()
 		case <-l.ackDue.C:
 			if err := l.flush(); err != nil {
+				return err
+			}
+			continue
+		case r := <-l.saved: // never ready without a keeper
+			if err := l.onSaved(r); err != nil {
 				return err
 			}
 			continue
@@ -343,7 +490,30 @@ func (l *loop) consume(ctx context.Context, deliveries <-chan amqp091.Delivery, 
 		// d.Body is this delivery's own: amqp091 starts a new body for every basic.deliver
 		// (Channel.recvMethod: make) and appends to it the body frames, each read into a
 		// buffer of its own (readBytes); nothing is read into either again.
-		m := &stream.Message{Key: d.RoutingKey, Headers: headers(&d), Body: d.Body, Time: time.Now()}
+		m := &stream.Message{Key: d.RoutingKey, Headers: headers(&d), Body: d.Body, Time: time.Now(), UpstreamID: d.MessageId}
+		off := int64(streamOffsetUnset)
+		if l.stream {
+			var ok bool
+			if off, ok = fieldInt(d.Headers, argStreamOffset); !ok {
+				return source.Permanent(fmt.Errorf("amqp: queue %q delivered a message without an x-stream-offset header: it is not a stream, as queue_type says (an existing queue is used as it is)", l.queue))
+			}
+			if off <= l.last {
+				// Taken before: a broker that starts at the chunk holding the offset
+				// asked for delivers the chunk's earlier messages too.
+				if err := l.taken(d.DeliveryTag); err != nil {
+					return err
+				}
+				continue
+			}
+			m.UpstreamID = l.queue + ":" + strconv.FormatInt(off, 10)
+			if l.keeper != nil && l.emitted-l.covered >= uint64(l.cfg.Prefetch) {
+				if stopped, err := l.waitRecorded(ctx); err != nil {
+					return err
+				} else if stopped {
+					return l.goodbye()
+				}
+			}
+		}
 		if !l.afterRoute {
 			if err := l.taken(d.DeliveryTag); err != nil {
 				return err
@@ -352,10 +522,20 @@ func (l *loop) consume(ctx context.Context, deliveries <-chan amqp091.Delivery, 
 		if err := emit(ctx, m); err != nil {
 			// The router did not accept m (ctx is done, or the router stopped), and
 			// everything accepted before will be routed. After routing, m and what
-			// follows go back to the queue, and acknowledging in goodbye loses nothing;
-			// on receipt (auto), m was counted as taken already and goodbye acknowledges
-			// it: the stop loses it, as README says of that mode.
+			// follows go back to the queue (or, for a stream, are read again from the
+			// place recorded), and acknowledging in goodbye loses nothing; on receipt
+			// (auto), m was counted as taken already and goodbye acknowledges it: the
+			// stop loses it, as README says of that mode.
 			return l.goodbye()
+		}
+		if l.stream {
+			l.setLast(off)
+			l.emitted++
+			if l.keeper != nil {
+				// Urgent once half the window is out: the keeper then has a save's
+				// time to record it before the loop is held back.
+				l.keeper.note(mark{offset: off, emitted: l.emitted}, l.emitted-l.covered >= uint64(l.cfg.Prefetch)/2)
+			}
 		}
 		if l.afterRoute {
 			if err := l.taken(d.DeliveryTag); err != nil {
@@ -381,6 +561,7 @@ func (l *loop) taken(tag uint64) error {
 	return nil
 }
 
+// flush acknowledges what is pending.
 func (l *loop) flush() error {
 	if l.pending == 0 {
 		return nil
@@ -393,14 +574,60 @@ func (l *loop) flush() error {
 	return nil
 }
 
+// stopKeeper stops the keeper, then records the last place the router took if it is not on
+// disk yet, so that the next run goes on right after it.
+func (l *loop) stopKeeper() error {
+	if r, ok := l.keeper.stop(); ok && r.err == nil {
+		l.recorded, l.covered = r.offset, r.emitted
+	}
+	if l.last == l.recorded || l.last == streamOffsetUnset {
+		return nil
+	}
+	if err := l.store.Save(encodePosition(l.queue, l.last)); err != nil {
+		return fmt.Errorf("amqp: record the place in stream %q: %w", l.queue, err)
+	}
+	l.recorded, l.covered = l.last, l.emitted
+	return nil
+}
+
+// waitRecorded waits until the place on disk leaves fewer messages out than the prefetch
+// window. It reports whether ctx ended first.
+func (l *loop) waitRecorded(ctx context.Context) (bool, error) {
+	for l.emitted-l.covered >= uint64(l.cfg.Prefetch) {
+		select {
+		case <-ctx.Done():
+			return true, nil
+		case r := <-l.saved:
+			if err := l.onSaved(r); err != nil {
+				return false, err
+			}
+		}
+	}
+	return false, nil
+}
+
+// onSaved takes the saver's answer: the place is on disk.
+func (l *loop) onSaved(r saveResult) error {
+	if r.err != nil {
+		return fmt.Errorf("amqp: record the place in stream %q: %w", l.queue, r.err)
+	}
+	l.recorded, l.covered = r.offset, r.emitted
+	return nil
+}
+
 // goodbye ends consuming when ctx is done (or the router stopped): it acknowledges what is
 // pending and, in after_route mode, rejects with requeue every other outstanding delivery
 // (delivery tag 0 with multiple means all of them), so that the next consumer gets what the
 // router did not accept. Closing the connection, which Run does next within closeTimeout, would
 // requeue them as well; the explicit reject does not depend on how the connection ends.
+//
+// Not so for a quorum queue, which puts rejected messages behind the others, and first
+// delivers them again to this consumer if it can: there closing the connection gives them back
+// in order, ahead of the rest. A stream refuses rejects (a connection error); what the router
+// did not take is read again from the place recorded.
 func (l *loop) goodbye() error {
 	_ = l.flush()
-	if l.afterRoute {
+	if l.afterRoute && l.cfg.QueueType != QueueQuorum && !l.stream {
 		_ = l.ch.Nack(0, true, true)
 	}
 	return nil

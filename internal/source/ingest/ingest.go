@@ -67,6 +67,11 @@ func (c *Config) Validate() []error {
 type Source struct {
 	maxBody int64
 	emit    atomic.Pointer[emitter] // set while Run runs
+	// started is closed once Run has first set emit: a request that comes as the server
+	// starts, before its sources run, waits for it rather than being refused.
+	started   chan struct{}
+	startOnce sync.Once
+	log       source.Log // in a cluster: where messages go (UseLog); set before Run
 }
 
 type emitter struct {
@@ -79,10 +84,21 @@ func New(c Config) *Source {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	return &Source{maxBody: c.MaxBodyBytes}
+	return &Source{maxBody: c.MaxBodyBytes, started: make(chan struct{})}
 }
 
-var _ source.Publisher = (*Source)(nil)
+// startWait bounds how long a request waits for a source that has not started yet.
+const startWait = 5 * time.Second
+
+var (
+	_ source.Publisher = (*Source)(nil)
+	_ source.Logged    = (*Source)(nil)
+)
+
+// UseLog makes the source append its messages to l, the source's log in a cluster, a
+// request's at once, rather than emit them one by one: an answer then says that the log
+// stored them, and gives their ids. Call it before Run.
+func (s *Source) UseLog(l source.Log) { s.log = l }
 
 // The http type is this package: ingest is what it does, the API's POST
 // /v1/sources/{name}/messages, and http would shadow net/http here.
@@ -93,6 +109,7 @@ func init() {
 // Run makes the source accept messages until ctx is done.
 func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 	s.emit.Store(&emitter{emit: emit, ctx: ctx})
+	s.startOnce.Do(func() { close(s.started) })
 	defer s.emit.Store(nil)
 	up()
 	<-ctx.Done()
@@ -108,29 +125,68 @@ func badRequest(format string, args ...any) *source.PublishError {
 // nothing; with ?stream=true each NDJSON line is published as soon as it has arrived. It
 // returns the number of messages published, also when it fails; errors are *source.PublishError. A stream
 // also ends when stop is done: the server is shutting down.
-func (s *Source) Publish(stop context.Context, r *http.Request, w http.ResponseWriter) (int, error) {
+func (s *Source) Publish(stop context.Context, r *http.Request, w http.ResponseWriter) (source.Published, error) {
 	e := s.emit.Load()
 	if e == nil {
-		return 0, &source.PublishError{Status: http.StatusServiceUnavailable, Code: "source_down", Message: "the source is not running"}
+		// Not started yet (the server answers as its sources start): wait for it, a while.
+		t := time.NewTimer(startWait)
+		select {
+		case <-s.started:
+			e = s.emit.Load()
+		case <-t.C:
+		case <-r.Context().Done():
+		case <-stop.Done():
+		}
+		t.Stop()
+	}
+	if e == nil {
+		return source.Published{}, &source.PublishError{Status: http.StatusServiceUnavailable, Code: "source_down", Message: "the source is not running"}
 	}
 	req, err := readRequest(r)
 	if err != nil {
-		return 0, err
+		return source.Published{}, err
 	}
 	if req.stream {
 		return s.publishStream(stop, e, req, r, w)
 	}
 	msgs, err := s.parse(req, r, w)
 	if err != nil {
-		return 0, err
+		return source.Published{}, err
+	}
+	if s.log != nil {
+		seqs, err := appendAll(r.Context(), s.log, msgs)
+		if err != nil {
+			return source.Published{N: len(seqs), Seqs: seqs}, &source.PublishError{Status: http.StatusServiceUnavailable, Code: "source_down",
+				Message: fmt.Sprintf("the log stored %d of %d messages: %v", len(seqs), len(msgs), err)}
+		}
+		return source.Published{N: len(seqs), Seqs: seqs}, nil
 	}
 	for i, m := range msgs {
 		if err := e.emit(r.Context(), m); err != nil {
-			return i, &source.PublishError{Status: http.StatusServiceUnavailable, Code: "source_down",
+			return source.Published{N: i}, &source.PublishError{Status: http.StatusServiceUnavailable, Code: "source_down",
 				Message: fmt.Sprintf("published %d of %d messages: %v", i, len(msgs), err)}
 		}
 	}
-	return len(msgs), nil
+	return source.Published{N: len(msgs)}, nil
+}
+
+// appendBatch is the most messages appended to a log in one call.
+const appendBatch = 1000
+
+// appendAll appends msgs to l in batches, and returns the sequences of those stored, in order,
+// until the first failure.
+func appendAll(ctx context.Context, l source.Log, msgs []*stream.Message) ([]uint64, error) {
+	seqs := make([]uint64, 0, len(msgs))
+	for len(msgs) > 0 {
+		n := min(len(msgs), appendBatch)
+		got, err := l.Append(ctx, msgs[:n])
+		seqs = append(seqs, got...)
+		if err != nil {
+			return seqs, err
+		}
+		msgs = msgs[n:]
+	}
+	return seqs, nil
 }
 
 // request is what a request says about its messages, before its body is read.
@@ -207,6 +263,9 @@ func (s *Source) parse(req request, r *http.Request, w http.ResponseWriter) ([]*
 			return nil, badRequest("envelope: %v", err)
 		}
 		m.Time = now
+		if id := r.Header.Get("Idempotency-Key"); id != "" {
+			m.UpstreamID = id
+		}
 		return []*stream.Message{m}, nil
 	}
 	var msgs []*stream.Message
@@ -280,7 +339,7 @@ func nextLine(data []byte) (line, rest []byte) {
 // has no bound. A bad line ends the request: the lines before it stay published. When stop is
 // done or the source stops, the read in progress is cut, the complete lines already read are
 // published, and the request ends. A line cut short by a failed read is not a message.
-func (s *Source) publishStream(stop context.Context, e *emitter, req request, r *http.Request, w http.ResponseWriter) (int, error) {
+func (s *Source) publishStream(stop context.Context, e *emitter, req request, r *http.Request, w http.ResponseWriter) (source.Published, error) {
 	// Unblock the read in progress, which then fails; the contexts tell why. A cut that
 	// starts as the request ends must not touch the connection after it: net/http may be
 	// serving the next request on it.
@@ -319,6 +378,8 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 	sc.Split(body.lines)
 	var copies lineCopies
 	n := 0
+	var seqs []uint64 // in a cluster, the sequences the log gave
+	done := func() source.Published { return source.Published{N: n, Seqs: seqs} }
 	tooLong := func() *source.PublishError {
 		return &source.PublishError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 			Message: fmt.Sprintf("a line is over the limit of %d bytes (max_body_bytes), after %s", s.maxBody, messages(n))}
@@ -329,7 +390,7 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 			continue
 		}
 		if int64(len(b)) > s.maxBody { // the buffer's room for a line ending can hold more
-			return n, tooLong()
+			return done(), tooLong()
 		}
 		if !req.envelope {
 			// The scanner overwrites its buffer as it reads on, and the message outlives
@@ -339,25 +400,32 @@ func (s *Source) publishStream(stop context.Context, e *emitter, req request, r 
 		}
 		m, err := req.message(p, b)
 		if err != nil {
-			return n, badRequest("line %d: %v (published before it: %s)", line, err, messages(n))
+			return done(), badRequest("line %d: %v (published before it: %s)", line, err, messages(n))
 		}
 		m.Time = time.Now()
 		// Not the request's context, which net/http cancels once a read fails: the lines
 		// read before a shutdown's cut are still published.
-		if err := e.emit(e.ctx, m); err != nil {
-			return n, shuttingDown(n)
+		if s.log != nil {
+			got, err := s.log.Append(e.ctx, []*stream.Message{m})
+			seqs = append(seqs, got...)
+			if err != nil {
+				return done(), &source.PublishError{Status: http.StatusServiceUnavailable, Code: "source_down",
+					Message: fmt.Sprintf("the log did not store line %d: %v (stored before it: %s)", line, err, messages(n))}
+			}
+		} else if err := e.emit(e.ctx, m); err != nil {
+			return done(), shuttingDown(n)
 		}
 		n++
 	}
 	switch err := sc.Err(); {
 	case err == nil:
-		return n, nil
+		return done(), nil
 	case stop.Err() != nil || e.ctx.Err() != nil:
-		return n, shuttingDown(n)
+		return done(), shuttingDown(n)
 	case errors.Is(err, bufio.ErrTooLong):
-		return n, tooLong()
+		return done(), tooLong()
 	default:
-		return n, badRequest("read NDJSON after %s: %v", messages(n), err)
+		return done(), badRequest("read NDJSON after %s: %v", messages(n), err)
 	}
 }
 
@@ -472,6 +540,12 @@ func parseEnvelope(p *fastjson.Parser, b []byte, key string, headers map[string]
 			err = mergeHeaders(m, headers, f)
 		case "body":
 			body = f
+		case "id":
+			var s []byte
+			if s, err = f.StringBytes(); err != nil {
+				err = fmt.Errorf(`"id" must be a string, got %s`, f.Type())
+			}
+			m.UpstreamID = string(s)
 		case "body_encoding":
 			var s []byte
 			if s, err = f.StringBytes(); err != nil {
@@ -479,7 +553,7 @@ func parseEnvelope(p *fastjson.Parser, b []byte, key string, headers map[string]
 			}
 			encoding = string(s)
 		default:
-			err = fmt.Errorf("unknown field %q: an envelope has key, headers, body and body_encoding", k)
+			err = fmt.Errorf("unknown field %q: an envelope has id, key, headers, body and body_encoding", k)
 		}
 	})
 	if err != nil {

@@ -11,8 +11,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/streamux/streamux/internal/source"
+	"github.com/streamux/streamux/internal/sourcetest"
 )
 
 func parse(t testing.TB, ct, query string, body []byte) ([]*streamMessage, error) {
@@ -201,4 +203,30 @@ func FuzzStreamLines(f *testing.F) {
 			t.Fatalf("error %v; the body ended cleanly: %v", err, clean)
 		}
 	})
+}
+
+// A request that comes before the source runs (the server answers as its sources start) waits
+// for it and is taken, rather than refused; one that comes after it stopped is refused at once.
+func TestPublishBeforeRun(t *testing.T) {
+	s := New(Config{})
+	res := make(chan error, 1)
+	go func() { // waited for below
+		r := httptest.NewRequest(http.MethodPost, "/v1/sources/x/messages", strings.NewReader(`{"a":1}`))
+		pub, err := s.Publish(t.Context(), r, httptest.NewRecorder())
+		if err == nil && pub.N != 1 {
+			err = fmt.Errorf("published %d", pub.N)
+		}
+		res <- err
+	}()
+	c := sourcetest.NewCollector()
+	run := sourcetest.Start(t, s, c.Emit)
+	if err := <-res; err != nil {
+		t.Fatalf("a request before the source ran: %v", err)
+	}
+	c.WaitLen(t, 1, 5*time.Second)
+	run.Stop()
+	r := httptest.NewRequest(http.MethodPost, "/v1/sources/x/messages", strings.NewReader(`{"a":2}`))
+	if _, err := s.Publish(t.Context(), r, httptest.NewRecorder()); err == nil || !strings.Contains(err.Error(), "not running") {
+		t.Errorf("after the source stopped: %v", err)
+	}
 }

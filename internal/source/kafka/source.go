@@ -63,6 +63,12 @@ func init() { source.Register("kafka", New) }
 
 var _ source.Counted = (*Source)(nil)
 
+var _ source.Acknowledging = (*Source)(nil)
+
+// AcknowledgesAfterEmit reports whether the source commits a record's offset only once its
+// router (or, in a cluster, its log) took it: with a consumer group. source.Acknowledging.
+func (s *Source) AcknowledgesAfterEmit() bool { return s.cfg.Group != "" }
+
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.
 func New(c Config) (*Source, error) {
@@ -74,16 +80,27 @@ func New(c Config) (*Source, error) {
 	if d.Start == StartEarliest {
 		start = kgo.NewOffset().AtStart()
 	}
-	opts := []kgo.Opt{
-		kgo.SeedBrokers(d.Brokers...),
-		kgo.ConsumeTopics(d.Topics...),
-		kgo.ConsumeResetOffset(start),
-		kgo.ClientID(d.ClientID),
-		kgo.DialTimeout(d.ConnectTimeout),
+	opts, err := d.ConnOpts(rawconn.Wrap)
+	if err != nil {
+		return nil, err
 	}
+	opts = append(opts, kgo.ConsumeTopics(d.Topics...), kgo.ConsumeResetOffset(start))
 	if d.Group != "" {
 		// Only what the router took is committed (marked), on the group's schedule and on close.
 		opts = append(opts, kgo.ConsumerGroup(d.Group), kgo.AutoCommitMarks())
+	}
+	return &Source{cfg: d, opts: opts}, nil
+}
+
+// ConnOpts are franz-go's options for c's connection to the brokers: the seed brokers, the
+// client id, the dial timeout, TLS or else a plain dialer whose connections go through wrap
+// (if not nil), and SASL. c is taken with its defaults. The kafka sink connects with them too.
+func (c Config) ConnOpts(wrap func(net.Conn) net.Conn) ([]kgo.Opt, error) {
+	d := c.withDefaults()
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(d.Brokers...),
+		kgo.ClientID(d.ClientID),
+		kgo.DialTimeout(d.ConnectTimeout),
 	}
 	if d.TLSEnabled {
 		tlsc, err := d.TLS.Config()
@@ -98,16 +115,16 @@ func New(c Config) (*Source, error) {
 		opts = append(opts, kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
 			nd := net.Dialer{Timeout: d.ConnectTimeout}
 			c, err := nd.DialContext(ctx, network, host)
-			if err != nil {
-				return nil, err
+			if err != nil || wrap == nil {
+				return c, err
 			}
-			return rawconn.Wrap(c), nil
+			return wrap(c), nil
 		}))
 	}
 	if m := mechanism(d.SASL); m != nil {
 		opts = append(opts, kgo.SASL(m))
 	}
-	return &Source{cfg: d, opts: opts}, nil
+	return opts, nil
 }
 
 func mechanism(c SASL) sasl.Mechanism {
@@ -198,7 +215,10 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, r *kgo.Record) erro
 	// FetchMaxBytes) alive for as long as the history or a client's queue holds the message,
 	// and neither the history's limit (messages) nor a queue's (the bytes of the events'
 	// encodings) would count it. Key and headers are copies already.
-	return emit(ctx, &stream.Message{Key: string(r.Key), Headers: h, Body: bytes.Clone(r.Value), Time: time.Now()})
+	// The record's place is its id upstream: in a cluster, a record read again (after a
+	// commit that did not happen) is not appended to the log again.
+	id := r.Topic + "/" + h[PartitionHeader] + "/" + h[OffsetHeader]
+	return emit(ctx, &stream.Message{Key: string(r.Key), Headers: h, Body: bytes.Clone(r.Value), Time: time.Now(), UpstreamID: id})
 }
 
 // classify marks the errors that retrying soon will not cure: refused credentials or

@@ -5,9 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+
+	"go.yaml.in/yaml/v3"
 
 	"github.com/streamux/streamux/internal/source"
 )
@@ -17,6 +21,9 @@ const (
 	DefaultQoS            = 1
 	DefaultKeepAlive      = 30 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
+	// DefaultSessionExpiry is how long the broker keeps a persistent session (clean_start:
+	// false) after its connection ended, unless session_expiry says otherwise.
+	DefaultSessionExpiry = Expiry(24 * time.Hour)
 )
 
 // Config configures one MQTT source. Its YAML field names are part of the configuration
@@ -31,9 +38,20 @@ type Config struct {
 	Topics []string `yaml:"topics"`
 	// QoS is the subscriptions' maximum quality of service: 0, 1 or 2. Defaults to 1.
 	QoS *int `yaml:"qos"`
-	// ClientID identifies the connection to the broker. Defaults to "streamux-" and random
-	// hex digits, different for each source.
+	// ClientID identifies the connection to the broker, and the session it resumes. Defaults
+	// to "streamux-" and random hex digits, different for each source and each start of
+	// streamux; required with CleanStart false, where the broker finds the session by it.
 	ClientID string `yaml:"client_id"`
+	// CleanStart false resumes the session the broker keeps for ClientID (its subscriptions
+	// and the QoS 1 and 2 messages that came while streamux was not connected), and asks it to
+	// keep the session SessionExpiry after each connection ends; the source then acknowledges
+	// a message only once the router took it. Defaults to true: each connection starts a
+	// session of its own that ends with it.
+	CleanStart *bool `yaml:"clean_start"`
+	// SessionExpiry is how long the broker keeps the session after a connection ended, with
+	// CleanStart false: seconds (3600), a duration ("1h") or "never". Defaults to
+	// DefaultSessionExpiry.
+	SessionExpiry *Expiry `yaml:"session_expiry"`
 	// Username and Password authenticate, instead of a user in the URL.
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
@@ -49,12 +67,67 @@ type Config struct {
 // TLS is the client side of TLS, shared by every source that dials a server.
 type TLS = source.TLS
 
+// Expiry is an MQTT session expiry interval: whole seconds, at most 4,294,967,294 (about 136
+// years), or ExpiryNever. In YAML it is a number of seconds (3600), a duration ("1h") or never.
+type Expiry time.Duration
+
+// ExpiryNever is a session that does not expire: MQTT's 4,294,967,295 seconds.
+const ExpiryNever = Expiry(math.MaxUint32 * time.Second)
+
+// UnmarshalYAML reads seconds, a duration or never. A problem is a *yaml.TypeError naming the
+// line, as yaml's own are, so that the configuration reports it with the others.
+func (e *Expiry) UnmarshalYAML(n *yaml.Node) error {
+	bad := func(format string, args ...any) error {
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: session_expiry ", n.Line) + fmt.Sprintf(format, args...)}}
+	}
+	if n.Kind != yaml.ScalarNode {
+		return bad(`is seconds (3600), a duration ("1h") or never`)
+	}
+	v := strings.TrimSpace(n.Value)
+	if v == "never" {
+		*e = ExpiryNever
+		return nil
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs < 0 || secs > math.MaxUint32 {
+			return bad("%s: seconds between 1 and 4294967294, or never", v)
+		}
+		*e = Expiry(time.Duration(secs) * time.Second)
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return bad(`%q is not seconds (3600), a duration ("1h") or never`, v)
+	}
+	*e = Expiry(d)
+	return nil
+}
+
+// String writes e as a duration, or never.
+func (e Expiry) String() string {
+	if e == ExpiryNever {
+		return "never"
+	}
+	return time.Duration(e).String()
+}
+
+// seconds is e as the CONNECT packet's Session Expiry Interval.
+func (e Expiry) seconds() uint32 { return uint32(time.Duration(e) / time.Second) }
+
 func (c Config) withDefaults() Config {
 	if c.QoS == nil {
 		q := DefaultQoS
 		c.QoS = &q
 	}
-	if c.ClientID == "" {
+	if c.CleanStart == nil {
+		clean := true
+		c.CleanStart = &clean
+	}
+	if c.SessionExpiry == nil && !*c.CleanStart {
+		e := DefaultSessionExpiry
+		c.SessionExpiry = &e
+	}
+	if c.ClientID == "" && *c.CleanStart {
 		var b [6]byte
 		_, _ = rand.Read(b[:])
 		c.ClientID = "streamux-" + hex.EncodeToString(b[:])
@@ -104,6 +177,20 @@ func (c *Config) Validate() []error {
 	}
 	if len(d.ClientID) > 65535 {
 		bad("client_id is longer than 65,535 bytes")
+	}
+	if !*d.CleanStart && d.ClientID == "" {
+		bad("client_id is required with clean_start: false: the broker finds the session by it, and a random one would change at every start")
+	}
+	if e := d.SessionExpiry; e != nil {
+		switch {
+		case *d.CleanStart:
+			bad("session_expiry %v is set but clean_start is true: every connection starts a new session; set clean_start: false to keep one", *e)
+		case *e == ExpiryNever:
+		case *e < Expiry(time.Second) || *e >= ExpiryNever:
+			bad("session_expiry %v: must be between 1s and 4294967294s (about 136 years), or never", *e)
+		case time.Duration(*e)%time.Second != 0:
+			bad("session_expiry %v: must be whole seconds", *e)
+		}
 	}
 	if userInfo && (d.Username != "" || d.Password != "") {
 		bad("username: give the user once: in the url or in username and password")

@@ -39,7 +39,13 @@ func newBroker(t testing.TB) *broker {
 		t.Fatalf("%s is not an MQTT URL", mqttURLEnv)
 	}
 	sourcetest.RequireServer(t, "MQTT broker", u.Host)
-	conn, err := net.Dial("tcp", u.Host)
+	return dialBroker(t, u.Host)
+}
+
+// dialBroker connects a publisher to the broker at addr, and disconnects it when the test ends.
+func dialBroker(t testing.TB, addr string) *broker {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +61,7 @@ func newBroker(t testing.TB) *broker {
 		_ = conn.Close()
 		<-c.Done()
 	})
-	return &broker{addr: u.Host, c: c}
+	return &broker{addr: addr, c: c}
 }
 
 // publish sends msgs to prefix/KEY with QoS 1, each with its headers as user properties, one
@@ -96,4 +102,51 @@ func newFixture(t *testing.T, _ sourcetest.Options) sourcetest.Fixture {
 
 func TestConformance(t *testing.T) {
 	sourcetest.Run(t, sourcetest.Harness{New: newFixture, Headers: true})
+}
+
+// persistent returns the configuration of a source with a persistent session on the broker at
+// addr: client id id, clean_start false, a session that outlives a test, QoS 1.
+func persistent(addr, id string, topics ...string) mqtt.Config {
+	clean, expiry := false, mqtt.Expiry(5*time.Minute)
+	return mqtt.Config{URL: "mqtt://" + addr, Topics: topics, ClientID: id, CleanStart: &clean, SessionExpiry: &expiry}
+}
+
+// newDurableFixture is a private Mosquitto (its queue unbounded: the machine broker's holds
+// 1,000 messages a session, fewer than the suite leaves while no source runs). With
+// Options.Durable or AtLeastOnce its sources all resume one persistent session: one client id,
+// clean_start false, QoS 1 subscriptions; the suite's messages are published with QoS 1. Without
+// either they are the type's default, clean sessions, as the cases that want every message
+// exactly once across a server-side drop (ReconnectAfterServerDrop) expect: a persistent
+// session sends again what was acknowledged and not yet received by the broker when the
+// connection dropped. Kill drops the source's connections at a proxy between it and the broker.
+func newDurableFixture(t *testing.T, o sourcetest.Options) sourcetest.Fixture {
+	m := startMosquitto(t, mosquittoConf{})
+	b := dialBroker(t, m.addr)
+	prefix := sourcetest.UniqueName(t)
+	cfg := func(addr string) mqtt.Config {
+		if o.Durable || o.AtLeastOnce {
+			return persistent(addr, prefix, prefix+"/#")
+		}
+		return mqtt.Config{URL: "mqtt://" + addr, Topics: []string{prefix + "/#"}}
+	}
+	return &sourcetest.PrefixFixture{
+		Prefix: prefix, Sep: "/", Proxy: sourcetest.NewProxy(t, m.addr),
+		NewSource: func(t *testing.T, addr string) source.Source {
+			src, err := mqtt.New(cfg(addr))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return src
+		},
+		Send: func(ctx context.Context, msgs ...sourcetest.Msg) error { return b.publish(ctx, prefix, msgs...) },
+	}
+}
+
+// The suite on a persistent session: what is published while no source runs reaches the next
+// one, each message once after a stop, at most the receive maximum twice after a kill.
+func TestConformanceDurable(t *testing.T) {
+	sourcetest.Run(t, sourcetest.Harness{
+		New: newDurableFixture, Headers: true, AtLeastOnce: true, Durable: true,
+		InFlight: mqtt.ReceiveMaximum,
+	})
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+	"go.yaml.in/yaml/v3"
 
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/source/mqtt"
@@ -81,6 +82,8 @@ func TestHeaders(t *testing.T) {
 
 func TestConfigProblems(t *testing.T) {
 	three, minus := 3, -1
+	keep, clean := false, true
+	expiry := func(d time.Duration) *mqtt.Expiry { e := mqtt.Expiry(d); return &e }
 	for _, c := range []struct {
 		cfg  mqtt.Config
 		want string
@@ -98,15 +101,72 @@ func TestConfigProblems(t *testing.T) {
 		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, TLS: mqtt.TLS{ServerName: "x"}}, "use mqtts://"},
 		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, KeepAlive: 20 * time.Hour}, "keep_alive"},
 		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, KeepAlive: 500 * time.Millisecond}, "keep_alive"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, CleanStart: &keep}, "client_id is required with clean_start: false"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, SessionExpiry: expiry(time.Hour)}, "session_expiry 1h0m0s is set but clean_start is true"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, CleanStart: &clean, SessionExpiry: expiry(time.Hour)}, "clean_start is true"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, ClientID: "x", CleanStart: &keep, SessionExpiry: expiry(0)}, "session_expiry 0s: must be between 1s"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, ClientID: "x", CleanStart: &keep, SessionExpiry: expiry(1500 * time.Millisecond)}, "whole seconds"},
+		{mqtt.Config{URL: "mqtt://h:1883", Topics: []string{"a"}, ClientID: "x", CleanStart: &keep, SessionExpiry: expiry(200 * 365 * 24 * time.Hour)}, "about 136 years"},
 	} {
 		if all := sourcetest.Problems(c.cfg.Validate()); !strings.Contains(all, c.want) {
 			t.Errorf("%+v: problems %q, want one saying %q", c.cfg, all, c.want)
 		}
 	}
-	zero := 0
-	good := mqtt.Config{URL: "mqtts://u:p@h", Topics: []string{"sensors/+/temp", "#", "+"}, QoS: &zero}
-	if errs := good.Validate(); len(errs) != 0 {
-		t.Errorf("a good config: %v", errs)
+	zero, two := 0, 2
+	never := mqtt.ExpiryNever
+	for _, good := range []mqtt.Config{
+		{URL: "mqtts://u:p@h", Topics: []string{"sensors/+/temp", "#", "+"}, QoS: &zero},
+		{URL: "mqtt://h", Topics: []string{"a"}, ClientID: "streamux-a", CleanStart: &keep},
+		{URL: "mqtt://h", Topics: []string{"a"}, ClientID: "streamux-a", CleanStart: &keep, SessionExpiry: &never, QoS: &two},
+		{URL: "mqtt://h", Topics: []string{"a"}, ClientID: "streamux-a", CleanStart: &keep, SessionExpiry: expiry(time.Second)},
+	} {
+		if errs := good.Validate(); len(errs) != 0 {
+			t.Errorf("a good config %+v: %v", good, errs)
+		}
+	}
+}
+
+// session_expiry is seconds, a duration or never, and the defaults follow clean_start.
+func TestSessionExpiryYAML(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want mqtt.Expiry
+		err  string
+	}{
+		{"3600", mqtt.Expiry(time.Hour), ""},
+		{"90m", mqtt.Expiry(90 * time.Minute), ""},
+		{"never", mqtt.ExpiryNever, ""},
+		{"4294967295", mqtt.ExpiryNever, ""},
+		{"-1", 0, "seconds between 1 and 4294967294"},
+		{"soon", 0, `"soon" is not seconds`},
+		{"[1]", 0, "session_expiry is seconds"},
+	} {
+		var cfg mqtt.Config
+		err := yaml.Unmarshal([]byte("session_expiry: "+c.yaml), &cfg)
+		switch {
+		case c.err != "":
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%s: error %v, want one saying %q", c.yaml, err, c.err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", c.yaml, err)
+		case cfg.SessionExpiry == nil || *cfg.SessionExpiry != c.want:
+			t.Errorf("%s: %v, want %v", c.yaml, cfg.SessionExpiry, c.want)
+		}
+	}
+	var cfg mqtt.Config
+	if err := yaml.Unmarshal([]byte("url: mqtt://h\ntopics: [a]\nclient_id: streamux-a\nclean_start: false\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	src, err := mqtt.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !src.AcknowledgesAfterEmit() {
+		t.Error("clean_start false: AcknowledgesAfterEmit is false")
+	}
+	if src, _ := mqtt.New(mqtt.Config{URL: "mqtt://h", Topics: []string{"a"}}); src.AcknowledgesAfterEmit() {
+		t.Error("a clean session: AcknowledgesAfterEmit is true")
 	}
 }
 

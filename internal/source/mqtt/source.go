@@ -5,12 +5,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/eclipse/paho.golang/paho/session/state"
 
 	"github.com/streamux/streamux/internal/rawconn"
 	"github.com/streamux/streamux/internal/source"
@@ -23,9 +27,15 @@ const (
 	RetainHeader      = "mqtt_retain"
 )
 
+// ReceiveMaximum is how many QoS 1 and 2 messages the source asks the broker to send at most
+// ahead of their acknowledgements (MQTT 5's Receive Maximum). With a persistent session the
+// source acknowledges each message as soon as the router took it, so what a source that is
+// killed took without the broker knowing, and receives again, is far less.
+const ReceiveMaximum = 256
+
 // incomingSize is how many received messages wait for the router before paho's reader waits:
 // the broker then holds the rest back.
-const incomingSize = 256
+const incomingSize = ReceiveMaximum
 
 // Source reads the topics of one MQTT broker. It implements source.Source; Run is called by one
 // source.Runner at a time, and Counters may be called from any goroutine.
@@ -35,21 +45,93 @@ type Source struct {
 	tls      *tls.Config
 	username string
 	password string
+	// session is the persistent session's state on this side (clean_start: false), kept
+	// across the source's connections; nil for clean sessions, whose state paho keeps with
+	// each connection. Used by one Run at a time.
+	session *laterAcks
+	// hadSession is whether a connection of this source had its persistent session: a later
+	// one that finds none on the broker has lost what the broker held for it.
+	hadSession bool
 
-	tally source.Tally
+	tally                              source.Tally
+	redelivered, resumed, lostSessions atomic.Uint64
 }
 
 // Counters are a Source's counters since New, read at one moment, as GET /v1/sources shows them
 // under adapter.
-type Counters = source.Counters
+type Counters struct {
+	// Messages, Bytes and Connects are every source's (source.Counters).
+	source.Counters
+	// Redelivered counts the messages passed on that the broker flagged as possibly sent
+	// before (the DUP flag): sent again on a resumed session because their acknowledgement
+	// had not reached it. Some of them the router took before; it bounds the duplicates.
+	Redelivered uint64 `json:"redelivered"`
+	// SessionsResumed counts the connections that found their persistent session on the
+	// broker (clean_start: false).
+	SessionsResumed uint64 `json:"sessions_resumed"`
+	// SessionsLost counts the connections that found no session on the broker after an
+	// earlier one of this source had: it expired, or the broker restarted without keeping it,
+	// and with it what it held for streamux.
+	SessionsLost uint64 `json:"sessions_lost"`
+}
 
 // Counters returns the source's Counters now (source.Counted). It is safe to call from any
 // goroutine.
-func (s *Source) Counters() any { return s.tally.Counters() }
+func (s *Source) Counters() any {
+	return Counters{
+		Counters:        s.tally.Counters(),
+		Redelivered:     s.redelivered.Load(),
+		SessionsResumed: s.resumed.Load(),
+		SessionsLost:    s.lostSessions.Load(),
+	}
+}
 
 func init() { source.Register("mqtt", New) }
 
-var _ source.Counted = (*Source)(nil)
+var (
+	_ source.Counted       = (*Source)(nil)
+	_ source.Acknowledging = (*Source)(nil)
+)
+
+// AcknowledgesAfterEmit reports whether the source acknowledges a QoS 1 or 2 message only once
+// its router (or, in a cluster, its log) took it: with clean_start false. source.Acknowledging.
+func (s *Source) AcknowledgesAfterEmit() bool { return s.session != nil }
+
+// laterAcks is paho's session state for a persistent session, with paho's own acknowledgement
+// taken out: paho acknowledges a message when its callback returns, whatever the callback did,
+// so also one that emit refused (a stop). The callback acknowledges with ack once emit returned
+// nil, so that what the router did not take stays unacknowledged on the broker, which sends it
+// again on the next connection to the session. (paho's EnableManualAcknowledgment would send
+// the acknowledgements every 50 ms from a goroutine of its own, and a DISCONNECT can overtake
+// the last of them: what the router took then comes again after a clean stop.) laterAcks also
+// tells whether the connection is still there, which paho's client says only once its callbacks
+// have returned.
+type laterAcks struct {
+	*state.State
+	connected atomic.Bool
+}
+
+// ConAckReceived records that a connection is up, and lets the state resume on it.
+func (l *laterAcks) ConAckReceived(w io.Writer, cp *packets.Connect, ca *packets.Connack) error {
+	l.connected.Store(true)
+	return l.State.ConAckReceived(w, cp, ca)
+}
+
+// ConnectionLost records that the connection is gone, as soon as paho's reader knows.
+func (l *laterAcks) ConnectionLost(dp *packets.Disconnect) error {
+	l.connected.Store(false)
+	return l.State.ConnectionLost(dp)
+}
+
+// Ack is paho's call when its callbacks have returned: nothing.
+func (*laterAcks) Ack(*packets.Publish) error { return nil }
+
+// ack acknowledges p (PUBACK, or PUBREC for QoS 2) on the current connection, if there is one.
+// The state records a QoS 2 message it acknowledged, so that the broker's resending it (with
+// DUP, its PUBREC lost) is acknowledged again without being passed on twice.
+func (l *laterAcks) ack(p *paho.Publish) error {
+	return l.State.Ack(&packets.Publish{PacketID: p.PacketID, QoS: p.QoS})
+}
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.
@@ -60,6 +142,9 @@ func New(c Config) (*Source, error) {
 	d := c.withDefaults()
 	u, _ := url.Parse(d.URL) // validated
 	s := &Source{cfg: d, addr: u.Host, username: d.Username, password: d.Password}
+	if !*d.CleanStart {
+		s.session = &laterAcks{State: state.NewInMemory()}
+	}
 	if u.User != nil {
 		s.username = u.User.Username()
 		s.password, _ = u.User.Password()
@@ -90,6 +175,13 @@ func New(c Config) (*Source, error) {
 // Run connects, subscribes to every topic filter, and hands every message to emit until the
 // connection fails (an error, so that the Runner reconnects) or ctx is done (nil, after a
 // DISCONNECT). Refused credentials or subscriptions are marked source.Permanent.
+//
+// In a clean session paho's callback queues each message for Run's goroutine, which emits it;
+// paho acknowledges it when the callback returns. With a persistent session the callback itself
+// emits each message and acknowledges it (a QoS 1 or 2 one) once emit returned nil, one after
+// the other, so that a stop leaves the rest unacknowledged in the broker's session; Run's
+// goroutine waits, and on a stop sends DISCONNECT only once the callback has acknowledged what
+// it passed on.
 func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 	conn, err := s.dial(ctx)
 	if err != nil {
@@ -98,7 +190,8 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		}
 		return fmt.Errorf("mqtt: dial %s: %w", s.addr, err)
 	}
-	// paho's goroutines hand this one what they receive, and how the connection ended.
+	// paho's goroutines hand this one what they receive in a clean session, and how the
+	// connection ended.
 	incoming := make(chan *paho.Publish, incomingSize)
 	quit := make(chan struct{})
 	// Why the connection ended: the broker's DISCONNECT, which says most, or paho's error.
@@ -109,35 +202,83 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		default:
 		}
 	}
-	c := paho.NewClient(paho.ClientConfig{
-		ClientID: s.cfg.ClientID,
-		Conn:     packets.NewThreadSafeConn(conn),
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+	onPublish := func(pr paho.PublishReceived) (bool, error) {
+		select {
+		case incoming <- pr.Packet:
+			return true, nil
+		case <-quit:
+			return false, nil
+		}
+	}
+	// A persistent session's callback, below.
+	var (
+		passing sync.Mutex            // held by the callback while it passes a message on and acknowledges it
+		ready   = make(chan struct{}) // closed once the source is up: the callback passes messages on
+		refused = make(chan struct{}) // closed by the callback when emit failed: the router stopped
+		refuse  sync.Once
+	)
+	if s.session != nil {
+		onPublish = func(pr paho.PublishReceived) (bool, error) {
 			select {
-			case incoming <- pr.Packet:
-				return true, nil
+			case <-ready:
 			case <-quit:
 				return false, nil
 			}
-		}},
-		OnClientError: func(err error) { report(clientErr, err) },
+			passing.Lock()
+			defer passing.Unlock()
+			select {
+			case <-quit:
+				return false, nil
+			default:
+			}
+			if !s.session.connected.Load() {
+				return false, nil // could not be acknowledged: comes again
+			}
+			p := pr.Packet
+			if err := s.emit(ctx, emit, p); err != nil {
+				refuse.Do(func() { close(refused) })
+				return false, nil
+			}
+			if p.QoS > 0 {
+				// An error is a broken connection, which paho reports too; the broker
+				// sends the message again to the session.
+				_ = s.session.ack(p)
+			}
+			return true, nil
+		}
+	}
+	pc := newPacketConn(conn)
+	cc := paho.ClientConfig{
+		ClientID:          s.cfg.ClientID,
+		Conn:              pc,
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){onPublish},
+		OnClientError:     func(err error) { report(clientErr, err) },
 		OnServerDisconnect: func(d *paho.Disconnect) {
 			report(serverGone, classify(d.ReasonCode, fmt.Errorf("the broker disconnected: %s", reason(d.ReasonCode, d.Properties))))
 		},
 		PacketTimeout: s.cfg.ConnectTimeout,
-	})
-	stop := context.AfterFunc(ctx, func() { _ = conn.Close() }) // a stop during the handshake
-	ca, err := c.Connect(ctx, &paho.Connect{
+	}
+	if s.session != nil {
+		cc.Session = s.session // kept across connections; paho does not close what it was given
+	}
+	c := paho.NewClient(cc)
+	cp := &paho.Connect{
 		ClientID:   s.cfg.ClientID,
 		KeepAlive:  uint16(s.cfg.KeepAlive / time.Second),
-		CleanStart: true,
-		// The broker sends at most this many QoS 1 and 2 messages ahead of their acks.
-		Properties:   &paho.ConnectProperties{ReceiveMaximum: ptr(uint16(incomingSize))},
+		CleanStart: *s.cfg.CleanStart,
+		// The broker is to send at most this many QoS 1 and 2 messages ahead of their
+		// acks (Mosquitto 2.0 sends more once acks flow: paho's reader then waits).
+		Properties:   &paho.ConnectProperties{ReceiveMaximum: ptr(uint16(ReceiveMaximum))},
 		Username:     s.username,
 		UsernameFlag: s.username != "",
 		Password:     []byte(s.password),
 		PasswordFlag: s.password != "",
-	})
+	}
+	if e := s.cfg.SessionExpiry; e != nil {
+		cp.Properties.SessionExpiryInterval = ptr(e.seconds())
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() }) // a stop during the handshake
+	ca, err := c.Connect(ctx, cp)
 	stop()
 	if err != nil {
 		_ = conn.Close()
@@ -152,21 +293,51 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 	defer func() {
 		close(quit)
 		if ctx.Err() != nil {
-			_ = c.Disconnect(&paho.Disconnect{ReasonCode: 0})
+			s.disconnect(c, conn, pc, &passing)
 		}
 		_ = conn.Close()
 		<-c.Done()
 	}()
+	if s.session != nil {
+		switch {
+		case ca.SessionPresent:
+			s.resumed.Add(1)
+		case s.hadSession:
+			s.lostSessions.Add(1)
+		}
+		s.hadSession = true
+	}
 
+	// A resumed session has its subscriptions, and the broker sends its messages at once,
+	// before the SUBACK: the source is up, and its callback passes them on, from now. The
+	// SUBACK of the subscriptions made again (for topics added to the configuration since)
+	// may wait behind them while the router is slow: its not coming within connect_timeout
+	// is no error.
+	resumed := s.session != nil && ca.SessionPresent
+	isUp := func() {
+		s.tally.Connected()
+		up()
+		close(ready)
+	}
+	if resumed {
+		isUp()
+	}
 	subs := make([]paho.SubscribeOptions, len(s.cfg.Topics))
 	for i, t := range s.cfg.Topics {
 		subs[i] = paho.SubscribeOptions{Topic: t, QoS: byte(*s.cfg.QoS)}
+		if s.session != nil {
+			// A resumed session has the subscription already: its topic's retained message
+			// came with it once, and is not sent again at every reconnect.
+			subs[i].RetainHandling = 1
+		}
 	}
 	sa, err := c.Subscribe(ctx, &paho.Subscribe{Subscriptions: subs})
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil
-		}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return nil
+	case resumed && errors.Is(err, context.DeadlineExceeded):
+	default:
 		if sa != nil {
 			for i, code := range sa.Reasons {
 				if code >= 0x80 && i < len(subs) {
@@ -176,14 +347,17 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		}
 		return fmt.Errorf("mqtt: subscribe: %w", err)
 	}
-	s.tally.Connected()
-	up()
+	if !resumed {
+		isUp()
+	}
 
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case p := <-incoming:
+		case <-refused:
+			return nil // only a cancelled ctx or a stopped router gets here
+		case p := <-incoming: // a clean session's
 			if err := s.emit(ctx, emit, p); err != nil {
 				return nil // only a cancelled ctx or a stopped router gets here
 			}
@@ -201,9 +375,42 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 // its client has shut down.
 const reasonGrace = 200 * time.Millisecond
 
-// lost ends a Run whose connection ended: paho acknowledged what it received when it handed
-// it over, so everything in incoming is passed on first; then the error says why, the
-// broker's DISCONNECT if it sent one, once paho has told.
+// closeGrace is how long a stop waits for the broker to close the connection after the
+// DISCONNECT.
+const closeGrace = 2 * time.Second
+
+// disconnect ends the connection of a stopped Run: once the callback has acknowledged the
+// message it may be passing on (its emit returns at once, ctx being done; quit being closed, it
+// takes no other), a DISCONNECT, then the end of what the source writes (TCP's FIN, TLS's
+// close_notify), and it waits, at most closeGrace, for the broker to close the connection after
+// reading everything: a connection closed at once while the broker still has data in flight
+// is reset, and the broker may drop the acknowledgements before the DISCONNECT unread (the
+// messages then come again, after a clean stop). paho's client ends when it reads the broker's
+// end. A broker that reads nothing more holds a write back no longer than connect_timeout.
+func (s *Source) disconnect(c *paho.Client, conn net.Conn, pc *packetConn, passing *sync.Mutex) {
+	_ = conn.SetWriteDeadline(time.Now().Add(s.cfg.ConnectTimeout))
+	// Not held over the wait: paho's end waits for the callback.
+	passing.Lock()
+	passing.Unlock() //nolint:staticcheck // an empty critical section: a wait
+	if _, err := (&paho.Disconnect{ReasonCode: 0}).Packet().WriteTo(pc); err != nil {
+		return
+	}
+	if cw, ok := conn.(interface{ CloseWrite() error }); !ok || cw.CloseWrite() != nil {
+		return
+	}
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-c.Done():
+	case <-t.C:
+	}
+}
+
+// lost ends a Run whose connection ended. In a clean session paho acknowledged what it received
+// when it handed it over, so everything in incoming is passed on first (with a persistent
+// session nothing comes through incoming: the callback passes on nothing more once the
+// connection is gone, and the broker sends again what it had not had acknowledged). Then the
+// error says why, the broker's DISCONNECT if it sent one, once paho has told.
 func (s *Source) lost(ctx context.Context, emit source.Emit, c *paho.Client, incoming <-chan *paho.Publish, serverGone, clientErr <-chan error, why error) error {
 	// paho's shutdown waits for its callback, which may wait for room in incoming.
 	for done := false; !done; {
@@ -263,6 +470,9 @@ func (s *Source) emit(ctx context.Context, emit source.Emit, p *paho.Publish) er
 		}
 	}
 	s.tally.Passed(len(p.Payload))
+	if p.Duplicate() {
+		s.redelivered.Add(1)
+	}
 	// p.Payload is this packet's own: paho reads each packet into a bytes.Buffer of its own
 	// (packets.ReadPacket), Publish.Unpack takes the payload out of it with io.ReadAll (a new
 	// slice), and PublishFromPacketPublish hands that slice over; topic and properties are

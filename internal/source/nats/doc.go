@@ -8,7 +8,15 @@
 // all the time; it holds up to Config.Pending messages while its router is busy, and past that
 // NATS drops them, counted in Counters.Dropped.
 //
-// Concurrency: Run is called by one source.Runner goroutine at a time and is the only goroutine
-// that emits; nats.go's own goroutines only queue into its channel and signal the end of the
-// connection. Counters may be called from any goroutine.
+// With Config.Stream set, the source reads that JetStream stream through a durable pull consumer
+// instead, acknowledging each message once its router took it: it is then a StreamSource, the
+// source of type jetstream (package internal/source/jetstream, which has no code of its own),
+// with its subject as the consumer's filter. Conn, the connection's settings, is shared by both
+// types.
+//
+// Concurrency: Run is called by one source.Runner goroutine at a time. Reading core NATS, it is
+// the only goroutine that emits; nats.go's own goroutines only queue into its channel and
+// signal the end of the connection. Reading a stream, nats.go's subscription goroutine emits
+// and acknowledges, one message at a time, while Run waits, and Run ends that reading before it
+// returns (StreamSource). Counters may be called from any goroutine.
 package nats

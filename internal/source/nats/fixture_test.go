@@ -75,7 +75,7 @@ func newFixture(t *testing.T, _ sourcetest.Options) sourcetest.Fixture {
 	return &sourcetest.PrefixFixture{
 		Prefix: prefix, Sep: ".", Proxy: sourcetest.NewProxy(t, s.addr),
 		NewSource: func(t *testing.T, addr string) source.Source {
-			src, err := nats.New(nats.Config{URL: "nats://" + addr, Subjects: []string{prefix + ".>"}})
+			src, err := nats.New(nats.Config{Conn: nats.Conn{URL: "nats://" + addr}, Subjects: []string{prefix + ".>"}})
 			if err != nil {
 				t.Fatal(err)
 			}

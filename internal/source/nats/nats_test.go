@@ -35,7 +35,7 @@ func TestHeadersAndReply(t *testing.T) {
 	s := newServer(t)
 	prefix := sourcetest.UniqueName(t)
 	c := sourcetest.NewCollector()
-	r := sourcetest.Start(t, newSource(t, nats.Config{URL: s.url, Subjects: []string{prefix + ".*"}}), c.Emit)
+	r := sourcetest.Start(t, newSource(t, nats.Config{Conn: nats.Conn{URL: s.url}, Subjects: []string{prefix + ".*"}}), c.Emit)
 	r.WaitState(t, 0, "up", wait)
 
 	m := natsgo.NewMsg(prefix + ".a")
@@ -91,7 +91,7 @@ func TestHeadersAndReply(t *testing.T) {
 func TestQueueGroup(t *testing.T) {
 	s := newServer(t)
 	prefix := sourcetest.UniqueName(t)
-	cfg := nats.Config{URL: s.url, Subjects: []string{prefix + ".>"}, QueueGroup: "streamux"}
+	cfg := nats.Config{Conn: nats.Conn{URL: s.url}, Subjects: []string{prefix + ".>"}, QueueGroup: "streamux"}
 	c1, c2 := sourcetest.NewCollector(), sourcetest.NewCollector()
 	r1 := sourcetest.Start(t, newSource(t, cfg), c1.Emit)
 	r2 := sourcetest.Start(t, newSource(t, cfg), c2.Emit)
@@ -122,7 +122,7 @@ func TestQueueGroup(t *testing.T) {
 func TestDropsCounted(t *testing.T) {
 	s := newServer(t)
 	prefix := sourcetest.UniqueName(t)
-	src := newSource(t, nats.Config{URL: s.url, Subjects: []string{prefix + ".>"}, Pending: 10})
+	src := newSource(t, nats.Config{Conn: nats.Conn{URL: s.url}, Subjects: []string{prefix + ".>"}, Pending: 10})
 	c := sourcetest.NewCollector()
 	c.SetLimit(0) // the router takes nothing
 	r := sourcetest.Start(t, src, c.Emit)
@@ -153,7 +153,7 @@ func TestDropsCounted(t *testing.T) {
 // connect timeout.
 func TestStopWhileConnecting(t *testing.T) {
 	sourcetest.StopWhileConnecting(t, func(addr string) source.Source {
-		return newSource(t, nats.Config{URL: "nats://" + addr, Subjects: []string{"x"}, ConnectTimeout: time.Minute})
+		return newSource(t, nats.Config{Conn: nats.Conn{URL: "nats://" + addr, ConnectTimeout: time.Minute}, Subjects: []string{"x"}})
 	})
 }
 
@@ -163,22 +163,22 @@ func TestConfigProblems(t *testing.T) {
 		want string
 	}{
 		{nats.Config{Subjects: []string{"a"}}, "url is required"},
-		{nats.Config{URL: "http://h:4222", Subjects: []string{"a"}}, "scheme must be nats or tls"},
-		{nats.Config{URL: "nats://h:4222"}, "subjects is required"},
-		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a..b"}}, "empty token"},
-		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a.>.b"}}, `">" must be the last token`},
-		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a.b*"}}, "wildcards are whole tokens"},
-		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a b"}}, "spaces"},
-		{nats.Config{URL: "nats://u:p@h:4222", Subjects: []string{"a"}, Token: "t"}, "give one credential"},
-		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a"}, CredsFile: "/nonexistent.creds"}, "creds_file"},
-		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a"}, Pending: -1}, "pending"},
-		{nats.Config{URL: "nats://h:4222", Subjects: []string{"a"}, QueueGroup: "a b"}, "queue_group"},
+		{nats.Config{Conn: nats.Conn{URL: "http://h:4222"}, Subjects: []string{"a"}}, "scheme must be nats or tls"},
+		{nats.Config{Conn: nats.Conn{URL: "nats://h:4222"}}, "subjects is required"},
+		{nats.Config{Conn: nats.Conn{URL: "nats://h:4222"}, Subjects: []string{"a..b"}}, "empty token"},
+		{nats.Config{Conn: nats.Conn{URL: "nats://h:4222"}, Subjects: []string{"a.>.b"}}, `">" must be the last token`},
+		{nats.Config{Conn: nats.Conn{URL: "nats://h:4222"}, Subjects: []string{"a.b*"}}, "wildcards are whole tokens"},
+		{nats.Config{Conn: nats.Conn{URL: "nats://h:4222"}, Subjects: []string{"a b"}}, "spaces"},
+		{nats.Config{Conn: nats.Conn{URL: "nats://u:p@h:4222", Token: "t"}, Subjects: []string{"a"}}, "give one credential"},
+		{nats.Config{Conn: nats.Conn{URL: "nats://h:4222", CredsFile: "/nonexistent.creds"}, Subjects: []string{"a"}}, "creds_file"},
+		{nats.Config{Conn: nats.Conn{URL: "nats://h:4222"}, Subjects: []string{"a"}, Pending: -1}, "pending"},
+		{nats.Config{Conn: nats.Conn{URL: "nats://h:4222"}, Subjects: []string{"a"}, QueueGroup: "a b"}, "queue_group"},
 	} {
 		if all := sourcetest.Problems(c.cfg.Validate()); !strings.Contains(all, c.want) {
 			t.Errorf("%+v: problems %q, want one saying %q", c.cfg, all, c.want)
 		}
 	}
-	good := nats.Config{URL: "nats://a:4222, tls://b:4222", Subjects: []string{"orders.>", "ticks.*.eu", ">"}}
+	good := nats.Config{Conn: nats.Conn{URL: "nats://a:4222, tls://b:4222"}, Subjects: []string{"orders.>", "ticks.*.eu", ">"}}
 	if errs := good.Validate(); len(errs) != 0 {
 		t.Errorf("a good config: %v", errs)
 	}
@@ -228,7 +228,7 @@ func TestRefusals(t *testing.T) {
 		{"subject not permitted", "nats://reader:s3cret@" + addr, "forbidden.>", "permissions violation"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			r := sourcetest.Start(t, newSource(t, nats.Config{URL: c.url, Subjects: []string{c.subject}}), sourcetest.NewCollector().Emit)
+			r := sourcetest.Start(t, newSource(t, nats.Config{Conn: nats.Conn{URL: c.url}, Subjects: []string{c.subject}}), sourcetest.NewCollector().Emit)
 			i := r.WaitState(t, 0, "failed", wait)
 			if err := r.Changes()[i].Err; err == nil || !strings.Contains(strings.ToLower(err.Error()), c.want) {
 				t.Errorf("failed because of %v, want %q", err, c.want)
@@ -241,6 +241,6 @@ func TestRefusals(t *testing.T) {
 		})
 	}
 	// The permitted subject works.
-	src := newSource(t, nats.Config{URL: "nats://reader:s3cret@" + addr, Subjects: []string{"allowed.>"}})
+	src := newSource(t, nats.Config{Conn: nats.Conn{URL: "nats://reader:s3cret@" + addr}, Subjects: []string{"allowed.>"}})
 	sourcetest.Start(t, src, sourcetest.NewCollector().Emit).WaitState(t, 0, "up", wait)
 }

@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strings"
 	"sync"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 
-	"github.com/streamux/streamux/internal/rawconn"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/stream"
 )
@@ -19,11 +16,13 @@ import (
 // ReplyHeader is the header that carries a message's reply subject, when it has one.
 const ReplyHeader = "nats_reply"
 
-// Source reads the subjects of one NATS server. It implements source.Source; Run is called by
-// one source.Runner at a time, and Counters may be called from any goroutine.
+// Source reads the subjects of one NATS server, or, configured with a stream, that stream (see
+// StreamSource, which it then is). It implements source.Source; Run is called by one
+// source.Runner at a time, and Counters may be called from any goroutine.
 type Source struct {
-	cfg  Config // with defaults applied
-	opts []natsgo.Option
+	cfg    Config // with defaults applied
+	opts   []natsgo.Option
+	stream *StreamSource // with a stream: what the source is
 
 	tally source.Tally
 
@@ -43,9 +42,12 @@ type Counters struct {
 	Dropped uint64 `json:"dropped"`
 }
 
-// Counters returns the source's Counters now (source.Counted). It is safe to call from any
-// goroutine.
+// Counters returns the source's Counters now, or, with a stream, its StreamCounters
+// (source.Counted). It is safe to call from any goroutine.
 func (s *Source) Counters() any {
+	if s.stream != nil {
+		return s.stream.Counters()
+	}
 	s.mu.Lock()
 	s.sampleLocked()
 	dropped := s.dropped + s.live
@@ -55,7 +57,14 @@ func (s *Source) Counters() any {
 
 func init() { source.Register("nats", New) }
 
-var _ source.Counted = (*Source)(nil)
+var (
+	_ source.Counted       = (*Source)(nil)
+	_ source.Acknowledging = (*Source)(nil)
+)
+
+// AcknowledgesAfterEmit reports whether the source acknowledges a message once its router
+// took it: with a stream (source.Acknowledging). Core NATS has no acknowledgements.
+func (s *Source) AcknowledgesAfterEmit() bool { return s.stream != nil }
 
 // New returns a Source for c, or every problem of c (see Config.Validate) joined in one error.
 // It does not connect: Run does.
@@ -63,63 +72,45 @@ func New(c Config) (*Source, error) {
 	if errs := c.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("nats: %w", errors.Join(errs...))
 	}
-	d := c.withDefaults()
-	opts := []natsgo.Option{
-		natsgo.Name(d.ConnectionName),
-		natsgo.Timeout(d.ConnectTimeout),
-		// The source.Runner reconnects, with its backoff, and reports the states.
-		natsgo.NoReconnect(),
-		natsgo.PingInterval(d.PingInterval),
-		natsgo.MaxPingsOutstanding(2),
+	if c.Stream != "" {
+		st, err := NewStream(c.streamConfig())
+		if err != nil {
+			return nil, fmt.Errorf("nats: %w", err)
+		}
+		return &Source{stream: st}, nil
 	}
-	tlsc, err := d.TLS.Config()
+	d := c.withDefaults()
+	opts, err := d.Conn.options()
 	if err != nil {
 		return nil, fmt.Errorf("nats: %w", err)
-	}
-	if tlsc != nil {
-		opts = append(opts, natsgo.Secure(tlsc))
-	}
-	if d.Token != "" {
-		opts = append(opts, natsgo.Token(d.Token))
-	}
-	if d.CredsFile != "" {
-		opts = append(opts, natsgo.UserCredentials(d.CredsFile))
 	}
 	return &Source{cfg: d, opts: opts}, nil
 }
 
 // Run connects, subscribes to every subject, and hands every message to emit until the
 // connection fails (an error, so that the Runner reconnects) or ctx is done (nil). Refused
-// credentials or subscriptions are marked source.Permanent.
+// credentials or subscriptions are marked source.Permanent. With a stream, it is
+// StreamSource.Run.
 func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
-	// The connection's callbacks tell this goroutine how it ended or what the server refused.
-	closed := make(chan struct{})
-	var closeOnce sync.Once
+	if s.stream != nil {
+		return s.stream.Run(ctx, up, emit)
+	}
+	// The connection's callbacks tell this goroutine what the server refused.
 	asyncErr := make(chan error, 1)
-	opts := append(s.opts[:len(s.opts):len(s.opts)],
-		natsgo.SetCustomDialer(dialer{ctx: ctx, timeout: s.cfg.ConnectTimeout}),
-		natsgo.ClosedHandler(func(*natsgo.Conn) { closeOnce.Do(func() { close(closed) }) }),
-		natsgo.ErrorHandler(func(_ *natsgo.Conn, _ *natsgo.Subscription, err error) {
-			if errors.Is(err, natsgo.ErrSlowConsumer) {
-				return // counted by the subscription, shown in Counters
-			}
-			select {
-			case asyncErr <- err:
-			default:
-			}
-		}),
-	)
-	nc, err := natsgo.Connect(s.cfg.URL, opts...)
+	c, err := dial(ctx, s.cfg.Conn, s.opts, func(err error) {
+		select {
+		case asyncErr <- err:
+		default:
+		}
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return classify(fmt.Errorf("nats: connect: %w", err))
 	}
-	defer func() {
-		nc.Close()
-		<-closed // the last callback has run
-	}()
+	defer c.close() // the last callback has run when it returns
+	nc, closed := c.nc, c.closed
 
 	pending := make(chan *natsgo.Msg, s.cfg.Pending)
 	subs := make([]*natsgo.Subscription, 0, len(s.cfg.Subjects))
@@ -165,11 +156,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 			if err := s.drain(ctx, emit, pending); err != nil {
 				return nil
 			}
-			err := nc.LastError()
-			if err == nil {
-				err = errors.New("closed by the server")
-			}
-			return fmt.Errorf("nats: connection lost: %w", err)
+			return fmt.Errorf("nats: %w", c.lost())
 		case m := <-pending:
 			if err := s.emit(ctx, emit, m); err != nil {
 				return nil // only a cancelled ctx or a stopped router gets here
@@ -196,10 +183,7 @@ func (s *Source) drain(ctx context.Context, emit source.Emit, pending <-chan *na
 func (s *Source) emit(ctx context.Context, emit source.Emit, m *natsgo.Msg) error {
 	var h map[string]string
 	if len(m.Header) > 0 || m.Reply != "" {
-		h = make(map[string]string, len(m.Header)+1)
-		for k, vs := range m.Header {
-			h[k] = strings.Join(vs, ", ")
-		}
+		h = headerMap(m.Header, 1)
 		delete(h, ReplyHeader) // the publisher's own would pass for the source's
 		if m.Reply != "" {
 			h[ReplyHeader] = m.Reply
@@ -234,30 +218,4 @@ func (s *Source) ended() {
 	s.sampleLocked()
 	s.dropped += s.live
 	s.live, s.subs = 0, nil
-}
-
-// classify marks the errors that retrying soon will not cure.
-func classify(err error) error {
-	for _, perm := range []error{natsgo.ErrAuthorization, natsgo.ErrAuthExpired, natsgo.ErrAuthRevoked, natsgo.ErrPermissionViolation} {
-		if errors.Is(err, perm) || strings.Contains(strings.ToLower(err.Error()), strings.TrimPrefix(perm.Error(), "nats: ")) {
-			return source.Permanent(err)
-		}
-	}
-	return err
-}
-
-// dialer dials the server for nats.go through rawconn. The connection is closed when ctx is
-// done, so that a stop during a slow handshake does not wait for its timeout.
-type dialer struct {
-	ctx     context.Context
-	timeout time.Duration
-}
-
-func (d dialer) Dial(network, address string) (net.Conn, error) {
-	nd := net.Dialer{Timeout: d.timeout}
-	c, err := nd.DialContext(d.ctx, network, address)
-	if err != nil {
-		return nil, err
-	}
-	return source.CloseOnDone(d.ctx, rawconn.Wrap(c)), nil
 }

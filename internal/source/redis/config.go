@@ -1,12 +1,8 @@
 package redis
 
 import (
-	"errors"
 	"fmt"
-	"strings"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/streamux/streamux/internal/source"
 )
@@ -49,21 +45,17 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// conn is c's connection settings, as the redis-streams type shares them.
+func (c Config) conn() Conn {
+	return Conn{URL: c.URL, ConnectTimeout: c.ConnectTimeout, TLS: c.TLS}
+}
+
 // Validate reports every problem of c at once, each naming its field. Defaults are applied
 // first, so a zero field is never a problem unless it is required.
 func (c *Config) Validate() []error {
 	d := c.withDefaults()
-	var errs []error
+	errs := d.conn().Validate()
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-
-	scheme := ""
-	if d.URL == "" {
-		bad("url is required (redis://host:6379)")
-	} else if _, err := goredis.ParseURL(d.URL); err != nil {
-		bad("url: %v", redact(err, d.URL))
-	} else {
-		scheme, _, _ = strings.Cut(d.URL, "://")
-	}
 	if len(d.Channels) == 0 && len(d.Patterns) == 0 {
 		bad(`channels or patterns is required: at least one channel ("orders") or pattern ("orders.*")`)
 	}
@@ -77,24 +69,8 @@ func (c *Config) Validate() []error {
 			bad("patterns: an empty pattern")
 		}
 	}
-	if d.ConnectTimeout < 0 {
-		bad("connect_timeout %v: must not be negative", d.ConnectTimeout)
-	}
 	if d.PingInterval < 0 {
 		bad("ping_interval %v: must not be negative", d.PingInterval)
 	}
-	if !d.TLS.IsZero() {
-		if scheme == "redis" {
-			bad("tls is set but the url is redis://: use rediss://")
-		}
-		for _, err := range d.TLS.Validate() {
-			bad("%v", err)
-		}
-	}
 	return errs
-}
-
-// redact removes the URL, which may hold a password, from go-redis's error about it.
-func redact(err error, rawURL string) error {
-	return errors.New(strings.ReplaceAll(err.Error(), rawURL, "(the url)"))
 }

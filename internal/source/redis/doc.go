@@ -8,6 +8,10 @@
 // client-output-buffer-limit for pubsub), after which the source reconnects. The source is
 // drained all the time, clients or not.
 //
+// Conn (conn.go) is how a source reaches the server, URL, TLS and connect timeout, and the
+// one-connection client that a Run uses; the redis-streams type (internal/source/redisstreams)
+// shares it.
+//
 // Concurrency: Run is called by one source.Runner goroutine at a time and is the only goroutine
 // that reads the connection and emits. Counters may be called from any goroutine.
 package redis

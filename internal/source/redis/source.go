@@ -2,17 +2,13 @@ package redis
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
-	"strings"
-	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/streamux/streamux/internal/rawconn"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/stream"
 )
@@ -49,27 +45,11 @@ func New(c Config) (*Source, error) {
 		return nil, fmt.Errorf("redis: %w", errors.Join(errs...))
 	}
 	d := c.withDefaults()
-	opt, err := goredis.ParseURL(d.URL)
-	if err != nil {
-		return nil, fmt.Errorf("redis: url: %w", redact(err, d.URL))
-	}
-	tlsc, err := d.TLS.Config()
+	// Reads: the handshake's; the subscription's reads set their own.
+	opt, err := d.conn().Options(d.ConnectTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
-	if tlsc != nil {
-		if opt.TLSConfig != nil && tlsc.ServerName == "" {
-			tlsc.ServerName = opt.TLSConfig.ServerName
-		}
-		opt.TLSConfig = tlsc
-	}
-	opt.DialTimeout = d.ConnectTimeout
-	opt.ReadTimeout = d.ConnectTimeout // the handshake's; the subscription's reads set their own
-	opt.WriteTimeout = d.ConnectTimeout
-	// The source.Runner reconnects, with its backoff, and reports the states.
-	opt.MaxRetries = -1
-	opt.DialerRetries = 1
-	opt.PoolSize = 1
 	return &Source{cfg: d, opt: *opt}, nil
 }
 
@@ -77,21 +57,10 @@ func New(c Config) (*Source, error) {
 // the connection fails (an error, so that the Runner reconnects) or ctx is done (nil). Refused
 // credentials are marked source.Permanent.
 func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
-	opt := s.opt
-	// One connection per Run, closed when ctx is done, which ends a read or a handshake in
-	// progress (go-redis holds its subscription's lock through a dial and handshake that only
-	// deadlines end); after a failed read go-redis would dial again by itself, which the Runner
-	// does instead, with its backoff.
-	var dialed atomic.Bool
-	opt.Dialer = func(_ context.Context, network, addr string) (net.Conn, error) {
-		if dialed.Load() {
-			return nil, errors.New("redis: connection lost")
-		}
-		c, err := s.dial(ctx, network, addr)
-		dialed.Store(err == nil)
-		return c, err
-	}
-	client := goredis.NewClient(&opt)
+	// One connection per Run (RunClient): go-redis holds its subscription's lock through a dial
+	// and handshake that only deadlines end, and after a failed read would dial again by
+	// itself, which the Runner does instead, with its backoff.
+	client := RunClient(ctx, s.opt)
 	defer client.Close()
 	ps := client.Subscribe(ctx)
 	defer ps.Close()
@@ -100,7 +69,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return classify(err)
+		return Classify(err)
 	}
 	s.tally.Connected()
 	up()
@@ -114,7 +83,7 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 		if err != nil {
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
-				return classify(fmt.Errorf("redis: connection lost: %w", err))
+				return Classify(fmt.Errorf("redis: connection lost: %w", err))
 			}
 			if pinged {
 				return fmt.Errorf("redis: no answer to a ping for %v", s.cfg.PingInterval)
@@ -130,28 +99,6 @@ func (s *Source) Run(ctx context.Context, up func(), emit source.Emit) error {
 			return nil // only a cancelled ctx or a stopped router gets here
 		}
 	}
-}
-
-// dial connects to the server, with TLS if configured, through rawconn; the connection is
-// closed when ctx is done.
-func (s *Source) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: s.cfg.ConnectTimeout}
-	c, err := d.DialContext(ctx, network, addr)
-	if err != nil {
-		return nil, err
-	}
-	c = source.CloseOnDone(ctx, rawconn.Wrap(c))
-	if s.opt.TLSConfig == nil {
-		return c, nil
-	}
-	tc := tls.Client(c, s.opt.TLSConfig)
-	hctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
-	defer cancel()
-	if err := tc.HandshakeContext(hctx); err != nil {
-		_ = c.Close()
-		return nil, err
-	}
-	return tc, nil
 }
 
 // subscribe subscribes and waits for the server to confirm every channel and pattern; messages
@@ -205,15 +152,4 @@ func (s *Source) handle(ctx context.Context, emit source.Emit, msg any) error {
 	// bulk string into a new one (proto.Reader.readStringReply) and never reads into it again;
 	// the conversion to []byte copies the payload anyway.
 	return emit(ctx, &stream.Message{Key: m.Channel, Headers: h, Body: []byte(m.Payload), Time: time.Now()})
-}
-
-// classify marks the errors that retrying soon will not cure: refused credentials.
-func classify(err error) error {
-	msg := err.Error()
-	for _, code := range []string{"WRONGPASS", "NOAUTH", "NOPERM"} {
-		if strings.Contains(msg, code) {
-			return source.Permanent(err)
-		}
-	}
-	return err
 }
