@@ -97,8 +97,8 @@ func ExampleCompile_errors() {
 		}
 	}
 	// Output:
-	// invalid_predicate 13: Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', '.', '-', '!', 'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}
-	// invalid_predicate 14: undeclared reference to 'colour' (in container '')
+	// invalid_predicate 13: the predicate ends where a value was expected (a field such as body.x, a number, a "string", or a parenthesis)
+	// invalid_predicate 14: unknown name 'colour': a predicate reads source, key, headers, body, seq and time (a field of a JSON body is body.colour)
 	// invalid_predicate 0: predicate must be a bool expression, but its type is string
 	// predicate_too_costly -1: predicate is too costly: its estimated worst-case cost is 15207426, the cost limit is 100000
 }

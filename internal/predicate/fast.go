@@ -158,7 +158,7 @@ func fastBoolValue(e celast.Expr) (boolFn, bool) {
 			return false, err
 		}
 		if v.k != kBool {
-			return false, errNoOverload
+			return false, errNotBool
 		}
 		return v.b, nil
 	}, true

@@ -56,6 +56,15 @@ func FuzzCompile(f *testing.F) {
 		if ok, err := p.Match(&in); ok && err != nil {
 			t.Fatalf("Match(%q) = true with error %v", src, err)
 		}
+		// Every comparison a check may warn of is CEL source of its own, and says what it saw.
+		for _, c := range p.Comparisons() {
+			if _, err := Compile(c.Text, Limits{}); err != nil {
+				t.Fatalf("Compile(%q): comparison %q does not compile: %v", src, c.Text, err)
+			}
+			if holds, bad := c.Mismatch(&in); bad && (holds == "" || c.Warning(holds, 1, 1) == "") {
+				t.Fatalf("Compile(%q): comparison %q: a mismatch without words", src, c.Text)
+			}
+		}
 	})
 }
 
@@ -77,12 +86,23 @@ func FuzzMatch(f *testing.F) {
 		`body.items.exists(i, i.qty > 1) || size(body) > 2`,
 		`body.a == 1 || body.a.b.c == "x" || body[0] == 1`,
 		`string(body).contains("x")`,
+		`body.n == "9" || body.amount in [120.5, 1] || body.customer.tier != true`,
 	} {
 		p, err := Compile(src, Limits{})
 		if err != nil {
 			f.Fatal(err)
 		}
 		preds = append(preds, p)
+	}
+	var comparisons []*Predicate // each comparison of preds alone, to hold Mismatch to CEL
+	for _, p := range preds {
+		for _, c := range p.Comparisons() {
+			q, err := Compile(c.Text, Limits{})
+			if err != nil {
+				f.Fatal(err)
+			}
+			comparisons = append(comparisons, q)
+		}
 	}
 	var in Input
 	f.Fuzz(func(t *testing.T, body []byte, key, region string) {
@@ -91,6 +111,16 @@ func FuzzMatch(f *testing.F) {
 		for _, p := range preds {
 			if ok, err := p.Match(&in); ok && err != nil {
 				t.Fatalf("%s: true with error %v", p, err)
+			}
+		}
+		// A comparison said to mismatch is one that CEL makes false (== and in) or true (!=).
+		for _, q := range comparisons {
+			c := q.Comparisons()[0]
+			if _, bad := c.Mismatch(&in); bad {
+				ok, err := q.Match(&in)
+				if err != nil || ok != strings.Contains(c.Text, "!=") {
+					t.Fatalf("%s on %q: a mismatch, yet it is %v, %v", c.Text, body, ok, err)
+				}
 			}
 		}
 		// The body is what its event shows.

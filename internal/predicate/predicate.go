@@ -87,6 +87,8 @@ type Predicate struct {
 	fast     boolFn // the closure for a predicate in the fast subset; nil for the rest
 	atoms    []Atom
 	decided  bool // the atoms are the whole predicate
+	// comparisons are the equality tests of body fields with constants: see Comparisons.
+	comparisons []Comparison
 }
 
 // String returns the source text.
@@ -245,6 +247,7 @@ func Compile(src string, lim Limits) (*Predicate, error) {
 	}
 	p.atoms = findAtoms(native.Expr())
 	p.decided = len(p.atoms) > 0 && allAtoms(native.Expr())
+	p.comparisons = findComparisons(native)
 	return p, nil
 }
 
@@ -260,7 +263,7 @@ func issueError(source common.Source, iss *cel.Issues) *Error {
 			first = e
 		}
 	}
-	msg := first.Message
+	msg := plain(first.Message)
 	if n := len(errs) - 1; n == 1 {
 		msg += " (and 1 more error)"
 	} else if n > 1 {

@@ -48,6 +48,7 @@ type val struct {
 // Evaluation errors. They are made once, so that a failing evaluation allocates nothing either.
 var (
 	errNoOverload  = errors.New("no such overload")
+	errNotBool     = errors.New("a field used as a condition is not a bool in this message")
 	errListField   = errors.New("unsupported index type 'string' in list")
 	errUnhashable  = errors.New("in: a list or map is never in a list of constants")
 	errTooDeepFast = errors.New(tooDeep)

@@ -152,7 +152,7 @@ func TestBrowserAuth(t *testing.T) {
 		// The page already shows the refusal of the stream without a token: wait for this one's.
 		waitUntil(t, "a stream request with the wrong token", func() bool {
 			reqs, _ := rec.since(before)
-			return slices.ContainsFunc(streams(reqs), func(r request) bool { return r.query.Get("token") == wrongKey })
+			return slices.ContainsFunc(streams(reqs), func(r request) bool { return r.credential() == wrongKey })
 		})
 		wait(t, ctx, "the stream refused", `document.getElementById("stream-status").dataset.state === "error" &&
 			document.getElementById("stream-status").textContent.includes("unknown API key (unauthorized)")`)
@@ -217,8 +217,8 @@ func TestBrowserAuth(t *testing.T) {
 		reqs, _ := rec.since(before)
 		var sse, ws int
 		for _, r := range streams(reqs) {
-			if r.query.Get("token") != readerKey {
-				t.Errorf("stream (websocket %v) with token %q", r.websocket, r.query.Get("token"))
+			if p := streamCredentialProblem(r, readerKey); p != "" {
+				t.Error(p)
 			}
 			switch {
 			case r.websocket:

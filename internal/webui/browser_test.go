@@ -5,8 +5,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,7 +19,10 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/streamux/streamux/internal/browsertest"
+	"github.com/streamux/streamux/internal/config"
 	"github.com/streamux/streamux/internal/output"
+	"github.com/streamux/streamux/internal/sink/webhook"
 	"github.com/streamux/streamux/internal/supervisor"
 )
 
@@ -34,23 +38,7 @@ var screenshot = flag.String("screenshot", "", "TestScreenshot writes a 1280x800
 // there, a missing browser is a failure rather than a silently untested page.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("browser test skipped in -short mode")
-	}
-	path := os.Getenv("STREAMUX_CHROMIUM")
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless-shell"} {
-		if path != "" {
-			break
-		}
-		path, _ = exec.LookPath(name)
-	}
-	if path == "" {
-		const msg = "no Chromium found: install Debian's chromium (apt-get install chromium), or set STREAMUX_CHROMIUM"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg + " (CI=true: the browser test must run)")
-		}
-		t.Skip(msg)
-	}
+	path := browsertest.Path(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.WindowSize(1280, 800))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -252,7 +240,11 @@ func TestBrowserPage(t *testing.T) {
 	feed := startUpstream(t)
 	// Five messages of history per source, so that a short absence outlives it; alpha holds
 	// n = 1..4 before the page opens.
-	opts := serverOptions{history: 5, demo: "demo", demoRate: 20, feed: feed, rec: rec, before: alternate(1, 4)}
+	// A webhook sink of alpha, to a receiver that takes everything: a row of the sinks panel.
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(hook.Close)
+	opts := serverOptions{history: 5, demo: "demo", demoRate: 20, feed: feed, rec: rec, before: alternate(1, 4),
+		sinks: []config.Sink{{Name: "hook", Type: "webhook", Sources: config.Names{"alpha"}, Spec: &webhook.Config{URL: hook.URL}}}}
 	s := startServer(t, opts)
 
 	do(t, ctx, "load", chromedp.Navigate(s.URL+"/"),
@@ -265,6 +257,9 @@ func TestBrowserPage(t *testing.T) {
 	if got := text(t, ctx, `#source-table tr[data-source="alpha"]`); !strings.Contains(got, "alpha") || !strings.Contains(got, "http") || !strings.Contains(got, "up") {
 		t.Errorf("source panel row of alpha = %q", got)
 	}
+	wait(t, ctx, "the sinks panel", `!document.getElementById("sinks").hidden &&
+		document.querySelector('#sink-table tr[data-sink="hook"]')?.textContent.includes("webhook") &&
+		document.querySelector('#sink-table tr[data-sink="hook"] .dot')?.dataset.state === "up"`)
 	if !eval[bool](t, ctx, `document.getElementById("auth-hint").hidden && document.getElementById("sources-error").hidden`) {
 		t.Error("the page asks for a token from a server without auth")
 	}
@@ -315,7 +310,7 @@ func TestBrowserPage(t *testing.T) {
 		do(t, ctx, "type", typePredicate(`key == "even" &&`))
 		wait(t, ctx, "the error at the end", `document.getElementById("check-status").dataset.state === "invalid" &&
 			document.getElementById("check-error-pos").textContent === "Line 1, column 17"`)
-		if got := text(t, ctx, "#check-error-message"); !strings.Contains(got, "Syntax error") {
+		if got := text(t, ctx, "#check-error-message"); !strings.Contains(got, "ends where a value was expected") {
 			t.Errorf("#check-error-message = %q, want the server's syntax error", got)
 		}
 		mark := eval[[]string](t, ctx, `(() => { const m = document.querySelector("#predicate-mirror");
@@ -345,6 +340,23 @@ func TestBrowserPage(t *testing.T) {
 		}
 		if reqs, _ := rec.since(0); len(streams(reqs)) != 0 || s.sup.Count() != 0 {
 			t.Errorf("%d stream requests, %d subscriptions for an invalid predicate", len(streams(reqs)), s.sup.Count())
+		}
+	})
+
+	step("a predicate that compiles but cannot work on the history says so", func(t *testing.T) {
+		// No source picked: every source's history is checked, alpha's n = 1..4 among them.
+		do(t, ctx, "set", setPredicate(`body.n > "x"`))
+		wait(t, ctx, "failing on the history", `document.getElementById("check-status").dataset.state === "warning" &&
+			document.getElementById("check-status").textContent.includes("Compiles, but fails on every one of the last") &&
+			document.querySelector("#check-warnings:not([hidden]) li.first-error")?.textContent.includes("no such overload")`)
+		do(t, ctx, "set", setPredicate(`body.n == "3"`))
+		wait(t, ctx, "the always-false comparison", `document.getElementById("check-status").dataset.state === "warning" &&
+			document.querySelector("#check-warnings:not([hidden]) li.warning")?.textContent.startsWith("Line 1, column 1: body.n is a number in ") &&
+			document.querySelector("#check-warnings li.warning").textContent.endsWith("did you mean body.n == 3?")`)
+		do(t, ctx, "set", setPredicate(`body.n == 3`))
+		waitValid(t, ctx, `body.n == 3`)
+		if !eval[bool](t, ctx, `document.getElementById("check-warnings").hidden`) {
+			t.Error("the warnings stay shown for a predicate that works")
 		}
 	})
 
@@ -539,7 +551,7 @@ func TestBrowserPage(t *testing.T) {
 	step("over WebSocket, a stream cut for its predicate's cost is not reopened", func(t *testing.T) {
 		// 183 instructions: within the estimate, but over the limit on a 10 KB string; a
 		// resume would meet the same message in its backlog and be cut again.
-		const where = `body.s.matches("(.*.*.*.*.*.*.*.*){10}x")`
+		const where = `has(body.s) && body.s.matches("(.*.*.*.*.*.*.*.*){10}x")`
 		do(t, ctx, "set", choose("transport", "ws"), pickSources("alpha"), setPredicate(where))
 		waitValid(t, ctx, where)
 		start(t, ctx)
@@ -584,7 +596,7 @@ func TestBrowserPage(t *testing.T) {
 		stop(t, ctx, s)
 	})
 
-	step("a token is sent as Bearer and as ?token=", func(t *testing.T) {
+	step("a token is sent as Bearer, and as ?token= where only a WebSocket's URL can carry it", func(t *testing.T) {
 		// The server has no auth yet and ignores the token: this checks only what the page sends.
 		_, typed := rec.since(0)
 		do(t, ctx, "token", setValue("token", "s3cret"))
@@ -616,8 +628,8 @@ func TestBrowserPage(t *testing.T) {
 			case r.accept == "text/event-stream":
 				sse++
 			}
-			if r.query.Get("token") != "s3cret" {
-				t.Errorf("stream (websocket %v) URL token %q", r.websocket, r.query.Get("token"))
+			if p := streamCredentialProblem(r, "s3cret"); p != "" {
+				t.Error(p)
 			}
 		}
 		if sse != 1 || ws != 1 {

@@ -65,6 +65,8 @@ type serverOptions struct {
 	// auth, if set, authenticates every request (the configuration's auth:); then publish with
 	// a key that may write to alpha (publishAs), not publish.
 	auth auth.Config
+	// sinks are the configuration's sinks (webhooks may reach loopback).
+	sinks []config.Sink
 	// owner is the test that stops the server when it ends; default: the test that starts it.
 	// A subtest that restarts a server for its parent's later subtests names the parent.
 	owner *testing.T
@@ -115,6 +117,8 @@ func startServer(t *testing.T, o serverOptions) *server {
 	}
 	cfg.Limits.QueueEvents, cfg.Limits.QueueBytes = o.queue.Events, o.queue.Bytes
 	cfg.Auth = o.auth
+	cfg.Sinks = o.sinks
+	cfg.Limits.WebhookAllowPrivate = true
 	var opt streamux.Options
 	opt.Log = quietLog
 	if o.rec != nil {
@@ -269,6 +273,27 @@ func (rc *recorder) since(n int) ([]request, int) {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return append([]request(nil), rc.reqs[n:]...), len(rc.reqs)
+}
+
+// credential is the token a request carries: its Bearer token, else its ?token=.
+func (r request) credential() string {
+	if tok, ok := strings.CutPrefix(r.auth, "Bearer "); ok {
+		return tok
+	}
+	return r.query.Get("token")
+}
+
+// streamCredentialProblem says what is wrong with how a stream request carries the token want:
+// a WebSocket in its URL (a browser's WebSocket cannot set a header), SSE (read through fetch)
+// as "Authorization: Bearer" and not in its URL, where logs and proxies would keep it.
+func streamCredentialProblem(r request, want string) string {
+	switch {
+	case r.websocket && r.query.Get("token") != want:
+		return fmt.Sprintf("a WebSocket stream with ?token=%q, want %q", r.query.Get("token"), want)
+	case !r.websocket && (r.auth != "Bearer "+want || r.query.Has("token")):
+		return fmt.Sprintf("an HTTP stream (Accept %s) with Authorization %q and ?token=%q, want the header only", r.accept, r.auth, r.query.Get("token"))
+	}
+	return ""
 }
 
 // streams returns the stream requests among reqs.

@@ -1,8 +1,9 @@
 // Package webui is the web page served at GET /: write a predicate, pick sources, watch the
 // matching events live. The page is plain HTML, CSS and JavaScript modules embedded in the binary,
-// with no build step and nothing fetched from outside; it speaks only the public HTTP API
-// (/v1/check, /v1/sources, /v1/subscriptions, /v1/stream), with relative URLs, so it also works
-// behind a reverse proxy that mounts streamux under a path prefix.
+// with no build step and nothing fetched from outside; its stream is kept by the JavaScript client
+// (clients/js's streamux.js, served as /streamux.js). It speaks only the public HTTP API
+// (/v1/check, /v1/sources, /v1/subscriptions, /v1/sinks, /v1/stream), with relative URLs, so it
+// also works behind a reverse proxy that mounts streamux under a path prefix.
 //
 // Handler is safe for concurrent use: everything it serves is read once, at package
 // initialisation, and never changes.
@@ -18,6 +19,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	streamuxjs "github.com/streamux/streamux/clients/js"
 )
 
 //go:embed static
@@ -69,8 +72,7 @@ func load() map[string]*asset {
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(b)
-		a := &asset{name: p, body: b, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
+		a := newAsset(p, b, ctype)
 		m["/"+p] = a
 		if p == "index.html" {
 			m["/"] = a
@@ -80,7 +82,14 @@ func load() map[string]*asset {
 	if err != nil {
 		panic(err)
 	}
+	// The stream is kept by the JavaScript client itself, which lives in clients/js.
+	m["/streamux.js"] = newAsset("streamux.js", streamuxjs.Module, contentTypes[".js"])
 	return m
+}
+
+func newAsset(name string, body []byte, ctype string) *asset {
+	sum := sha256.Sum256(body)
+	return &asset{name: name, body: body, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
 }
 
 // Handler serves the page at "/" and its assets beside it ("/app.js", "/style.css", …).

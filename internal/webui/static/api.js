@@ -1,4 +1,4 @@
-// The HTTP API as the page uses it: the token, fetch with it, and the stream URLs.
+// The HTTP API as the page uses it: the token, and fetch with it. The stream is streamux.js's.
 //
 // Every URL is relative to the page, so that streamux works behind a proxy that mounts it under a
 // path prefix: "v1/sources" from "/" is "/v1/sources", from "/streamux/" is "/streamux/v1/sources".
@@ -75,54 +75,4 @@ export function errorOf(body) {
   if (body.error && typeof body.error === "object") return body.error;
   if (typeof body.error === "string") return { message: body.error };
   return null;
-}
-
-// streamParams are the query parameters of GET /v1/stream for a subscription: where, each
-// source, policy, the resume points (one event id per source) and the token (EventSource and
-// WebSocket cannot set headers).
-export function streamParams({ where, sources, policy, from }) {
-  const q = new URLSearchParams();
-  if (where) q.set("where", where);
-  for (const s of sources ?? []) q.append("source", s);
-  if (policy) q.set("policy", policy);
-  for (const id of from ?? []) q.append("from", id);
-  const token = getToken();
-  if (token) q.set("token", token);
-  return q;
-}
-
-// streamURL is the absolute URL of the stream: http(s) for SSE and fetch, ws(s) for WebSocket.
-export function streamURL(sub, websocket = false) {
-  const u = new URL("v1/stream", document.baseURI);
-  u.search = streamParams(sub).toString();
-  if (websocket) u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
-  return u.toString();
-}
-
-// diagnose asks the server why a stream would not open: it requests the stream URL itself,
-// reads only the status and error body, and abandons the stream if it did open. It returns
-// null when the stream opens (the failure was transient), else an ApiError.
-export async function diagnose(sub, accept) {
-  const ctl = new AbortController();
-  const timer = setTimeout(() => ctl.abort(), 5000);
-  try {
-    const headers = { Accept: accept };
-    const token = getToken();
-    if (token) headers.Authorization = `Bearer ${token}`;
-    const res = await fetch(streamURL(sub), { headers, signal: ctl.signal, cache: "no-store" });
-    if (res.ok) return null;
-    let body = null;
-    try {
-      body = await res.json();
-    } catch {
-      body = null;
-    }
-    return new ApiError(res.status, errorOf(body));
-  } catch (e) {
-    if (e.name === "AbortError") return new ApiError(0, null, "no answer from the server");
-    return new ApiError(0, null, "server unreachable");
-  } finally {
-    clearTimeout(timer);
-    ctl.abort(); // ends the stream if it did open
-  }
 }

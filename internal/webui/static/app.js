@@ -4,7 +4,7 @@ import { api, errorOf, getToken, setToken } from "./api.js";
 import { Editor } from "./predicate.js";
 import { EventTable, maxRows } from "./events.js";
 import { Stream } from "./stream.js";
-import { ago, count, RateMeter } from "./format.js";
+import { ago, bytes, clockTime, count, parseIds, RateMeter, rates, sparkPoints } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const refreshMs = 3000;
@@ -18,6 +18,8 @@ const el = {
   sourcesError: $("sources-error"),
   transport: $("transport"),
   policy: $("policy"),
+  from: $("from"),
+  fromError: $("from-error"),
   start: $("start"),
   stop: $("stop"),
   streamStatus: $("stream-status"),
@@ -29,6 +31,8 @@ const el = {
   gaps: $("gaps"),
   sourceTable: $("source-table"),
   subscriptions: $("subscriptions"),
+  sinks: $("sinks"),
+  sinkTable: $("sink-table"),
   subscriptionTable: $("subscription-table"),
 };
 
@@ -49,8 +53,10 @@ el.token.addEventListener("input", () => {
   tokenTimer = setTimeout(() => {
     setToken(el.token.value.trim());
     subscriptionsAllowed = true;
+    sinksAllowed = true;
     refreshSources();
     refreshSubscriptions();
+    refreshSinks();
     editor.check();
   }, 400);
 });
@@ -65,6 +71,7 @@ const editor = new Editor({
   errorPos: $("check-error-pos"),
   errorMessage: $("check-error-message"),
   details: $("check-details"),
+  warnings: $("check-warnings"),
   atoms: $("atoms"),
   atomsList: $("atoms-list"),
   sources: selectedSources,
@@ -146,8 +153,91 @@ async function refreshSources() {
   if (authNeeded) setAuthNeeded(false);
   el.sourcesError.hidden = true;
   const list = res.body.filter((s) => s && typeof s.name === "string");
+  sample(list);
   renderPicker(list);
   renderSourceTable(list);
+}
+
+// ---- each source's rate over the last minutes, from the received counters of each refresh ----
+
+const chartWindowMs = 5 * 60 * 1000; // the most a chart covers
+const chartMinMs = 30 * 1000; // the least: a page just opened draws its first points over this
+const chartWidth = 80;
+const chartHeight = 20;
+const samples = new Map(); // source name → [[time ms, received], …], oldest first
+
+// sample keeps each source's received counter of this refresh, for its chart. A refresh sooner
+// than a second after the last (one a status event asked for) is not kept: its rate would be
+// mostly noise.
+function sample(list) {
+  const now = Date.now();
+  const seen = new Set();
+  for (const s of list) {
+    seen.add(s.name);
+    const n = s.counters?.received;
+    if (typeof n !== "number") continue;
+    let xs = samples.get(s.name);
+    if (!xs) samples.set(s.name, (xs = []));
+    if (xs.length && now - xs[xs.length - 1][0] < 1000) continue;
+    xs.push([now, n]);
+    while (xs.length > 2 && now - xs[1][0] > chartWindowMs) xs.shift();
+  }
+  for (const name of samples.keys()) if (!seen.has(name)) samples.delete(name);
+}
+
+const svgNS = "http://www.w3.org/2000/svg";
+
+// rateCell draws the chart of a source's rate and says its latest value.
+function rateCell(name) {
+  const cell = td("", "rate");
+  const xs = samples.get(name) ?? [];
+  const series = rates(xs);
+  const svg = document.createElementNS(svgNS, "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("viewBox", `0 0 ${chartWidth} ${chartHeight}`);
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.dataset.points = String(series.length);
+  const now = xs.length ? xs[xs.length - 1][0] : Date.now();
+  const span = Math.min(chartWindowMs, Math.max(chartMinMs, xs.length ? now - xs[0][0] : 0));
+  const top = Math.max(1, ...series.map(([, r]) => r));
+  const title = document.createElementNS(svgNS, "title");
+  title.textContent = `messages per second over the last ${ago(now - span, now)}; highest ${count(Math.round(top * 10) / 10)}`;
+  svg.setAttribute("role", "img");
+  const base = document.createElementNS(svgNS, "line");
+  base.setAttribute("x1", "0");
+  base.setAttribute("x2", String(chartWidth));
+  base.setAttribute("y1", String(chartHeight - 0.5));
+  base.setAttribute("y2", String(chartHeight - 0.5));
+  const line = document.createElementNS(svgNS, "polyline");
+  line.setAttribute("points", sparkPoints(series, now, span, chartWidth, chartHeight));
+  svg.append(title, base, line);
+  const latest = document.createElement("span");
+  latest.className = "rate-now";
+  latest.textContent = series.length ? `${count(Math.round(series[series.length - 1][1] * 10) / 10)} msg/s` : "–";
+  cell.append(svg, latest);
+  return cell;
+}
+
+// ---- ages that stay current between refreshes: every td[data-at] is redrawn each second --------
+
+// aged returns a cell that shows how long ago t was, kept current by tickAges.
+function aged(t, cls) {
+  const cell = td("", cls);
+  if (!t) return cell;
+  cell.dataset.at = t;
+  cell.title = new Date(t).toLocaleString();
+  agedText(cell, Date.now());
+  return cell;
+}
+
+function agedText(cell, now) {
+  const a = ago(cell.dataset.at, now);
+  cell.textContent = cell.classList.contains("error-at") ? `${clockTime(cell.dataset.at).slice(0, 8)} (${a} ago)` : `${a} ago`;
+}
+
+function tickAges() {
+  const now = Date.now();
+  for (const cell of document.querySelectorAll("td[data-at]")) agedText(cell, now);
 }
 
 function showSourcesError(text) {
@@ -225,16 +315,19 @@ function renderSourceTable(list) {
       td(s.name, "name"),
       td(s.type ?? "", ""),
       stateCell,
+      rateCell(s.name),
+      aged(c.last_message, "age"),
       td(count(c.received), "num"),
       td(count(c.matched), "num"),
       td(count(c.dropped), "num"),
       td(count(c.predicate_errors), "num"),
       td(count(c.subscriptions), "num"),
+      aged(s.last_error ? s.last_error_at : "", "error-at"),
       td(s.last_error ?? "", "last-error"),
     );
     return tr;
   });
-  if (rows.length === 0) rows.push(emptyRow(9, "No sources."));
+  if (rows.length === 0) rows.push(emptyRow(12, "No sources."));
   el.sourceTable.replaceChildren(...rows);
 }
 
@@ -245,12 +338,60 @@ function td(text, cls) {
   return c;
 }
 
+// counter is a number cell; data-counter names the API's field it shows.
+function counter(name, text) {
+  const c = td(text, "num");
+  c.dataset.counter = name;
+  return c;
+}
+
 function emptyRow(cols, text) {
   const tr = document.createElement("tr");
   const c = td(text, "empty");
   c.colSpan = cols;
   tr.append(c);
   return tr;
+}
+
+// ---- sinks (admins only; hidden when there are none or the server says 401/403) ---------------
+
+let sinksAllowed = true;
+
+async function refreshSinks() {
+  let res;
+  try {
+    res = await api("v1/sinks");
+  } catch {
+    return;
+  }
+  if (res.status === 401 || res.status === 403) sinksAllowed = false;
+  if (res.status !== 200 || !Array.isArray(res.body) || res.body.length === 0) {
+    el.sinks.hidden = true;
+    return;
+  }
+  el.sinks.hidden = false;
+  const rows = res.body.map((s) => {
+    const tr = document.createElement("tr");
+    tr.dataset.sink = s.name;
+    const state = typeof s.state === "string" && s.state ? s.state : "unknown";
+    const stateCell = td("", "state");
+    stateCell.append(dot(state), " ", state);
+    const pos = typeof s.position === "string" ? s.position.split(",").join(", ") : "";
+    tr.append(
+      td(s.name, "name"),
+      td(s.type ?? "", ""),
+      stateCell,
+      counter("delivered", count(s.delivered)),
+      counter("failed_attempts", count(s.failed_attempts)),
+      counter("gaps", count(s.gaps)),
+      counter("lag", count(s.lag)),
+      counter("lag_seconds", typeof s.lag_seconds === "number" ? count(Math.round(s.lag_seconds * 10) / 10) : "–"),
+      td(pos, ""),
+      td(s.last_error ?? "", "last-error"),
+    );
+    return tr;
+  });
+  el.sinkTable.replaceChildren(...rows);
 }
 
 // ---- subscriptions (admins only: hidden when the server says 401/403) --------------------------
@@ -272,7 +413,6 @@ async function refreshSubscriptions() {
     return;
   }
   el.subscriptions.hidden = false;
-  const now = Date.now();
   const rows = res.body.map((s) => {
     const c = s.counters ?? {};
     const tr = document.createElement("tr");
@@ -282,8 +422,7 @@ async function refreshSubscriptions() {
     code.textContent = s.predicate || "(every message)";
     pred.title = s.predicate ?? "";
     pred.append(code);
-    const started = td(s.started ? `${ago(s.started, now)} ago` : "", "");
-    if (s.started) started.title = s.started;
+    const started = aged(s.started, "started");
     const act = td("", "actions");
     const end = document.createElement("button");
     end.type = "button";
@@ -300,16 +439,18 @@ async function refreshSubscriptions() {
       td(s.remote ?? "", "remote"),
       td(s.policy ?? "", ""),
       started,
-      td(count(c.matched), "num"),
-      td(count(c.delivered), "num"),
-      td(count(c.dropped), "num"),
-      td(count(c.predicate_errors), "num"),
-      td(count(c.queue_depth), "num"),
+      counter("matched", count(c.matched)),
+      counter("delivered", count(c.delivered)),
+      counter("dropped", count(c.dropped)),
+      counter("predicate_errors", count(c.predicate_errors)),
+      counter("predicate_cost", count(c.predicate_cost)),
+      counter("queue_depth", count(c.queue_depth)),
+      counter("queue_bytes", bytes(c.queue_bytes)),
       act,
     );
     return tr;
   });
-  if (rows.length === 0) rows.push(emptyRow(13, "No live subscriptions."));
+  if (rows.length === 0) rows.push(emptyRow(15, "No live subscriptions."));
   // Keep a pending "Confirm?" across the refresh.
   const armed = el.subscriptionTable.querySelector("button.end.armed")?.dataset.id;
   el.subscriptionTable.replaceChildren(...rows);
@@ -366,6 +507,12 @@ function setStreamStatus(state, text) {
 async function start() {
   const where = el.predicate.value;
   const sources = selectedSources();
+  const from = parseIds(el.from.value);
+  showFromError(from.error);
+  if (from.error) {
+    el.from.focus();
+    return;
+  }
   const running = stream && !stream.closed;
   const before = el.streamStatus.dataset.state;
   el.start.disabled = true;
@@ -384,7 +531,7 @@ async function start() {
   stream?.stop();
   clear(); // the table shows one stream: what this predicate matches
   const s = new Stream(
-    { where, sources, policy: el.policy.value },
+    { where, sources, policy: el.policy.value, from: from.ids },
     el.transport.value,
     {
       onEvent: (ev) => onEvent(ev),
@@ -441,6 +588,20 @@ function onEvent(ev) {
   table.push(ev);
 }
 
+function showFromError(text) {
+  el.fromError.hidden = !text;
+  el.fromError.textContent = text ?? "";
+  el.from.setAttribute("aria-invalid", text ? "true" : "false");
+}
+
+el.from.addEventListener("input", () => showFromError(null));
+el.from.addEventListener("keydown", (e) => {
+  if (e.key === "Enter") {
+    e.preventDefault();
+    start();
+  }
+});
+
 el.start.addEventListener("click", start);
 el.stop.addEventListener("click", stop);
 
@@ -476,10 +637,12 @@ function updateMeters() {
 // ---- start-up --------------------------------------------------------------------------------------
 
 setInterval(updateMeters, 500);
+setInterval(tickAges, 1000);
 function refreshAll() {
   if (document.hidden) return;
   refreshSources();
   if (subscriptionsAllowed) refreshSubscriptions();
+  if (sinksAllowed) refreshSinks();
 }
 setInterval(refreshAll, refreshMs);
 document.addEventListener("visibilitychange", refreshAll);
@@ -492,3 +655,4 @@ window.addEventListener("hashchange", () => {
 
 refreshSources().then(() => editor.check());
 refreshSubscriptions();
+refreshSinks();

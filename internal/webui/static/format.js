@@ -129,3 +129,60 @@ export class RateMeter {
     this.samples = [];
   }
 }
+
+// bytes formats a size in bytes as "512 B", "1.5 KB", "3.2 MB"; anything not a number gives "–".
+export function bytes(n) {
+  if (typeof n !== "number" || !Number.isFinite(n)) return "–";
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+// rates turns samples of a counter, [[time ms, total], …] oldest first, into the rate per second
+// between each sample and the one before it: [[time ms, rate], …], one fewer. A total that went
+// down (the server restarted) starts the series again.
+export function rates(samples) {
+  const out = [];
+  for (let i = 1; i < samples.length; i++) {
+    const [t0, n0] = samples[i - 1];
+    const [t1, n1] = samples[i];
+    if (t1 <= t0) continue;
+    if (n1 < n0) {
+      out.length = 0;
+      continue;
+    }
+    out.push([t1, ((n1 - n0) * 1000) / (t1 - t0)]);
+  }
+  return out;
+}
+
+// sparkPoints places rates ([[time ms, rate], …], oldest first) in a width × height box for an
+// SVG polyline: time runs over the windowMs up to now, left to right; rate from 0 at the bottom
+// to the highest rate (at least 1) at the top. It returns the "x,y x,y …" of the points
+// attribute.
+export function sparkPoints(series, now, windowMs, width, height) {
+  const top = Math.max(1, ...series.map(([, r]) => r));
+  const r1 = (v) => Math.round(v * 10) / 10;
+  return series
+    .map(([t, r]) => {
+      const x = Math.min(width, Math.max(0, (width * (t - (now - windowMs))) / windowMs));
+      const y = height - (height * r) / top;
+      return `${r1(x)},${r1(y)}`;
+    })
+    .join(" ");
+}
+
+// parseIds reads the ids a stream resumes after: "src:seq", several separated by commas or
+// spaces. It returns {ids} or, for the first that is not one, {error}.
+export function parseIds(text) {
+  const ids = [];
+  for (const part of String(text ?? "").split(/[\s,]+/)) {
+    if (!part) continue;
+    const i = part.lastIndexOf(":");
+    if (i <= 0 || !/^\d+$/.test(part.slice(i + 1))) {
+      return { error: `${JSON.stringify(part)} is not an id: write source:seq, as in demo:42` };
+    }
+    ids.push(part);
+  }
+  return { ids };
+}

@@ -9,8 +9,8 @@ const debounceMs = 250;
 // Editor calls check(where, sources) on its own after each edit; check() can also be awaited
 // directly (Start does, to refuse an invalid predicate before opening a stream).
 export class Editor {
-  constructor({ textarea, mirror, status, error, errorPos, errorMessage, details, atoms, atomsList, sources, onAuth }) {
-    Object.assign(this, { textarea, mirror, status, error, errorPos, errorMessage, details, atoms, atomsList });
+  constructor({ textarea, mirror, status, error, errorPos, errorMessage, details, warnings, atoms, atomsList, sources, onAuth }) {
+    Object.assign(this, { textarea, mirror, status, error, errorPos, errorMessage, details, warnings, atoms, atomsList });
     this.sources = sources; // () => selected source names
     this.onAuth = onAuth; // (needed: bool) => void
     this.timer = 0;
@@ -111,6 +111,7 @@ export class Editor {
   showUnknown(text) {
     this.setStatus("error", text);
     this.error.hidden = true;
+    this.warnings.hidden = true;
     this.details.hidden = true;
     this.atoms.hidden = true;
     this.clearMark();
@@ -121,6 +122,7 @@ export class Editor {
   showInvalid(e, where, isPredicate) {
     const code = e.code ? ` (${e.code})` : "";
     this.setStatus("invalid", `✗ ${isPredicate ? "Invalid predicate" : "Refused"}${code}`);
+    this.warnings.hidden = true;
     this.details.hidden = true;
     this.atoms.hidden = true;
     const msg = e.message || "invalid predicate";
@@ -145,7 +147,40 @@ export class Editor {
   showValid(body, where) {
     this.error.hidden = true;
     this.clearMark();
-    this.setStatus("valid", where.trim() ? "✓ Valid predicate" : "✓ Empty predicate: every message matches");
+    // A predicate that compiles may still not work: it fails on the history's messages, or
+    // compares a field with a constant of a type the field never has there.
+    const failed = typeof body.failed === "number" ? body.failed : 0;
+    const warnings = Array.isArray(body.warnings) ? body.warnings : [];
+    if (failed > 0 && failed === body.of) {
+      this.setStatus("warning", `⚠ Compiles, but fails on every one of the last ${count(body.of)} messages`);
+    } else if (warnings.length) {
+      this.setStatus("warning", "⚠ Compiles, but probably not what you mean");
+    } else {
+      this.setStatus("valid", where.trim() ? "✓ Valid predicate" : "✓ Empty predicate: every message matches");
+    }
+    const items = [];
+    if (failed > 0 && body.first_error) {
+      const li = document.createElement("li");
+      li.className = "first-error";
+      // Some failures are ordinary where sources differ (a field some messages lack): they
+      // are told, but only failing on every message makes the predicate suspect.
+      const on = failed === body.of ? "" : `Fails on ${count(failed)} of the last ${count(body.of)} messages. `;
+      li.textContent = `${on}First failure, on ${body.first_error.id}: ${body.first_error.message}`;
+      items.push(li);
+    }
+    for (const w of warnings) {
+      const li = document.createElement("li");
+      li.className = "warning";
+      let at = "";
+      if (Number.isInteger(w.position) && w.position >= 0) {
+        const { line, column } = lineColumn(where, utf16Index(where, w.position));
+        at = `Line ${line}, column ${column}: `;
+      }
+      li.textContent = at + w.message;
+      items.push(li);
+    }
+    this.warnings.replaceChildren(...items);
+    this.warnings.hidden = items.length === 0;
     const parts = [];
     const cost = costText(body.cost);
     if (cost) parts.push(span(`Cost ${cost}`, "Estimated CEL cost per message"));

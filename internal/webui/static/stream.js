@@ -1,17 +1,18 @@
-// One subscription's connection: Server-Sent Events (EventSource) or WebSocket, reconnected
-// after a failure and resumed from the last event id of each source ("from", repeated), so that
-// the server sends what was missed (or a gap event) rather than nothing.
+// One subscription of the page, kept by the streamux client (streamux.js, the same module that
+// the JavaScript client publishes): it reconnects after a failure and resumes from the last event
+// id of each source, so that the server sends what was missed (or a gap event) rather than
+// nothing. This file only says, in the page's words, what the client does.
 //
 // A WebSocket the server closes with 1008 (an administrator ended the subscription) or 4009 (the
-// predicate went over its cost limit) is not reopened. SSE cannot tell that case from a broken connection: the response just ends.
-//
-// SSE reconnects are done here too, not by EventSource: its own retry sends only the one last
-// event id (Last-Event-ID), which cannot resume a stream that reads several sources.
+// predicate went over its cost limit) is not reopened. SSE cannot tell that case from a broken
+// connection: the response just ends, and the client comes back.
 
-import { streamURL, diagnose } from "./api.js";
+import { subscribe, APIError, ClosedError } from "./streamux.js";
+import { getToken } from "./api.js";
 
-const retryMin = 1000;
-const retryMax = 15000;
+// The page waits longer than the client's default between attempts: a person is watching, not a
+// service catching up.
+const backoff = { initial: 1000, max: 15000 };
 
 // Stream reports through two callbacks:
 //   onEvent(ev)            each event, parsed: {type: "message"|"gap"|"status", ...}, and
@@ -19,175 +20,104 @@ const retryMax = 15000;
 //   onState(state, text)   state is "connecting", "live", "retrying", "error" or "stopped"
 export class Stream {
   constructor(sub, transport, { onEvent, onState }) {
-    this.sub = sub; // {where, sources, policy}
-    this.transport = transport === "ws" ? "ws" : "sse";
+    this.spec = sub; // {where, sources, policy, from}
+    this.transport = transport === "ws" ? "websocket" : "sse";
     this.onEvent = onEvent;
     this.onState = onState;
-    this.lastIds = new Map(); // source → id of the last message received from it
-    this.conn = null;
-    this.timer = 0;
-    this.delay = retryMin;
+    this.sub = null;
     this.closed = false;
+    this.live = false; // a connection is open
     this.interrupted = false; // a live connection broke and has not been reopened yet
   }
 
   start() {
     this.onState("connecting", "connecting…");
-    this.open();
+    const { where, sources, policy, from } = this.spec;
+    let sub;
+    try {
+      sub = subscribe(new URL(".", document.baseURI), where, {
+        sources,
+        policy,
+        from,
+        transport: this.transport,
+        token: getToken(),
+        backoff,
+        onEvent: (ev) => this.onEvent(ev),
+        onOpen: (info) => this.opened(info),
+        onReconnect: (err, wait) => this.retrying(err, wait),
+      });
+    } catch (e) {
+      this.closed = true;
+      this.onState("error", `cannot open the stream: ${e.message}`);
+      return;
+    }
+    this.sub = sub;
+    sub.done.then((err) => this.ended(err));
   }
 
   stop(text = "stopped") {
     if (this.closed) return;
     this.closed = true;
-    clearTimeout(this.timer);
-    this.drop();
+    this.sub?.close();
     this.onState("stopped", text);
   }
 
-  // drop closes the current connection without reporting anything.
-  drop() {
-    const c = this.conn;
-    this.conn = null;
-    if (!c) return;
-    if (c instanceof WebSocket) {
-      c.onopen = c.onmessage = c.onclose = c.onerror = null;
-      if (c.readyState === WebSocket.CONNECTING || c.readyState === WebSocket.OPEN) c.close(1000, "stopped");
-    } else {
-      c.onopen = c.onerror = null;
-      c.close();
-    }
-  }
-
-  open() {
-    if (this.closed) return;
-    const sub = { ...this.sub, from: [...this.lastIds.values()] };
-    if (this.transport === "ws") this.openWS(sub);
-    else this.openSSE(sub);
-  }
-
-  openSSE(sub) {
-    const es = new EventSource(streamURL(sub));
-    this.conn = es;
-    let opened = false;
-    es.onopen = () => {
-      opened = true;
-      this.opened("live (Server-Sent Events)");
-    };
-    const handler = (e) => this.deliver(e.data, e.type);
-    // "event: message" arrives as a plain message event; the other types by name.
-    es.addEventListener("message", handler);
-    es.addEventListener("gap", handler);
-    es.addEventListener("status", handler);
-    es.onerror = () => {
-      if (this.conn !== es) return;
-      this.conn = null;
-      es.close();
-      if (opened) {
-        // The stream broke after it had worked: try again, resuming.
-        this.broke("disconnected");
-        return;
-      }
-      // It never opened: the server refused it (not 200) or could not be reached. Ask why.
-      this.failed(sub);
-    };
-  }
-
-  openWS(sub) {
-    let ws;
-    try {
-      ws = new WebSocket(streamURL(sub, true));
-    } catch (e) {
-      this.onState("error", `cannot open WebSocket: ${e.message}`);
-      this.closed = true;
-      return;
-    }
-    this.conn = ws;
-    let opened = false;
-    ws.onopen = () => {
-      opened = true;
-      this.opened("live (WebSocket)");
-    };
-    ws.onmessage = (e) => {
-      if (typeof e.data === "string") this.deliver(e.data, null);
-    };
-    ws.onclose = (e) => {
-      if (this.conn !== ws) return;
-      this.conn = null;
-      if (!opened) {
-        this.failed(sub); // the handshake failed: a WebSocket cannot tell why
-        return;
-      }
-      if (e.code === 1008 || e.code === 4009) {
-        // Policy violation: an administrator ended this subscription (DELETE
-        // /v1/subscriptions/{id}); coming back at once would undo that. 4009: the predicate
-        // went over its cost limit on a message, which a resume would meet again.
-        const why = `ended by the server: ${e.reason || "policy violation"}`;
-        this.onEvent({ type: "local", text: why });
-        this.stop(why);
-        return;
-      }
-      let why = `disconnected (${e.code}${e.reason ? " " + e.reason : ""})`;
-      if (e.code === 4008) why = "closed by the server: this page read too slowly (slow consumer)";
-      else if (e.code === 1001) why = `the server is going away${e.reason ? " (" + e.reason + ")" : ""}`;
-      this.broke(why);
-    };
-  }
-
   // opened: the stream is live; the events table is told when this ends an interruption.
-  opened(text) {
-    this.delay = retryMin;
+  opened({ transport, from }) {
+    this.live = true;
     if (this.interrupted) {
       this.interrupted = false;
-      const from = [...this.lastIds.values()].join(", ");
-      this.onEvent({ type: "local", text: from ? `reconnected, resuming after ${from}` : "reconnected" });
+      this.onEvent({ type: "local", text: from.length ? `reconnected, resuming after ${from.join(", ")}` : "reconnected" });
     }
-    this.onState("live", text);
+    this.onState("live", transport === "websocket" ? "live (WebSocket)" : "live (Server-Sent Events)");
   }
 
-  // broke: a live stream ended without being asked to. Say so in the table, and try again.
-  broke(why) {
-    this.interrupted = true;
-    this.onEvent({ type: "local", text: why });
-    this.retry(`${why}, retrying…`);
-  }
-
-  deliver(data, type) {
-    let ev;
-    try {
-      ev = JSON.parse(data);
-    } catch {
-      return; // not an event: ignore rather than break the stream
-    }
-    if (!ev || typeof ev !== "object") return;
-    if (!ev.type) ev.type = type || "message";
-    if (ev.type === "message" && typeof ev.id === "string" && ev.id && typeof ev.source === "string") {
-      this.lastIds.set(ev.source, ev.id);
-    }
-    this.onEvent(ev);
-  }
-
-  // failed asks the server why the stream closed or would not open: a 4xx is final (bad
-  // predicate, unknown source, no token, a limit), anything else is tried again later.
-  async failed(sub) {
+  // retrying: the client waits before its next attempt. A live stream that broke is said in the
+  // table too.
+  retrying(err, wait) {
     if (this.closed) return;
-    const err = await diagnose(sub, "text/event-stream");
-    if (this.closed) return;
-    if (err && err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429) {
-      this.closed = true;
-      const code = err.error?.code ? ` (${err.error.code})` : "";
-      this.onState("error", `the server refused the stream: ${err.message}${code}`, err);
+    let why;
+    if (this.live) {
+      this.live = false;
+      this.interrupted = true;
+      why = brokeWhy(err);
+      this.onEvent({ type: "local", text: why });
+    } else if (err instanceof APIError) {
+      why = err.detail;
+    } else {
+      why = err.cause ? "server unreachable" : err.message.replace(/^streamux: /, "");
+    }
+    this.onState("retrying", `${why}, retrying… (in ${Math.round(wait / 1000)} s)`);
+  }
+
+  // ended: the client gave up. A refusal is final (bad predicate, unknown source, no token, a
+  // limit); a WebSocket closed for good says why.
+  ended(err) {
+    if (this.closed || !err) return;
+    if (err instanceof ClosedError) {
+      // 1008: an administrator ended this subscription (DELETE /v1/subscriptions/{id}); coming
+      // back at once would undo that. 4009: the predicate went over its cost limit on a
+      // message, which a resume would meet again.
+      const why = `ended by the server: ${err.reason || "policy violation"}`;
+      this.onEvent({ type: "local", text: why });
+      this.stop(why);
       return;
     }
-    const why = err ? `${err.message}` : "disconnected";
-    this.retry(`${why}, retrying…`);
+    this.closed = true;
+    if (err instanceof APIError) {
+      const code = err.code ? ` (${err.code})` : "";
+      this.onState("error", `the server refused the stream: ${err.detail}${code}`, err);
+      return;
+    }
+    this.onState("error", `the stream failed: ${err.message}`);
   }
+}
 
-  retry(text) {
-    if (this.closed) return;
-    const wait = this.delay * (0.75 + Math.random() * 0.5);
-    this.delay = Math.min(this.delay * 2, retryMax);
-    this.onState("retrying", `${text} (in ${Math.round(wait / 1000)} s)`);
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.open(), wait);
-  }
+// brokeWhy says why a live connection ended.
+function brokeWhy(err) {
+  const { code, reason } = err;
+  if (code === undefined) return "disconnected";
+  if (code === 4008) return "closed by the server: this page read too slowly (slow consumer)";
+  if (code === 1001) return `the server is going away${reason ? ` (${reason})` : ""}`;
+  return `disconnected (${code}${reason ? ` ${reason}` : ""})`;
 }
