@@ -32,7 +32,6 @@ func TestUsageErrors(t *testing.T) {
 		want string
 	}{
 		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
-		{[]string{"bench", "fanout"}, "streamux-bench SCENARIO"}, // moved: the server binary says where
 		{[]string{"-no-such-flag"}, "no-such-flag"},
 		{[]string{"-listen", "127.0.0.1:0", "extra"}, `unexpected argument "extra"`},
 		{[]string{"tail", "-no-such-flag"}, "no-such-flag"},

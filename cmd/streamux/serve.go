@@ -8,6 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/streamux/streamux/internal/config"
 	"github.com/streamux/streamux/internal/server"
@@ -36,17 +39,29 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cfg := config.Default()
-	if *cfgPath != "" {
-		if cfg, err = config.Load(*cfgPath); err != nil {
-			return err
+	// load reads the configuration as the flags say; a reload (SIGHUP) reads it again so.
+	load := func() (*config.Config, error) {
+		cfg := config.Default()
+		if *cfgPath != "" {
+			var err error
+			if cfg, err = config.Load(*cfgPath); err != nil {
+				return nil, err
+			}
 		}
+		if *listen != "" {
+			cfg.Listen = *listen
+		}
+		if *dataDir != "" {
+			cfg.DataDir = *dataDir
+		}
+		return cfg, nil
 	}
-	if *listen != "" {
-		cfg.Listen = *listen
+	cfg, err := load()
+	if err != nil {
+		return err
 	}
-	if *dataDir != "" {
-		cfg.DataDir = *dataDir
+	if *cfgPath == "" {
+		load = nil // the embedded default: nothing to read again
 	}
 	// Refuse to serve without authentication off loopback before listening at all.
 	warning, err := cfg.Auth.CheckListen(cfg.Listen)
@@ -60,19 +75,50 @@ func serveCommand(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	return serve(ctx, cfg, ln, log)
+	return serveReloading(ctx, cfg, ln, log, load)
 }
 
 // serve runs streamux on ln until ctx is done, then shuts it down within cfg.ShutdownGrace
 // (internal/server owns the order). A shutdown that ran out of grace has been logged, and is
-// still a stop: it exits 0.
+// still a stop: it exits 0. SIGHUP is logged and ignored: there is no file to reload.
 func serve(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger) error {
-	srv, err := server.New(cfg, server.Options{Log: log})
+	return serveReloading(ctx, cfg, ln, log, nil)
+}
+
+// serveReloading is serve where SIGHUP reloads the configuration with load (server.Reload),
+// which logs what it did; without load (no file), SIGHUP is logged and ignored.
+func serveReloading(ctx context.Context, cfg *config.Config, ln net.Listener, log *slog.Logger, load func() (*config.Config, error)) error {
+	srv, err := server.New(cfg, server.Options{Log: log, Load: load})
 	if err != nil {
 		ln.Close()
 		return err
 	}
-	if err := srv.Run(ctx, ln); err != nil && !errors.Is(err, server.ErrNotClean) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reloads := make(chan struct{})
+	go func() { // ends with runCtx; waited for below
+		defer close(reloads)
+		for {
+			select {
+			case <-runCtx.Done():
+				return
+			case <-hup:
+				if load == nil {
+					log.Warn("SIGHUP: streamux was started without -config: there is no file to reload")
+					continue
+				}
+				log.Info("SIGHUP: reloading the configuration")
+				_, _ = srv.Reload(runCtx) // it logs what it did, or why not
+			}
+		}
+	}()
+	err = srv.Run(runCtx, ln)
+	cancel()
+	<-reloads
+	if err != nil && !errors.Is(err, server.ErrNotClean) {
 		return err
 	}
 	return nil

@@ -1,12 +1,14 @@
 package auth
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -43,8 +45,10 @@ func (*noCredentialError) Is(target error) bool { return target == ErrNoCredenti
 // MaxCredentialBytes is the longest credential looked at; a longer one is refused unread.
 const MaxCredentialBytes = 16 << 10
 
-// Authenticator tells who made a request. It is immutable once built and safe for concurrent
-// use; to change the configuration (a rotated key, a new JWKS), build another with New and swap.
+// Authenticator tells who made a request. It is safe for concurrent use, and immutable once
+// built but for the keys of a jwks_url, which it fetches again as the package comment says; to
+// change the configuration (a rotated API key, a new JWKS file), build another with New and
+// swap.
 type Authenticator struct {
 	none bool
 	keys []apiKey
@@ -66,6 +70,22 @@ func New(c Config) (*Authenticator, error) {
 		return nil, errors.Join(errs...)
 	}
 	return a, nil
+}
+
+// Run keeps the key set of auth.jwt.jwks_url fresh: it fetches it at once, then every
+// jwks_refresh (after a failure, every jwks_min_refresh), logging failures to log, until ctx
+// ends. Without a jwks_url it returns at once. Authenticate works without Run: a token whose
+// kid is unknown fetches the set itself (rate-limited), which is also how the first token
+// finds the keys when Run has not fetched them yet. Run once per Authenticator; its caller
+// waits for it. A nil Authenticator (no auth) returns at once.
+func (a *Authenticator) Run(ctx context.Context, log *slog.Logger) {
+	if a == nil || a.jwt == nil || a.jwt.remote == nil {
+		return
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	a.jwt.remote.run(ctx, log)
 }
 
 // Disabled reports whether a lets every request in as the anonymous principal.
@@ -104,7 +124,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (*Principal, error) {
 	if a.jwt == nil {
 		return nil, invalid("unknown API key")
 	}
-	p, err := a.jwt.verify(cred, a.now)
+	p, err := a.jwt.verify(r.Context(), cred, a.now)
 	if err != nil && len(a.keys) > 0 && !looksLikeJWT(cred) {
 		return nil, invalid("neither a known API key nor a JWT")
 	}

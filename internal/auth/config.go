@@ -50,12 +50,16 @@ type APIKey struct {
 	// Admin allows the admin endpoints (subscriptions, source details). It does not widen
 	// Sources, Write or Where.
 	Admin bool `yaml:"admin"`
+	// Sinks allows the key to create sinks (POST /v1/sinks), bounded by what it may read
+	// (Sources, Where), and to see and remove the sinks it created.
+	Sinks bool `yaml:"sinks"`
 	// Expires, when set, is when the key stops being accepted (RFC 3339).
 	Expires time.Time `yaml:"expires"`
 }
 
-// JWT configures JSON Web Token verification. At least one of HS256Secret, PublicKeys and
-// JWKSFile is required; a token is accepted only with an algorithm that one of them provides.
+// JWT configures JSON Web Token verification. At least one of HS256Secret, PublicKeys,
+// JWKSFile and JWKSURL is required; a token is accepted only with an algorithm that one of them
+// provides.
 type JWT struct {
 	// HS256Secret is the shared HMAC secret, at least 32 bytes; write it as "${ENV}" so that it
 	// stays out of the file. It accepts HS256 only.
@@ -66,15 +70,25 @@ type JWT struct {
 	PublicKeys []string `yaml:"public_keys"`
 	// JWKSFile is a JSON Web Key Set file. A token whose header names a kid is checked against
 	// the keys with that kid only (and against keys that have none). Keys with "use":"enc" are
-	// skipped. It is read once, at start.
+	// skipped. It is read at start and again at each reload (SIGHUP, POST /v1/reload).
 	JWKSFile string `yaml:"jwks_file"`
+	// JWKSURL is a JSON Web Key Set fetched over HTTPS (http only to a loopback host), as an
+	// identity provider publishes it: its keys are used as JWKSFile's are. It is fetched at
+	// start, every JWKSRefresh, and again when a token names a kid that the set lacks (at most
+	// once per JWKSMinRefresh); a fetch that fails keeps the keys already held.
+	JWKSURL string `yaml:"jwks_url"`
+	// JWKSRefresh is how often JWKSURL is fetched again. Defaults to 1h.
+	JWKSRefresh *time.Duration `yaml:"jwks_refresh"`
+	// JWKSMinRefresh is the least time between two fetches of JWKSURL for tokens with an
+	// unknown kid, and the wait before trying again after a fetch failed. Defaults to 1m.
+	JWKSMinRefresh *time.Duration `yaml:"jwks_min_refresh"`
 	// Audience, when set, must be in the token's aud claim.
 	Audience string `yaml:"audience"`
 	// Issuer, when set, must be the token's iss claim.
 	Issuer string `yaml:"issuer"`
 	// Leeway is the clock skew allowed on exp and nbf. Defaults to 30s.
 	Leeway *time.Duration `yaml:"leeway"`
-	// ClaimPrefix is put before the names of the claims sources, write, where and admin, for
+	// ClaimPrefix is put before the names of the claims sources, write, where, admin and sinks, for
 	// identity providers that require namespaced custom claims ("https://streamux.example/").
 	// Defaults to none.
 	ClaimPrefix string `yaml:"claim_prefix"`
@@ -183,6 +197,9 @@ func (c *Config) build() (*Authenticator, []error) {
 		switch raw, err := hex.DecodeString(strings.TrimSpace(k.SHA256)); {
 		case k.SHA256 == "":
 			add("%s: sha256 is required (printf %%s \"$KEY\" | sha256sum)", where)
+		case errors.Is(err, hex.ErrLength):
+			// Hex digits all, but an odd number of them: a hash cut short in a copy.
+			add("%s: sha256 is %d hex digits; a SHA-256 is 64", where, len(strings.TrimSpace(k.SHA256)))
 		case err != nil:
 			// Not quoted: it may be the key itself, pasted where its hash goes.
 			add("%s: sha256 is not hex: it is the key's SHA-256, not the key (printf %%s \"$KEY\" | sha256sum)", where)
@@ -213,7 +230,9 @@ func (c *Config) build() (*Authenticator, []error) {
 			Write:   k.Write,
 			Where:   k.Where,
 			Admin:   k.Admin,
+			Sinks:   k.Sinks,
 			Expires: k.Expires,
+			keySum:  sum,
 		}})
 	}
 	if c.JWT != nil {

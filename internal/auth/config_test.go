@@ -184,6 +184,7 @@ auth:
       where: 'headers.tenant == "acme"'
       write: [events]
       admin: true
+      sinks: true
       expires: 2027-01-01T00:00:00Z
     - sha256: "` + HashKey("j") + `"
       sources: []
@@ -197,7 +198,7 @@ auth:
 	must(t, err)
 	a := f.Auth
 	k := a.APIKeys[0]
-	if k.Name != "acme" || k.Where != `headers.tenant == "acme"` || !k.Admin || len(k.Sources) != 2 || k.Write[0] != "events" ||
+	if k.Name != "acme" || k.Where != `headers.tenant == "acme"` || !k.Admin || !k.Sinks || a.APIKeys[1].Sinks || len(k.Sources) != 2 || k.Write[0] != "events" ||
 		!k.Expires.Equal(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("key %+v", k)
 	}

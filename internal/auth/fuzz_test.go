@@ -26,7 +26,7 @@ var reasons = strings.Join([]string{
 	`unknown key id \(kid\)`, "no key for the token's algorithm", "token has expired",
 	`token is not valid yet \(nbf\)`, "wrong audience", "wrong issuer", "token has no (exp|aud|iss) claim",
 	"token refused", `claim "(sources|write)" must be a list of strings`, `claim "where" must be a string`,
-	`claim "admin" must be true or false`, `claim "(exp|nbf|iat)" must be a number \(NumericDate\)`,
+	`claim "(admin|sinks)" must be true or false`, `claim "(exp|nbf|iat)" must be a number \(NumericDate\)`,
 	`unsupported critical header \(crit\)`,
 }, "|")
 

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 type verifier struct {
 	secret []byte      // HS256; nil when not configured
 	keys   []verifyKey // public keys, each pinned to one algorithm
+	remote *remoteJWKS // jwks_url's keys, fetched; nil when not configured
 	algs   []string    // every algorithm some key accepts
 	opts   []jwt.ParserOption
 	leeway time.Duration
@@ -59,13 +61,47 @@ func (j *JWT) build() (*verifier, []error) {
 		}
 		v.keys = append(v.keys, keys...)
 	}
-	for _, k := range v.keys {
+	algs := v.keys
+	if j.JWKSURL != "" {
+		if err := checkJWKSURL(j.JWKSURL); err != nil {
+			add("auth.jwt.jwks_url: %v", err)
+		}
+		refresh, minRefresh := DefaultJWKSRefresh, DefaultJWKSMinRefresh
+		if j.JWKSRefresh != nil {
+			if refresh = *j.JWKSRefresh; refresh <= 0 {
+				add("auth.jwt.jwks_refresh: must be positive (such as 1h), got %v", refresh)
+			}
+		}
+		if j.JWKSMinRefresh != nil {
+			if minRefresh = *j.JWKSMinRefresh; minRefresh <= 0 {
+				add("auth.jwt.jwks_min_refresh: must be positive (such as 1m), got %v", minRefresh)
+			}
+		}
+		if refresh > 0 && minRefresh > refresh {
+			add("auth.jwt.jwks_min_refresh: %v is above jwks_refresh (%v): the least time between two fetches cannot be longer than the time between the regular ones", minRefresh, refresh)
+		}
+		v.remote = newRemoteJWKS(j.JWKSURL, refresh, minRefresh)
+		// The set's algorithms are not known before it is fetched, and a rotation may bring
+		// another: every public-key algorithm is let through to keyFor, which still pins
+		// each key to its one algorithm.
+		for _, alg := range append(slices.Clone(rsaAlgs), "ES256", "ES384", "ES512", "EdDSA") {
+			algs = append(algs, verifyKey{alg: alg})
+		}
+	} else {
+		if j.JWKSRefresh != nil {
+			add("auth.jwt.jwks_refresh: applies to jwks_url, which is not set")
+		}
+		if j.JWKSMinRefresh != nil {
+			add("auth.jwt.jwks_min_refresh: applies to jwks_url, which is not set")
+		}
+	}
+	for _, k := range algs {
 		if !slices.Contains(v.algs, k.alg) {
 			v.algs = append(v.algs, k.alg)
 		}
 	}
-	if j.HS256Secret == "" && len(j.PublicKeys) == 0 && j.JWKSFile == "" {
-		add("auth.jwt: no key: set hs256_secret, public_keys or jwks_file")
+	if j.HS256Secret == "" && len(j.PublicKeys) == 0 && j.JWKSFile == "" && j.JWKSURL == "" {
+		add("auth.jwt: no key: set hs256_secret, public_keys, jwks_file or jwks_url")
 	}
 	v.opts = []jwt.ParserOption{
 		jwt.WithValidMethods(v.algs),
@@ -102,8 +138,10 @@ type keyError struct{ reason string }
 func (e *keyError) Error() string { return e.reason }
 
 // keyFor returns the keys that may have signed t: the HS256 secret for HS256, else the public
-// keys pinned to t's algorithm and, when t names a kid, with that kid (or none).
-func (v *verifier) keyFor(t *jwt.Token) (any, error) {
+// keys pinned to t's algorithm and, when t names a kid, with that kid (or none). When none is
+// found and a jwks_url is configured, the set is fetched again first (rate-limited), so that
+// a key the provider has just added is found.
+func (v *verifier) keyFor(ctx context.Context, t *jwt.Token) (any, error) {
 	alg := t.Method.Alg()
 	// RFC 7515: kid is a string, whatever the algorithm, even one that does not look at it.
 	kid, hasKid := t.Header["kid"]
@@ -117,11 +155,9 @@ func (v *verifier) keyFor(t *jwt.Token) (any, error) {
 		}
 		return v.secret, nil
 	}
-	var set jwt.VerificationKeySet
-	for _, k := range v.keys {
-		if k.alg == alg && (!hasKid || k.kid == "" || k.kid == kidStr) {
-			set.Keys = append(set.Keys, k.key)
-		}
+	set := v.matching(alg, hasKid, kidStr)
+	if len(set.Keys) == 0 && v.remote != nil && v.remote.refreshForKid(ctx) {
+		set = v.matching(alg, hasKid, kidStr)
 	}
 	if len(set.Keys) == 0 {
 		if hasKid {
@@ -132,14 +168,36 @@ func (v *verifier) keyFor(t *jwt.Token) (any, error) {
 	return set, nil
 }
 
-// verify checks token and returns its principal.
-func (v *verifier) verify(token string, now func() time.Time) (*Principal, error) {
+// matching is the public keys, configured and fetched, pinned to alg and, when hasKid, with kid
+// (or none).
+func (v *verifier) matching(alg string, hasKid bool, kid string) jwt.VerificationKeySet {
+	var set jwt.VerificationKeySet
+	for _, keys := range [][]verifyKey{v.keys, v.remoteKeys()} {
+		for _, k := range keys {
+			if k.alg == alg && (!hasKid || k.kid == "" || k.kid == kid) {
+				set.Keys = append(set.Keys, k.key)
+			}
+		}
+	}
+	return set
+}
+
+func (v *verifier) remoteKeys() []verifyKey {
+	if v.remote == nil {
+		return nil
+	}
+	return v.remote.current()
+}
+
+// verify checks token and returns its principal. ctx bounds a fetch of jwks_url that an
+// unknown kid causes.
+func (v *verifier) verify(ctx context.Context, token string, now func() time.Time) (*Principal, error) {
 	if len(v.algs) == 0 {
 		return nil, invalid("no JWT key configured") // never reached: build refuses it
 	}
 	var claims tokenClaims
 	opts := append(slices.Clip(v.opts), jwt.WithTimeFunc(now))
-	t, err := jwt.NewParser(opts...).ParseWithClaims(token, &claims, v.keyFor)
+	t, err := jwt.NewParser(opts...).ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) { return v.keyFor(ctx, t) })
 	if err != nil {
 		return nil, invalid(v.reason(t, err))
 	}
@@ -178,6 +236,11 @@ func (v *verifier) verify(token string, now func() time.Time) (*Principal, error
 	if raw, ok := claims.custom[v.prefix+"admin"]; ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &p.Admin); err != nil {
 			errs = append(errs, fmt.Sprintf("claim %q must be true or false", v.prefix+"admin"))
+		}
+	}
+	if raw, ok := claims.custom[v.prefix+"sinks"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &p.Sinks); err != nil {
+			errs = append(errs, fmt.Sprintf("claim %q must be true or false", v.prefix+"sinks"))
 		}
 	}
 	if len(errs) > 0 {
@@ -265,7 +328,7 @@ func (v *verifier) reason(t *jwt.Token, err error) string {
 	return strings.Join(why, "; ")
 }
 
-// Claims are what IssueHS256 puts in a token.
+// Claims are what Issue puts in a token.
 type Claims struct {
 	// Subject (sub) names the principal in logs and limits.
 	Subject string
@@ -280,6 +343,8 @@ type Claims struct {
 	Where string
 	// Admin allows the admin endpoints.
 	Admin bool
+	// Sinks allows creating sinks.
+	Sinks bool
 	// Prefix is put before the custom claims' names (JWT.ClaimPrefix).
 	Prefix string
 }
@@ -289,38 +354,5 @@ type Claims struct {
 // and a command such as `streamux auth token` use; an identity provider issues the tokens in
 // production.
 func IssueHS256(secret []byte, claims Claims, ttl time.Duration) (string, error) {
-	if len(secret) < MinSecretBytes {
-		return "", fmt.Errorf("auth: HS256 secret is %d bytes; at least %d are required", len(secret), MinSecretBytes)
-	}
-	if ttl <= 0 {
-		return "", errors.New("auth: a token needs a positive ttl")
-	}
-	now := time.Now()
-	m := jwt.MapClaims{
-		"iat": now.Unix(),
-		"nbf": now.Unix(),
-		"exp": now.Add(ttl).Unix(),
-	}
-	if claims.Subject != "" {
-		m["sub"] = claims.Subject
-	}
-	if claims.Audience != "" {
-		m["aud"] = claims.Audience
-	}
-	if claims.Issuer != "" {
-		m["iss"] = claims.Issuer
-	}
-	if claims.Sources != nil {
-		m[claims.Prefix+"sources"] = claims.Sources
-	}
-	if claims.Write != nil {
-		m[claims.Prefix+"write"] = claims.Write
-	}
-	if claims.Where != "" {
-		m[claims.Prefix+"where"] = claims.Where
-	}
-	if claims.Admin {
-		m[claims.Prefix+"admin"] = true
-	}
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, m).SignedString(secret)
+	return Issue(HS256Key(secret), claims, ttl)
 }

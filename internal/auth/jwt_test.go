@@ -133,6 +133,7 @@ func TestJWT(t *testing.T) {
 		{"write an object", sign(t, jwt.SigningMethodHS256, secret, "", claims(func(c jwt.MapClaims) { c["write"] = map[string]any{} })), `claim "write" must be a list of strings`},
 		{"where a number", sign(t, jwt.SigningMethodHS256, secret, "", claims(func(c jwt.MapClaims) { c["where"] = 5 })), `claim "where" must be a string`},
 		{"admin a string", sign(t, jwt.SigningMethodHS256, secret, "", claims(func(c jwt.MapClaims) { c["admin"] = "true" })), `claim "admin" must be true or false`},
+		{"sinks a number", sign(t, jwt.SigningMethodHS256, secret, "", claims(func(c jwt.MapClaims) { c["sinks"] = 1 })), `claim "sinks" must be true or false`},
 	} {
 		p, err := a.Authenticate(bearer(c.token))
 		if !errors.Is(err, ErrInvalidCredential) || p != nil || !strings.Contains(err.Error(), c.want) {
@@ -299,7 +300,10 @@ func TestJWTClaims(t *testing.T) {
 			func(p *Principal) bool { return p.CanRead("x") && !p.Admin && p.Where == "" }},
 		{"admin false",
 			jwt.MapClaims{"exp": exp.Unix(), "admin": false},
-			func(p *Principal) bool { return !p.Admin }},
+			func(p *Principal) bool { return !p.Admin && !p.CanCreateSinks() }},
+		{"sinks true: may create sinks, nothing more",
+			jwt.MapClaims{"exp": exp.Unix(), "sinks": true},
+			func(p *Principal) bool { return p.Sinks && p.CanCreateSinks() && !p.Admin }},
 	} {
 		p, err := a.Authenticate(bearer(sign(t, jwt.SigningMethodHS256, secret, "", c.claims)))
 		if err != nil || !c.check(p) {
@@ -322,10 +326,10 @@ func TestJWTClaimPrefix(t *testing.T) {
 	t.Parallel()
 	const prefix = "https://streamux.example/"
 	a := newAuth(t, Config{JWT: &JWT{HS256Secret: testSecret, ClaimPrefix: prefix}}, time.Time{})
-	tok, err := IssueHS256([]byte(testSecret), Claims{Subject: "bob", Sources: []string{"a"}, Admin: true, Prefix: prefix}, time.Minute)
+	tok, err := IssueHS256([]byte(testSecret), Claims{Subject: "bob", Sources: []string{"a"}, Admin: true, Sinks: true, Prefix: prefix}, time.Minute)
 	must(t, err)
 	p, err := a.Authenticate(bearer(tok))
-	if err != nil || !p.Admin || p.CanRead("b") || !p.CanRead("a") {
+	if err != nil || !p.Admin || !p.Sinks || p.CanRead("b") || !p.CanRead("a") {
 		t.Errorf("prefixed claims: %+v, %v", p, err)
 	}
 	// Unprefixed claims are not read: a token cannot claim admin under the bare name.

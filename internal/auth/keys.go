@@ -139,6 +139,16 @@ func loadJWKS(path string) ([]verifyKey, []error) {
 	if err != nil {
 		return nil, []error{unwrapPath(err)}
 	}
+	keys, errs := parseJWKS(data)
+	if len(keys) == 0 && len(errs) == 0 {
+		errs = append(errs, errors.New("no signature key in the JWKS"))
+	}
+	return keys, errs
+}
+
+// parseJWKS reads a JWKS (RFC 7517): its signature keys, and an error for every key that is
+// not usable; keys meant for encryption are skipped.
+func parseJWKS(data []byte) ([]verifyKey, []error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
@@ -166,9 +176,6 @@ func loadJWKS(path string) ([]verifyKey, []error) {
 			continue
 		}
 		keys = append(keys, k)
-	}
-	if len(keys) == 0 && len(errs) == 0 {
-		errs = append(errs, errors.New("no signature key in the JWKS"))
 	}
 	return keys, errs
 }

@@ -33,9 +33,16 @@ type Principal struct {
 	Where string
 	// Admin allows the admin endpoints. It does not widen Sources, Write or Where.
 	Admin bool
+	// Sinks allows creating sinks (POST /v1/sinks), and seeing and removing those it created.
+	// A sink it creates reads only what it may read: its Sources, through its Where.
+	Sinks bool
 	// Expires is when the credential stops being accepted (for a JWT, exp plus the leeway);
 	// a stream opened with it should end then. Zero: never.
 	Expires time.Time
+
+	// keySum is the SHA-256 of the API key that authenticated it (MethodAPIKey): what
+	// Authenticator.Holds looks for after a reload.
+	keySum [32]byte
 }
 
 // CanRead reports whether p may read source.
@@ -44,6 +51,11 @@ func (p *Principal) CanRead(source string) bool {
 		return false
 	}
 	return p.Sources == nil || slices.Contains(p.Sources, "*") || slices.Contains(p.Sources, source)
+}
+
+// CanCreateSinks reports whether p may create sinks: with the sinks right, or as an admin.
+func (p *Principal) CanCreateSinks() bool {
+	return p != nil && (p.Sinks || p.Admin)
 }
 
 // CanWrite reports whether p may ingest into source.
@@ -69,7 +81,7 @@ func (p *Principal) String() string {
 
 // anonymous is the principal of every request when authentication is off.
 func anonymous() *Principal {
-	return &Principal{Name: "anonymous", Method: MethodNone, Write: []string{"*"}, Admin: true}
+	return &Principal{Name: "anonymous", Method: MethodNone, Write: []string{"*"}, Admin: true, Sinks: true}
 }
 
 // clone returns a copy of p whose lists the caller cannot use to change the configuration.

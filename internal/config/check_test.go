@@ -22,7 +22,8 @@ func TestCheckLimits(t *testing.T) {
 		t.Errorf("set: %+v", l)
 	}
 	for _, bad := range []string{"limits: {check_rate: -1}\n", "limits: {check_burst: -1}\n"} {
-		if _, err := Parse([]byte(bad)); err == nil || !strings.Contains(err.Error(), "check_rate and check_burst") {
+		field, _, _ := strings.Cut(bad[len("limits: {"):], ":")
+		if _, err := Parse([]byte(bad)); err == nil || !strings.Contains(err.Error(), "limits."+field+": must be positive") {
 			t.Errorf("%q: %v, want an error naming the field", bad, err)
 		}
 	}

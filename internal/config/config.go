@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/streamux/streamux/internal/auth"
+	"github.com/streamux/streamux/internal/cluster"
 	"github.com/streamux/streamux/internal/httpapi"
 	"github.com/streamux/streamux/internal/predicate"
 	"github.com/streamux/streamux/internal/router"
@@ -63,6 +64,13 @@ type Config struct {
 	// "streamux-data" beside it; DataDirMemory (and the embedded default) keeps nothing, and
 	// every run numbers its messages from 1 again.
 	DataDir string `yaml:"data_dir"`
+	// Sinks are outputs that live on the server (API.md, "Sinks"): each delivers the messages
+	// its predicate matches to a webhook, another broker or the console.
+	Sinks []Sink `yaml:"sinks"`
+	// Cluster, when set, makes this streamux one node of several that share one replicated
+	// log per source in NATS JetStream (docs/cluster.md): the log's sequence is every event's
+	// seq, on every node and across restarts. Absent, streamux runs alone and needs no NATS.
+	Cluster *cluster.Config `yaml:"cluster"`
 }
 
 // DataDirMemory as data_dir keeps the sequence numbers in memory only.
@@ -97,6 +105,10 @@ type Limits struct {
 	// ApplyToLoopback applies connections_per_address and subscribe_rate to loopback clients
 	// too; by default a local process is exempt. Set it behind a reverse proxy on the host.
 	ApplyToLoopback bool `yaml:"apply_to_loopback"`
+	// WebhookAllowPrivate lets webhook sinks reach loopback, private and link-local addresses,
+	// which they may not by default (a sink's URL must not reach into the server's network).
+	// The configuration's only: no API request can set it.
+	WebhookAllowPrivate bool `yaml:"webhook_allow_private"`
 	// HeaderTimeout bounds reading a request's headers (slowloris). Defaults to 10s.
 	HeaderTimeout time.Duration `yaml:"header_timeout"`
 	// IdleTimeout closes a keep-alive connection idle this long. Defaults to 2m.
@@ -208,42 +220,40 @@ func Load(path string) (*Config, error) {
 
 // Parse is Load for bytes already read. ${NAME} references are expanded in the values the YAML
 // holds, after it is parsed: never in comments or keys, and a value taken from the environment
-// is that value exactly, whatever YAML would make of its characters.
+// is that value exactly, whatever YAML would make of its characters. Its error is Problems:
+// every problem of the file, each at its line and field.
 func Parse(raw []byte) (*Config, error) {
 	hidden, refs := hideRefs(raw)
 	var doc yaml.Node
 	if err := yaml.Unmarshal(hidden, &doc); err != nil {
-		return nil, fmt.Errorf("decode: %w", err)
+		return nil, syntaxProblem(err)
 	}
 	if err := refs.expandValues(&doc, os.LookupEnv); err != nil {
-		return nil, err
+		return nil, problems(nil, splitErr(err))
 	}
 	var c Config
-	var errs []error
+	var msgs []string
+	var root *yaml.Node
 	if len(doc.Content) > 0 {
 		// A node's Decode is not strict: unknown fields are looked for first.
-		root := doc.Content[0]
-		for _, m := range yamlstrict.UnknownFields(root, reflect.TypeFor[Config](), nil) {
-			errs = append(errs, errors.New(m))
-		}
+		root = doc.Content[0]
+		msgs = yamlstrict.UnknownFields(root, reflect.TypeFor[Config](), nil)
 		if err := root.Decode(&c); err != nil {
 			var te *yaml.TypeError
 			if !errors.As(err, &te) {
-				return nil, fmt.Errorf("decode: %w", err)
+				return nil, problems(root, []string{fmt.Sprintf("line %d: %s", root.Line, strings.TrimPrefix(err.Error(), "yaml: "))})
 			}
 			// A type error (a wrong kind of value) leaves the rest decoded, so report it
 			// together with whatever Validate finds.
-			for _, m := range te.Errors {
-				errs = append(errs, errors.New(m))
-			}
+			msgs = append(msgs, te.Errors...)
 		}
 	}
 	c.applyDefaults()
 	if err := c.Validate(); err != nil {
-		errs = append(errs, err)
+		msgs = append(msgs, splitErr(err)...)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	if len(msgs) > 0 {
+		return nil, problems(root, msgs)
 	}
 	return &c, nil
 }
@@ -453,6 +463,10 @@ func (c *Config) applyDefaults() {
 	if c.ShutdownGrace == 0 {
 		c.ShutdownGrace = DefaultShutdownGrace
 	}
+	if c.Cluster != nil {
+		d := c.Cluster.WithDefaults(c.Listen)
+		c.Cluster = &d
+	}
 }
 
 // Validate reports every problem at once, joined.
@@ -480,8 +494,14 @@ func (c *Config) Validate() error {
 		for _, p := range s.problems {
 			add("%s: %s", where, p)
 		}
-		if s.Backoff.Initial < 0 || s.Backoff.Max < 0 {
-			add("%s: backoff durations must be positive", where)
+		if s.Backoff.Initial < 0 {
+			add("%s.backoff.initial: must be positive, not %v", where, s.Backoff.Initial)
+		}
+		if s.Backoff.Max < 0 {
+			add("%s.backoff.max: must be positive, not %v", where, s.Backoff.Max)
+		}
+		if s.Backoff.Max > 0 && s.Backoff.Max < s.Backoff.Initial {
+			add("%s.backoff.max: %v is less than backoff.initial %v", where, s.Backoff.Max, s.Backoff.Initial)
 		}
 		if v, ok := s.Spec.(interface{ Validate() []error }); ok {
 			for _, err := range v.Validate() {
@@ -490,20 +510,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	l := c.Limits
-	if l.PredicateMaxBytes < 0 || l.QueueEvents < 0 || l.QueueBytes < 0 || l.ClientFrameBytes < 0 ||
-		l.Connections < 0 || l.ConnectionsPerAddress < 0 || l.SubscriptionsPerCredential < 0 ||
-		l.SubscribeRate < 0 || l.SubscribeBurst < 0 || l.HeaderTimeout < 0 || l.IdleTimeout < 0 {
-		add("limits: values must be positive")
-	}
-	if l.IngestRequests < 0 || l.IngestRequestsPerClient < 0 || l.BodyBufferBytes < 0 || l.BodyReadTimeout < 0 ||
-		l.BodyMinRate < 0 || l.IngestIdleTimeout < 0 {
-		add("limits: ingest_requests, ingest_requests_per_client, body_buffer_bytes, body_read_timeout, body_min_rate and ingest_idle_timeout must be positive")
-	}
-	if l.CheckRate < 0 || l.CheckBurst < 0 {
-		add("limits: check_rate and check_burst must be positive")
+	for _, f := range negativeFields(&c.Limits) {
+		add("limits.%s", f)
 	}
 	if m := c.maxBodyBytes(); l.BodyBufferBytes > 0 && l.BodyBufferBytes < m {
-		add("limits.body_buffer_bytes %d is less than the max_body_bytes %d of an http source: no such body could be received", l.BodyBufferBytes, m)
+		add("limits.body_buffer_bytes: %d is less than the max_body_bytes %d of an http source: no such body could be received", l.BodyBufferBytes, m)
 	}
 	for _, err := range c.Auth.Validate() {
 		add("auth: %v", err)
@@ -524,28 +535,47 @@ func (c *Config) Validate() error {
 			add("allowed_hosts: %q is not a host name such as streamux.example or .example.com (no scheme, port or path)", h)
 		}
 	}
-	if c.History.Size < 0 {
-		add("history.size must be positive")
+	for _, f := range negativeFields(&c.History) {
+		add("history.%s", f)
 	}
 	if c.History.Size > MaxHistorySize {
-		add("history.size %d is over the maximum of %d (history.max_bytes bounds the memory it holds)", c.History.Size, MaxHistorySize)
+		add("history.size: %d is over the maximum of %d (history.max_bytes bounds the memory it holds)", c.History.Size, MaxHistorySize)
 	}
-	if c.History.MaxBytes < 0 {
-		add("history.max_bytes must be positive")
-	}
-	if c.History.MaxAge < 0 {
-		add("history.max_age must be positive")
-	}
-	if c.Stream.Heartbeat < 0 || c.Stream.WriteTimeout < 0 || c.Stream.MaxBatch < 0 || c.Stream.WriteDelay < 0 {
-		add("stream: values must be positive")
+	for _, f := range negativeFields(&c.Stream) {
+		add("stream.%s", f)
 	}
 	if c.Stream.WriteDelay > time.Second {
-		add("stream: write_delay %v is over 1s: every WebSocket event would wait that long", c.Stream.WriteDelay)
+		add("stream.write_delay: %v is over 1s: every WebSocket event would wait that long", c.Stream.WriteDelay)
 	}
 	if c.ShutdownGrace < 0 {
-		add("shutdown_grace must be positive")
+		add("shutdown_grace: must be positive, not %v", c.ShutdownGrace)
 	}
+	if c.Cluster != nil {
+		for _, err := range c.Cluster.Validate() {
+			add("cluster: %v", err)
+		}
+	}
+	c.validateSinks(add, seen)
 	return errors.Join(errs...)
+}
+
+// negativeFields names each field of the struct *v that holds a negative number, with what is
+// wrong: "queue_events: must be positive, not -1". Zero is never wrong: it is the default.
+func negativeFields(v any) []string {
+	rv := reflect.ValueOf(v).Elem()
+	var out []string
+	for i := range rv.NumField() {
+		name, _, _ := strings.Cut(rv.Type().Field(i).Tag.Get("yaml"), ",")
+		f := rv.Field(i)
+		switch {
+		case f.CanInt() && f.Int() < 0:
+		case f.CanFloat() && f.Float() < 0:
+		default:
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s: must be positive, not %v", name, f.Interface()))
+	}
+	return out
 }
 
 // maxBodyBytes is the largest request body that a source takes (the http type's max_body_bytes),
@@ -561,3 +591,6 @@ func (c *Config) maxBodyBytes() int64 {
 }
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
+
+// validSinkName is a sink's name: it names a file in the data directory and a path segment.
+var validSinkName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)

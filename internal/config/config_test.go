@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/streamux/streamux/internal/sink/all"   // every sink type, as the server has them
 	_ "github.com/streamux/streamux/internal/source/all" // every source type, as the server has them
 	"github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/source/demo"
@@ -206,7 +207,7 @@ func TestSourceType(t *testing.T) {
 
 	// A key given twice: the file's lines, and the name still known.
 	msg = parseErr(t, "sources:\n  - name: d\n    type: demo\n    rate: 1\n    rate: 2\n")
-	wantAll(t, msg, "sources[0] (d)", `line 5: mapping key "rate" already defined at line 4`)
+	wantAll(t, msg, `line 5: sources[0] (d): mapping key "rate" already defined at line 4`)
 	if strings.Contains(msg, "name is required") {
 		t.Errorf("a source with a name is said to have none:\n%s", msg)
 	}
@@ -267,12 +268,12 @@ history:
 `
 	msg := parseErr(t, src)
 	wantAll(t, msg,
-		"listen",                      // no port
-		"bogus",                       // unknown top-level field
-		"rat",                         // unknown field in a
-		`line 8: unknown type "nope"`, // b, at its type
-		"extra",                       // unknown field in c
-		"sources[3] (bad name)",       // index kept although earlier sources failed
+		"listen", // no port
+		"bogus",  // unknown top-level field
+		"rat",    // unknown field in a
+		`line 8: sources[1] (b).type: unknown type "nope"`, // b, at its type
+		"extra",                 // unknown field in c
+		"sources[3] (bad name)", // index kept although earlier sources failed
 		"name must be",
 		"rate must be positive",
 		`name "a" is used twice`,
@@ -287,7 +288,7 @@ history:
 func TestHistoryBounds(t *testing.T) {
 	t.Parallel()
 	wantAll(t, parseErr(t, "history:\n  size: 1000000000000\n  max_bytes: -1\n"),
-		"history.size 1000000000000 is over the maximum of 10000000", "history.max_bytes must be positive")
+		"line 2: history.size: 1000000000000 is over the maximum of 10000000", "line 3: history.max_bytes: must be positive, not -1")
 }
 
 func TestValidateTypeSpecific(t *testing.T) {
@@ -397,9 +398,9 @@ history:
 		t.Errorf("queue_events %d, history.size %d", c.Limits.QueueEvents, c.History.Size)
 	}
 	msg := parseErr(t, "tls: &t {cert: a, key: b}\nhistory: *t\n")
-	wantAll(t, msg, `line 1: unknown field "cert"`, `line 1: unknown field "key"`)
+	wantAll(t, msg, `line 1: history: unknown field "cert"`, `line 1: history: unknown field "key"`)
 	msg = parseErr(t, "history:\n  <<: {size: 1, sise: 2}\n")
-	wantAll(t, msg, `line 2: unknown field "sise"`)
+	wantAll(t, msg, `line 2: history: unknown field "sise" (did you mean "size"?)`)
 }
 
 // A source may take its settings from another through an anchor and a merge key, and its
@@ -421,7 +422,7 @@ func TestSourceAliasesAndMerges(t *testing.T) {
 		t.Fatalf("sources %+v", c.Sources)
 	}
 	msg := parseErr(t, "sources:\n  - &base\n    name: a\n    type: demo\n    rat: 5\n  - <<: *base\n    name: b\n")
-	wantAll(t, msg, `sources[0] (a): line 5: unknown field "rat"`, `sources[1] (b): line 5: unknown field "rat"`)
+	wantAll(t, msg, `line 5: sources[0] (a): unknown field "rat"`, `line 5: sources[1] (b): unknown field "rat"`)
 }
 
 func TestLoad(t *testing.T) {

@@ -24,8 +24,8 @@ func TestBodyLimits(t *testing.T) {
 		t.Fatalf("body_buffer_bytes with max_body_bytes 100000000: %v, %v", c.Limits.BodyBufferBytes, err)
 	}
 	wantAll(t, parseErr(t, "sources:\n  - {name: in, type: http}\nlimits:\n  body_buffer_bytes: 1000\n  body_min_rate: -1\n  ingest_idle_timeout: -1s\n"),
-		"limits.body_buffer_bytes 1000 is less than the max_body_bytes 8388608 of an http source",
-		"ingest_idle_timeout must be positive")
+		"line 4: limits.body_buffer_bytes: 1000 is less than the max_body_bytes 8388608 of an http source",
+		"line 5: limits.body_min_rate: must be positive, not -1", "line 6: limits.ingest_idle_timeout: must be positive, not -1s")
 }
 
 func TestAllowedHosts(t *testing.T) {

@@ -50,18 +50,28 @@ type common struct {
 // are looked for first. Both parts are decoded as one struct, built for t, with the common fields
 // and t's configuration inline, so that a key of either is known and each problem is reported once.
 func decode(t source.Type, n *yaml.Node) (common, any, []string) {
+	var c common
+	spec, problems := decodeInline(n, &c, t.Config())
+	return c, spec, problems
+}
+
+// decodeInline decodes n, strictly, as the fields of *head (a pointer to a struct) and those
+// of the struct type spec, inline in one struct, and returns a pointer to the spec it decoded.
+// What sources and sinks share: their common fields beside their type's own.
+func decodeInline[H any](n *yaml.Node, head *H, spec reflect.Type) (any, []string) {
 	v := reflect.New(reflect.StructOf([]reflect.StructField{
-		{Name: "Common", Type: reflect.TypeFor[common](), Tag: `yaml:",inline"`},
-		{Name: "Spec", Type: t.Config(), Tag: `yaml:",inline"`},
+		{Name: "Common", Type: reflect.TypeFor[H](), Tag: `yaml:",inline"`},
+		{Name: "Spec", Type: spec, Tag: `yaml:",inline"`},
 	}))
 	problems := yamlstrict.UnknownFields(n, v.Type().Elem(), nil)
 	if err := n.Decode(v.Interface()); err != nil {
 		problems = append(problems, decodeErrors(n, err)...)
 	}
 	if len(problems) > 0 {
-		return common{}, nil, problems
+		return nil, problems
 	}
-	return v.Elem().Field(0).Interface().(common), v.Elem().Field(1).Addr().Interface(), nil
+	*head = v.Elem().Field(0).Interface().(H)
+	return v.Elem().Field(1).Addr().Interface(), nil
 }
 
 // decodeErrors are the messages of yaml's error in decoding n: a type error names each problem

@@ -192,10 +192,11 @@ func remoteIP(r *http.Request) string {
 
 // authenticate returns who sent r, or answers 401 and returns nil.
 func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *auth.Principal {
-	if s.opt.Auth == nil {
+	a := s.authn.Load()
+	if a == nil {
 		return anonymous
 	}
-	p, err := s.opt.Auth.Authenticate(r)
+	p, err := a.Authenticate(r)
 	if err != nil {
 		w.Header().Set("WWW-Authenticate", auth.Challenge(err))
 		code := "unauthorized"

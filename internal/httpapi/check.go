@@ -23,6 +23,22 @@ type checkRequest struct {
 type checkCount struct {
 	Matched int `json:"matched"`
 	Of      int `json:"of"`
+	// Failed counts the messages of Of on which the predicate failed to evaluate (a missing
+	// field, a wrong type, a result that is not a bool): a stream counts them in errors.
+	Failed int `json:"failed"`
+}
+
+// checkFailure is the first evaluation error of a check, at the message ID.
+type checkFailure struct {
+	ID      string `json:"id"`
+	Message string `json:"message"`
+}
+
+// checkWarning is something in a predicate that compiles and runs but probably does not do what
+// was meant, as the history shows: an equality test that CEL makes always false.
+type checkWarning struct {
+	Message  string `json:"message"`
+	Position int    `json:"position"`
 }
 
 type checkResponse struct {
@@ -36,6 +52,12 @@ type checkResponse struct {
 	Sources map[string]checkCount `json:"sources,omitempty"`
 	Matched int                   `json:"matched"`
 	Of      int                   `json:"of"`
+	// Failed and FirstError tell a predicate that fails on the history: Failed of Of messages
+	// could not be evaluated, the first of them with FirstError.
+	Failed     int           `json:"failed"`
+	FirstError *checkFailure `json:"first_error,omitempty"`
+	// Warnings are comparisons that the history shows to be always false.
+	Warnings []checkWarning `json:"warnings,omitempty"`
 	// Stopped says why the counts do not cover the whole history, when they do not.
 	Stopped *checkStop `json:"stopped,omitempty"`
 }
@@ -120,7 +142,8 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	defer context.AfterFunc(s.drainCtx, cancel)()
-	sc := scan{visible: visible, counted: counted, budget: s.checks.lim.MaxCost}
+	sc := scan{visible: visible, counted: counted, budget: s.checks.lim.MaxCost, comparisons: pred.Comparisons()}
+	sc.mismatches = make([]mismatch, len(sc.comparisons))
 	s.checks.running.Add(1)
 	defer s.checks.running.Add(-1)
 	for _, n := range names {
@@ -135,6 +158,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		resp.Sources[n] = c
 		resp.Matched += c.Matched
 		resp.Of += c.Of
+		resp.Failed += c.Failed
 		if sc.stopped != nil || ctx.Err() != nil {
 			break
 		}
@@ -146,6 +170,13 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request) {
 		// The client has gone: no one to answer.
 	default:
 		resp.Stopped = sc.stopped
+		resp.FirstError = sc.firstError
+		for i, m := range sc.mismatches {
+			if m.n > 0 {
+				c := &sc.comparisons[i]
+				resp.Warnings = append(resp.Warnings, checkWarning{Message: c.Warning(m.holds, m.n, resp.Of), Position: c.Position})
+			}
+		}
 		writeJSON(w, http.StatusOK, resp)
 	}
 }
@@ -157,11 +188,24 @@ type scan struct {
 	budget  uint64               // CheckLimits.MaxCost
 	spent   uint64
 	stopped *checkStop // set once the scan must stop
+	// firstError is the counted predicate's first evaluation error.
+	firstError *checkFailure
+	// comparisons are the predicate's equality tests of body fields with constants, and
+	// mismatches, for each, the messages that hold the field with another type.
+	comparisons []predicate.Comparison
+	mismatches  []mismatch
 	// in is the scan's own. The history's messages are read-only once routed, and their bodies
 	// their own (stream.Message.Body), so reading them here while their router routes on is
 	// safe; what in decodes of a message (its parser's values) is valid until the next Reset,
 	// and nothing of it leaves the scan but the counts.
 	in predicate.Input
+}
+
+// mismatch counts the messages in which a comparison's field had a type none of its constants
+// has, and names that type as the first of them held it.
+type mismatch struct {
+	n     int
+	holds string
 }
 
 // count counts the matches among evs, until the end, ctx is done, or the scan must stop.
@@ -183,6 +227,22 @@ func (sc *scan) count(ctx context.Context, evs []*stream.Event) checkCount {
 			cost += evalCost(sc.counted, &sc.in)
 			if !errors.Is(err, predicate.ErrTooCostly) {
 				c.Of++
+				if err != nil {
+					c.Failed++
+					if sc.firstError == nil {
+						sc.firstError = &checkFailure{ID: eventID(ev), Message: err.Error()}
+					}
+				}
+				for i := range sc.comparisons {
+					cost++
+					if holds, bad := sc.comparisons[i].Mismatch(&sc.in); bad {
+						m := &sc.mismatches[i]
+						if m.n == 0 {
+							m.holds = holds
+						}
+						m.n++
+					}
+				}
 			}
 			if ok {
 				c.Matched++

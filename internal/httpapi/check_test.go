@@ -22,10 +22,20 @@ type checkResult struct {
 	Valid   bool `json:"valid"`
 	Matched int  `json:"matched"`
 	Of      int  `json:"of"`
+	Failed  int  `json:"failed"`
 	Sources map[string]struct {
 		Matched int `json:"matched"`
 		Of      int `json:"of"`
+		Failed  int `json:"failed"`
 	} `json:"sources"`
+	FirstError *struct {
+		ID      string `json:"id"`
+		Message string `json:"message"`
+	} `json:"first_error"`
+	Warnings []struct {
+		Message  string `json:"message"`
+		Position int    `json:"position"`
+	} `json:"warnings"`
 	Stopped *struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
@@ -189,7 +199,9 @@ func slowCheck(t *testing.T, e *env, ctx context.Context) <-chan string {
 		b, _ := io.ReadAll(resp.Body)
 		answer <- resp.Status + " " + string(b)
 	}()
-	waitFor(t, "the check to start counting", func() bool { return httpapi.ChecksRunning(e.api) == 1 })
+	// The request compiles a costly predicate first: on a loaded machine under -race that
+	// alone has taken over 10 s.
+	sourcetest.Eventually(t, 40*time.Second, func() bool { return httpapi.ChecksRunning(e.api) == 1 }, "the check to start counting")
 	return answer
 }
 
@@ -216,4 +228,47 @@ func TestCheckDrain(t *testing.T) {
 		t.Fatalf("the check answered %.200s; want 503 shutting_down", got)
 	}
 	sourcetest.Eventually(t, 20*time.Second, func() bool { return httpapi.ChecksRunning(e.api) == 0 }, "the check to stop")
+}
+
+// A predicate that compiles but cannot work on the history is told as such: how many messages
+// it failed on and the first error (a result that is not a bool, a comparison CEL has no
+// overload for), and an equality test that the history shows to be always false is warned of,
+// with the fix; a predicate that works gets neither.
+func TestCheckTellsPredicatesThatCannotWork(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	e.publish("in", numbered(4, keyEvenOdd)...)
+	e.publish("in", msg{Key: "odd", Body: json.RawMessage(`{"m":1}`)})
+	for _, c := range []struct {
+		where         string
+		matched, fail int
+		firstError    string
+		warning       string
+		position      int
+	}{
+		{where: `body.n`, fail: 5, firstError: "not a bool"},
+		{where: `body.n > "x"`, fail: 5, firstError: "no such overload"},
+		// The last message, odd, has no n: an error, as in a stream. Whatever && makes of it,
+		// the field's type is looked at in every message.
+		{where: `key == "odd" && body.n == "3"`, fail: 1, firstError: "no such key: n", warning: `body.n is a number in 4 of the 5 messages checked, but it is compared with "3": ` +
+			`in CEL a number never equals a string, so this comparison is always false (!= always true); did you mean body.n == 3?`, position: 16},
+		{where: `has(body.n) && body.n == 3`, matched: 1},
+	} {
+		resp, v := e.check(`{"where":` + strconv.Quote(c.where) + `,"source":"in"}`)
+		if resp.StatusCode != 200 || !v.Valid || v.Of != 5 || v.Matched != c.matched || v.Failed != c.fail || v.Sources["in"].Failed != c.fail {
+			t.Errorf("%s: %s %+v; want %d matched, %d failed of 5", c.where, resp.Status, v, c.matched, c.fail)
+			continue
+		}
+		switch {
+		case c.firstError == "" && v.FirstError != nil:
+			t.Errorf("%s: first_error %+v, want none", c.where, v.FirstError)
+		case c.firstError != "" && (v.FirstError == nil || !strings.Contains(v.FirstError.Message, c.firstError)):
+			t.Errorf("%s: first_error %+v, want %q", c.where, v.FirstError, c.firstError)
+		}
+		switch {
+		case c.warning == "" && len(v.Warnings) != 0:
+			t.Errorf("%s: warnings %+v, want none", c.where, v.Warnings)
+		case c.warning != "" && (len(v.Warnings) != 1 || v.Warnings[0].Message != c.warning || v.Warnings[0].Position != c.position):
+			t.Errorf("%s: warnings %+v\nwant %q at %d", c.where, v.Warnings, c.warning, c.position)
+		}
+	}
 }

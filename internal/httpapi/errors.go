@@ -17,6 +17,10 @@ type apiError struct {
 	Message  string `json:"message"`
 	Position *int   `json:"position,omitempty"`
 	Accepted *int   `json:"accepted,omitempty"` // an ingest request's messages published before the error
+	// IDs are, in a cluster, the ids the log gave the messages published before the error.
+	IDs []string `json:"ids,omitempty"`
+	// Problems are, of a configuration that does not validate (POST /v1/reload), every problem.
+	Problems []string `json:"problems,omitempty"`
 
 	retryAfter time.Duration // a 429's Retry-After, when known
 }

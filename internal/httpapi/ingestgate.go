@@ -25,13 +25,13 @@ func newIngestGate(l Limits) *ingestGate {
 // limit refuses it. The caller must call the returned release exactly once.
 func (g *ingestGate) enter(addr, cred string) (release func(), aerr *apiError) {
 	key, who := "credential "+cred, "this credential"
+	g.mu.Lock()
+	defer g.mu.Unlock()
 	exempt := false
 	if cred == "" {
 		key, who = "address "+addr, "this address"
 		exempt = !g.lim.ApplyToLoopback && isLoopback(addr)
 	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
 	switch {
 	case g.total >= g.lim.IngestRequests:
 		return nil, tooMany("ingest_requests", fmt.Sprintf("the server has its limit of %d ingest requests in progress", g.lim.IngestRequests), time.Second)

@@ -20,8 +20,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/streamux/streamux/internal/auth"
 	"github.com/streamux/streamux/internal/predicate"
 	"github.com/streamux/streamux/internal/source"
@@ -52,6 +50,10 @@ type Options struct {
 	Limits       Limits
 	// Check bounds POST /v1/check.
 	Check CheckLimits
+	// Sinks are the server's sinks, for /v1/sinks; nil: none.
+	Sinks Sinks
+	// Reload serves POST /v1/reload; nil: 501.
+	Reload Reloader
 }
 
 // Server serves the API over one supervisor.
@@ -72,6 +74,10 @@ type Server struct {
 	closeMu  sync.Mutex     // orders streams.Add with Close
 	closing  bool
 
+	// authn is Options.Auth until a reload replaces it (Apply): read once per request.
+	authn atomic.Pointer[auth.Authenticator]
+	keyed keyedSessions // the streams of API keys, which a reload may end
+
 	preds       *predicateCache // the clients' predicates
 	forcedPreds *predicateCache // the credentials' forced predicates
 
@@ -88,6 +94,7 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 	s := &Server{sup: sup, opt: opt, log: opt.Log, mux: http.NewServeMux(), gate: newGate(opt.Limits), preds: newPredicateCache(opt.Predicates), forcedPreds: newPredicateCache(predicate.Limits{MaxBytes: 64 << 10}),
 		hub: ws.NewHub(opt.Transport)}
 	s.drainCtx, s.drain = context.WithCancel(context.Background())
+	s.authn.Store(opt.Auth)
 	s.checks = newCheckGate(opt.Check, opt.Limits.ApplyToLoopback)
 	s.metrics = newMetrics(s)
 	s.bodies = newBodies(s.gate.lim, s.metrics.reg)
@@ -96,21 +103,13 @@ func New(sup *supervisor.Supervisor, opt Options) *Server {
 	if s.csrf, errs = newCrossOrigin(opt.AllowedOrigins); len(errs) > 0 {
 		s.log.Warn("some allowed origins are not origins: no page of theirs may write", "err", errors.Join(errs...))
 	}
-	s.mux.HandleFunc("/v1/stream", s.only("GET", s.stream))
-	s.mux.HandleFunc("/v1/check", s.only("POST", s.check))
-	s.mux.HandleFunc("/v1/sources", s.only("GET", s.sources))
-	s.mux.HandleFunc("/v1/sources/{name}/messages", s.ingest)
-	s.mux.HandleFunc("/v1/subscriptions", s.only("GET", s.subscriptions))
-	s.mux.HandleFunc("/v1/subscriptions/{id}", s.only("DELETE", s.kick))
-	s.mux.HandleFunc("/healthz", s.only("GET", s.healthz))
-	s.mux.HandleFunc("/readyz", s.only("GET", s.readyz))
-	s.mux.Handle("/metrics", promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	for _, rt := range s.routes() {
+		s.mux.Handle(rt.Pattern, rt.h)
+	}
+	// Not an endpoint: what no route of /v1 serves is answered as JSON, as every API error is.
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newError(http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path))
 	})
-	if opt.Web != nil {
-		s.mux.Handle("/", opt.Web)
-	}
 	return s
 }
 
@@ -173,6 +172,26 @@ func (s *Server) only(m string, h http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		h(w, r)
+	}
+}
+
+// either is only for an endpoint of two methods: a's, or b's.
+func (s *Server) either(ma string, a http.HandlerFunc, mb string, b http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case mb:
+			b(w, r)
+		case http.MethodOptions:
+			w.Header().Set("Allow", ma+", "+mb+", OPTIONS")
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			if r.Method != ma && !(ma == "GET" && r.Method == "HEAD") {
+				w.Header().Set("Allow", ma+", "+mb)
+				writeError(w, newError(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here; use "+ma+" or "+mb))
+				return
+			}
+			a(w, r)
+		}
 	}
 }
 
@@ -281,11 +300,12 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 		w = &earlyAnswer{w}
 	}
 	name := r.PathValue("name")
-	if !s.sup.Has(name) {
+	a := s.sup.Adapter(name) // once: a reload may remove the source meanwhile
+	if a == nil {
 		writeError(w, newError(http.StatusNotFound, "unknown_source", fmt.Sprintf("no source named %q", name)))
 		return
 	}
-	src, ok := s.sup.Adapter(name).(source.Publisher)
+	src, ok := a.(source.Publisher)
 	if !ok {
 		writeError(w, newError(http.StatusMethodNotAllowed, "not_ingestible",
 			fmt.Sprintf("source %q is not of type http; only http sources take messages", name)))
@@ -318,7 +338,8 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 	if stream, _ := strconv.ParseBool(r.URL.Query().Get("stream")); stream && body != nil {
 		body.streamLines()
 	}
-	n, err := src.Publish(s.drainCtx, r, w)
+	pub, err := src.Publish(s.drainCtx, r, w)
+	ids := eventIDs(name, pub.Seqs)
 	if err != nil {
 		ae := newError(http.StatusInternalServerError, "internal", err.Error())
 		if ie, ok := errors.AsType[*source.PublishError](err); ok {
@@ -329,11 +350,32 @@ func (s *Server) ingest(w http.ResponseWriter, r *http.Request) {
 			f := *body.fail
 			ae = &f
 		}
-		ae.Accepted = &n
+		ae.Accepted = &pub.N
+		ae.IDs = ids
 		writeError(w, ae)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]int{"accepted": n})
+	writeJSON(w, http.StatusOK, published{Accepted: pub.N, IDs: ids})
+}
+
+// published is the answer to an ingest request.
+type published struct {
+	Accepted int `json:"accepted"`
+	// IDs are, in a cluster, the ids the log gave the messages, in order (one already
+	// stored under the same Idempotency-Key or envelope id has the first one's).
+	IDs []string `json:"ids,omitempty"`
+}
+
+// eventIDs are the event ids of source's sequences; nil for none.
+func eventIDs(source string, seqs []uint64) []string {
+	if len(seqs) == 0 {
+		return nil
+	}
+	ids := make([]string, len(seqs))
+	for i, s := range seqs {
+		ids[i] = source + ":" + strconv.FormatUint(s, 10)
+	}
+	return ids
 }
 
 // earlyAnswer answers an HTTP/1 request whose body is of unknown length, and may never end (a

@@ -55,10 +55,12 @@ type session struct {
 	sub     *supervisor.Subscription
 	remote  string
 	log     *slog.Logger
-	expiry  *time.Timer   // ends the stream when the credential does; nil if it does not expire
-	expired chan struct{} // closed once expiry's function has run
-	release func()        // gives back the stream's place in the admission gate
-	live    *atomic.Int64 // the live streams of its transport (Server.conns)
+	expiry  *time.Timer     // ends the stream when the credential does; nil if it does not expire
+	expired chan struct{}   // closed once expiry's function has run
+	release func()          // gives back the stream's place in the admission gate
+	who     *auth.Principal // who opened it
+	untrack func()          // forgets the stream in Server.keyed
+	live    *atomic.Int64   // the live streams of its transport (Server.conns)
 }
 
 // open checks what r asks for, admits it and subscribes. When the stream cannot open, it has
@@ -99,16 +101,28 @@ func (s *Server) open(w http.ResponseWriter, r *http.Request) *session {
 	})
 	if err != nil {
 		release()
-		if errors.Is(err, supervisor.ErrClosed) {
+		switch {
+		case errors.Is(err, supervisor.ErrClosed):
 			s.reject(w, errShuttingDown())
-		} else {
+		case errors.Is(err, supervisor.ErrUnknownSource):
+			// Checked before; a reload removed it meanwhile.
+			s.reject(w, newError(http.StatusNotFound, "unknown_source", err.Error()))
+		case errors.Is(err, supervisor.ErrUnavailable):
+			ae := newError(http.StatusServiceUnavailable, "log_unavailable", err.Error())
+			ae.retryAfter = time.Second
+			s.reject(w, ae)
+		default:
 			s.reject(w, newError(http.StatusInternalServerError, "internal", err.Error()))
 		}
 		return nil
 	}
 	ss := &session{
 		Session: transport.Session{Out: sub.Out, Backlog: sub.Backlog, Positions: sub.Positions, Options: s.opt.Transport},
-		kind:    k, sub: sub, remote: r.RemoteAddr, log: s.log, release: release, live: &s.conns[k],
+		kind:    k, sub: sub, remote: r.RemoteAddr, log: s.log, release: release, live: &s.conns[k], who: who,
+	}
+	ss.untrack = s.keyed.add(ss)
+	if !s.authn.Load().Holds(who) {
+		sub.Out.Close(output.ErrRevoked) // a reload came between authenticate and add
 	}
 	ss.Options.Written = s.metrics.transport[k]
 	ss.Options.Batch = p.batch
@@ -189,6 +203,7 @@ func (ss *session) close(err error) {
 		<-ss.expired // it fired: its goroutine ends the output, at once
 	}
 	ss.Out.Close(causeOf(err))
+	ss.untrack()
 	ss.live.Add(-1)
 	ss.sub.Close()
 	ss.release()

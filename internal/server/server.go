@@ -17,6 +17,9 @@
 //     sequence numbers (the supervisor's Run returns).
 //  5. The data directory closes, after the routers have written to it for the last time.
 //
+// Reload (reload.go) reads the configuration again, from Options.Load, and applies what can
+// change while serving: the supervisor's sources, the API's authenticator and limits.
+//
 // Concurrency: New builds and starts nothing. Run is called once; it starts the supervisor's
 // goroutine and net/http's, and returns once they have returned, or once shutdown_grace has run
 // out since ctx ended, whichever comes first: it never waits longer, and a part that has not
@@ -31,10 +34,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"time"
 
 	"github.com/streamux/streamux/internal/auth"
+	"github.com/streamux/streamux/internal/cluster"
 	"github.com/streamux/streamux/internal/config"
 	"github.com/streamux/streamux/internal/httpapi"
 	"github.com/streamux/streamux/internal/output"
@@ -42,6 +47,7 @@ import (
 	"github.com/streamux/streamux/internal/rawconn"
 	"github.com/streamux/streamux/internal/router"
 	"github.com/streamux/streamux/internal/sequence"
+	_ "github.com/streamux/streamux/internal/sink/all" // every sink type
 	"github.com/streamux/streamux/internal/source"
 	_ "github.com/streamux/streamux/internal/source/all" // every source type
 	"github.com/streamux/streamux/internal/supervisor"
@@ -61,6 +67,9 @@ type Options struct {
 	// Wrap, if set, wraps the handler of every request: a middleware in front of the API and
 	// the web page (a test records the page's requests with it).
 	Wrap func(http.Handler) http.Handler
+	// Load reads the configuration file again, as the command read it at start (flags
+	// applied), for Reload (SIGHUP, POST /v1/reload); nil: the server cannot reload.
+	Load func() (*config.Config, error)
 }
 
 // Server is streamux: its sources, routers, API and web page. Create it with New, then Run it.
@@ -68,9 +77,21 @@ type Server struct {
 	cfg  *config.Config
 	log  *slog.Logger
 	data *sequence.Dir // nil: sequence numbers in memory
-	sup  *supervisor.Supervisor
-	api  *httpapi.Server
-	hs   *http.Server
+	// conns are, in a cluster, the connections to its servers: one that appends, one that
+	// reads the logs; none when alone.
+	conns []*cluster.Conn
+	sup   *supervisor.Supervisor
+	// sinks deliver what their predicates match (internal/sink); they read the routers, so
+	// they stop before them.
+	sinks *sinkAdmin
+	api   *httpapi.Server
+	hs    *http.Server
+	// authn authenticates the API's requests; nil without auth. Run runs its refresher of
+	// auth.jwt.jwks_url while serving.
+	authn *auth.Authenticator
+	opt   Options
+	// reload is the state of Reload (reload.go).
+	reload reloader
 }
 
 // New builds a server from cfg, as config.Load or config.Default returns it (defaults applied,
@@ -97,20 +118,49 @@ func New(cfg *config.Config, opt Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	var conns []*cluster.Conn // in a cluster: appends, then reads
+	if cfg.Cluster != nil {
+		if conns, err = connect(*cfg.Cluster, cfg.Listen); err != nil {
+			if data != nil {
+				data.Close()
+			}
+			return nil, err
+		}
+		log.Info("cluster: connected", "node", conns[0].Node(), "cluster", cfg.Cluster.String())
+	}
 	sup, err := supervisor.New(srcs, supervisor.Options{
-		History: router.History{Size: cfg.History.Size, MaxAge: cfg.History.MaxAge, MaxBytes: cfg.History.MaxBytes},
-		Queue:   output.Limits{Events: cfg.Limits.QueueEvents, Bytes: cfg.Limits.QueueBytes},
-		Data:    data,
-		Log:     log,
+		History:     router.History{Size: cfg.History.Size, MaxAge: cfg.History.MaxAge, MaxBytes: cfg.History.MaxBytes},
+		Queue:       output.Limits{Events: cfg.Limits.QueueEvents, Bytes: cfg.Limits.QueueBytes},
+		Data:        data,
+		Log:         log,
+		Cluster:     clusterConn(conns, 0),
+		ClusterRead: clusterConn(conns, 1),
+		FeedDelay:   feedDelay(),
 	})
 	if err != nil {
 		if data != nil {
 			data.Close()
 		}
+		closeAll(conns)
 		return nil, err
 	}
 	l := &cfg.Limits
+	srv := &Server{cfg: cfg, log: log, data: data, conns: conns, sup: sup, authn: authn, opt: opt}
+	srv.reload.applied = cfg
+	var reload httpapi.Reloader
+	if opt.Load != nil {
+		reload = func(ctx context.Context) (any, error) { return srv.Reload(ctx) }
+	}
+	sinks, err := newSinkAdmin(cfg, sup, data, clusterConn(conns, 0), log)
+	if err != nil {
+		if data != nil {
+			data.Close()
+		}
+		closeAll(conns)
+		return nil, err
+	}
 	api := httpapi.New(sup, httpapi.Options{
+		Sinks:      sinks,
 		Predicates: predicate.Limits{MaxBytes: l.PredicateMaxBytes, MaxCost: l.PredicateMaxCost},
 		Transport: transport.Options{
 			WriteTimeout: cfg.Stream.WriteTimeout, Heartbeat: cfg.Stream.Heartbeat,
@@ -121,16 +171,9 @@ func New(cfg *config.Config, opt Options) (*Server, error) {
 		Auth:           authn,
 		AllowedOrigins: cfg.AllowedOrigins,
 		AllowedHosts:   allowedHosts(cfg),
-		Limits: httpapi.Limits{
-			Connections: l.Connections, ConnectionsPerAddress: l.ConnectionsPerAddress,
-			SubscriptionsPerCredential: l.SubscriptionsPerCredential,
-			SubscribeRate:              l.SubscribeRate, SubscribeBurst: l.SubscribeBurst,
-			ApplyToLoopback: l.ApplyToLoopback,
-			IngestRequests:  l.IngestRequests, IngestRequestsPerClient: l.IngestRequestsPerClient,
-			BodyBytes: l.BodyBufferBytes, BodyReadTimeout: l.BodyReadTimeout,
-			BodyMinRate: l.BodyMinRate, IngestIdleTimeout: l.IngestIdleTimeout,
-		},
-		Check: httpapi.CheckLimits{MaxCost: l.CheckMaxCost, Rate: l.CheckRate, Burst: l.CheckBurst},
+		Limits:         apiLimits(l),
+		Check:          httpapi.CheckLimits{MaxCost: l.CheckMaxCost, Rate: l.CheckRate, Burst: l.CheckBurst},
+		Reload:         reload,
 	})
 	var h http.Handler = api
 	if opt.Wrap != nil {
@@ -143,7 +186,21 @@ func New(cfg *config.Config, opt Options) (*Server, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	return &Server{cfg: cfg, log: log, data: data, sup: sup, api: api, hs: hs}, nil
+	srv.sinks, srv.api, srv.hs = sinks, api, hs
+	return srv, nil
+}
+
+// apiLimits are the API's limits in l.
+func apiLimits(l *config.Limits) httpapi.Limits {
+	return httpapi.Limits{
+		Connections: l.Connections, ConnectionsPerAddress: l.ConnectionsPerAddress,
+		SubscriptionsPerCredential: l.SubscriptionsPerCredential,
+		SubscribeRate:              l.SubscribeRate, SubscribeBurst: l.SubscribeBurst,
+		ApplyToLoopback: l.ApplyToLoopback,
+		IngestRequests:  l.IngestRequests, IngestRequestsPerClient: l.IngestRequestsPerClient,
+		BodyBytes: l.BodyBufferBytes, BodyReadTimeout: l.BodyReadTimeout,
+		BodyMinRate: l.BodyMinRate, IngestIdleTimeout: l.IngestIdleTimeout,
+	}
 }
 
 // Supervisor is the server's supervisor: its sources, routers and subscriptions.
@@ -163,6 +220,12 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	defer stopSup()
 	supDone := make(chan error, 1)
 	go func() { supDone <- s.sup.Run(supCtx) }() // waited for by shutdown, until the grace ends
+	sinkCtx, stopSinks := context.WithCancel(context.Background())
+	sinksDone := make(chan struct{})
+	go func() { defer close(sinksDone); s.sinks.Run(sinkCtx) }() // waited for below
+	// The refresher of auth.jwt.jwks_url; a reload replaces it with its Authenticator's.
+	s.runAuth(s.authn)
+	defer s.stopAuthRun() // a fetch returns when its context ends
 	httpDone := make(chan error, 1)
 	scheme := "http"
 	if s.cfg.TLS.Cert != "" {
@@ -179,6 +242,10 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	case serveErr = <-httpDone: // the listener failed: shut down all the same
 		httpDone = nil
 	}
+	// The sinks first: they read the routers, and each saves its position as it stops; what
+	// they had not delivered, the next run delivers.
+	stopSinks()
+	<-sinksDone
 	err := s.shutdown(httpDone, stopSup, supDone)
 	if serveErr != nil {
 		return fmt.Errorf("serve: %w", serveErr)
@@ -232,6 +299,8 @@ func (s *Server) shutdown(httpDone <-chan error, stopSup context.CancelFunc, sup
 				errs = append(errs, err)
 			}
 		}
+		// After the feeds and the holders, which release their leases as they stop.
+		closeAll(s.conns)
 	case <-hard.Done():
 		// The routers may still write their last numbers: the directory stays open, its lock
 		// held, until the process exits.
@@ -275,6 +344,46 @@ func allowedHosts(cfg *config.Config) []string {
 		hosts = append(slices.Clip(hosts), host)
 	}
 	return hosts
+}
+
+// connect makes a cluster's two connections: one for appends and leases, one to read the logs
+// on, so that a node that appends at full speed still reads what it appended.
+func connect(cfg cluster.Config, listen string) ([]*cluster.Conn, error) {
+	var conns []*cluster.Conn
+	for _, suffix := range []string{"", "-read"} {
+		c := cfg
+		c.NATS.ConnectionName += suffix
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.NATS.ConnectTimeout)
+		conn, err := cluster.Connect(ctx, c, listen)
+		cancel()
+		if err != nil {
+			closeAll(conns)
+			return nil, err
+		}
+		conns = append(conns, conn)
+	}
+	return conns, nil
+}
+
+// clusterConn is conns[i], nil when alone.
+func clusterConn(conns []*cluster.Conn, i int) *cluster.Conn {
+	if i < len(conns) {
+		return conns[i]
+	}
+	return nil
+}
+
+func closeAll(conns []*cluster.Conn) {
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// feedDelay is a test hook: STREAMUX_TEST_FEED_DELAY (a duration) makes a node of a cluster
+// read its logs that much slower per message, to test a resume from an id it has not read yet.
+func feedDelay() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("STREAMUX_TEST_FEED_DELAY"))
+	return d
 }
 
 // openData opens the data directory, or returns nil when the sequence numbers are kept in

@@ -49,7 +49,8 @@ skip: 5
 		t.Fatal(err)
 	}
 	got := UnknownFields(doc.Content[0], reflect.TypeFor[outer](), nil)
-	want := []string{`line 2: unknown field "szie"`, `line 4: unknown field "nmae"`, `line 7: unknown field "szie"`, `line 8: unknown field "big"`, `line 11: unknown field "skip"`}
+	want := []string{`line 2: unknown field "szie" in by_name.a (did you mean "size"?)`, `line 4: unknown field "nmae" (did you mean "name"?)`,
+		`line 7: unknown field "szie" in items[1] (did you mean "size"?)`, `line 8: unknown field "big" in nested`, `line 11: unknown field "skip"`}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
 	}
@@ -62,7 +63,7 @@ skip: 5
 		return nil, false
 	}
 	got = UnknownFields(doc.Content[0], reflect.TypeFor[outer](), check)
-	want = []string{"inner", `line 4: unknown field "nmae"`, "inner", "inner", "inner", `line 11: unknown field "skip"`}
+	want = []string{"inner", `line 4: unknown field "nmae" (did you mean "name"?)`, "inner", "inner", "inner", `line 11: unknown field "skip"`}
 	if !slices.Equal(got, want) {
 		t.Errorf("with a check: got %q, want %q", got, want)
 	}
@@ -89,8 +90,49 @@ loop: &l [*l]
 		Loop   [][]int        `yaml:"loop"`
 	}
 	got := UnknownFields(doc.Content[0], reflect.TypeFor[loopy](), nil)
-	want := []string{`line 1: unknown field "sise"`, `line 1: unknown field "sise"`, `line 6: unknown field "bad"`}
+	want := []string{`line 1: unknown field "sise" in nested (did you mean "size"?)`, `line 1: unknown field "sise" in items[0] (did you mean "size"?)`,
+		`line 6: unknown field "bad" in items[1]`}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// An unknown key names the known field it is likely a typo of, and only one that is near.
+func TestSuggestion(t *testing.T) {
+	type config struct {
+		Listen  string `yaml:"listen"`
+		Sources []int  `yaml:"sources"`
+		Sinks   []int  `yaml:"sinks"`
+		MaxAge  int    `yaml:"max_age"`
+		History int    `yaml:"history"`
+		TLS     int    `yaml:"tls"`
+	}
+	for _, tc := range []struct{ key, want string }{
+		{"sorces", "sources"},   // a letter left out
+		{"sourcess", "sources"}, // one too many
+		{"lisetn", "listen"},    // two swapped
+		{"Listen", "listen"},    // the case
+		{"sink", "sinks"},       // the singular
+		{"age", "max_age"},      // the end of a name
+		{"histroy", "history"},
+		{"tsl", "tls"},
+		{"ls", "tls"},         // one letter left out of three
+		{"nothing", ""},       // near none
+		{"sauces", "sources"}, // a third of the letters changed
+		{"sorted", ""},        // more than a third
+		{"xyz", ""},
+	} {
+		var doc yaml.Node
+		if err := yaml.Unmarshal([]byte(tc.key+": 1\n"), &doc); err != nil {
+			t.Fatal(err)
+		}
+		got := UnknownFields(doc.Content[0], reflect.TypeFor[config](), nil)
+		want := `line 1: unknown field "` + tc.key + `"`
+		if tc.want != "" {
+			want += ` (did you mean "` + tc.want + `"?)`
+		}
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s: got %q, want %q", tc.key, got, want)
+		}
 	}
 }
