@@ -65,6 +65,16 @@ Scenarios (defaults in brackets):
              -rate [1000] messages/s flow: goroutines and heap before and after
   slow       -clients [100] fast clients reading everything at -rate [500] with -size [2048]
              bodies, alone for half of -duration, then with one client that never reads
+  cluster    streamux alone against clusters of one and three nodes on the JetStream server at
+             -nats-url, all on this machine: the latency and CPU of one log hop at -rate
+             [4000] with one client per node; the most a source appends (requests of 1,000
+             NDJSON lines, 1, 2, 4, … -max-posters [64] at once); fan-out to -clients [1000]
+             over -keys [100], alone, on one node and spread over three; the run's streams
+             are deleted at its end
+  sink       a webhook sink to a receiver in the bench that acknowledges at once, a server for
+             each of -sink-batches [1,100,1000] as batch.max: -messages [20000] posted to its
+             http source (as fast as it takes them, or at -rate), timed until all are received;
+             -sink-wait [0] is its batch.wait, -sink-memory keeps positions in memory
 
 Flags:
 `
@@ -119,17 +129,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.BoolVar(&o.Batch, "batch", o.Batch, "the clients ask streamux for batch frames (batch=true: a write's events in one frame, one per line); compare with -bare-join")
 	fs.BoolVar(&o.Ramp, "ramp", o.Ramp, "fanout, broadcast: raise the rate each -ramp-step by -ramp-factor until p99 passes -p99 (twice at one rate); report the highest rate that held")
 	fs.DurationVar(&o.P99, "p99", o.P99, "the p99 latency bound of -ramp")
-	fs.DurationVar(&o.RampStep, "ramp-step", o.RampStep, "how long each -ramp step is measured")
+	fs.DurationVar(&o.RampStep, "ramp-step", o.RampStep, "how long each -ramp step is measured (cluster: each step of its append stage)")
 	fs.Float64Var(&o.RampFactor, "ramp-factor", o.RampFactor, "the rate's growth from one -ramp step to the next")
 	fs.Float64Var(&o.MaxRate, "max-rate", o.MaxRate, "the highest rate -ramp tries (0: no limit but 40 steps)")
 	subs := intList(o.Subs)
 	fs.Var(&subs, "subs", "match: the subscription counts, comma-separated")
 	fs.IntVar(&o.MatchKeys, "match-keys", o.MatchKeys, "match: the distinct keys of its messages and predicates")
 	fs.IntVar(&o.Cycles, "cycles", o.Cycles, "churn: how many clients connect and leave")
-	fs.IntVar(&o.Messages, "messages", o.Messages, "ingest: messages per round and consumer")
+	fs.IntVar(&o.Messages, "messages", o.Messages, "ingest: messages per round and consumer; sink: messages per batch.max")
 	fs.IntVar(&o.Rounds, "rounds", o.Rounds, "ingest: rounds, alternating between the consumers")
-	fs.StringVar(&o.IngestVia, "ingest-via", o.IngestVia, "ingest: amqp (RabbitMQ into the amqp source, against bare consumers), or POSTs to the http source: ndjson (plain lines), envelope or stream")
+	fs.StringVar(&o.IngestVia, "ingest-via", o.IngestVia, "ingest: amqp (RabbitMQ into the amqp source, against bare consumers), amqp-stream, amqp-quorum, jetstream, redis-streams or mqtt (each source against a bare consumer of its library), or POSTs to the http source: ndjson (plain lines), envelope or stream")
 	fs.IntVar(&o.Parallel, "parallel", o.Parallel, "clients connecting at once")
+	sinkBatches := intList(o.SinkBatches)
+	fs.Var(&sinkBatches, "sink-batches", "sink: the batch.max values, comma-separated, a server each")
+	fs.DurationVar(&o.SinkWait, "sink-wait", o.SinkWait, "sink: the sink's batch.wait")
+	fs.BoolVar(&o.SinkMemory, "sink-memory", o.SinkMemory, "sink: data_dir: memory, positions not saved to disk after each batch")
+	fs.StringVar(&o.NATSURL, "nats-url", o.NATSURL, "cluster: the NATS server with JetStream that the nodes share")
+	fs.IntVar(&o.NATSPID, "nats-pid", o.NATSPID, "cluster: the NATS server's process id, to read its CPU from /proc (0: the one local process named nats-server, if any)")
+	fs.StringVar(&o.ClusterStorage, "cluster-storage", o.ClusterStorage, "cluster: the logs' storage, file or memory")
+	fs.IntVar(&o.ClusterReplicas, "cluster-replicas", o.ClusterReplicas, "cluster: the logs' replicas, 1 or 3 (3 needs a cluster of NATS servers)")
+	fs.IntVar(&o.MaxPosters, "max-posters", o.MaxPosters, "cluster: the most ingest requests in flight at once in the append stage")
 	fs.DurationVar(&o.ClientPing, "client-ping", o.ClientPing, "how often each client pings the server, as many client libraries do (0: never; streamux then cuts a listening client after 40s of steady traffic)")
 	fs.StringVar(&o.CPUProfile, "cpuprofile", o.CPUProfile, "write streamux's CPU profile over the measurement to this file (the bare loop's to FILE.bare)")
 	fs.StringVar(&o.HeapProfile, "heapprofile", o.HeapProfile, "churn: write the server's heap profiles before and after to FILE.before and FILE.after; idle: with the clients connected, to FILE.streamux and FILE.bare")
@@ -166,6 +185,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		o.Rate /= 4 // start the ramp well below the fixed run's rate
 	}
 	o.Subs = subs
+	o.SinkBatches = sinkBatches
 	exe, err := os.Executable()
 	if err != nil {
 		return fmt.Errorf("bench: find this binary to run the server: %w", err)

@@ -157,7 +157,10 @@ func TestRamp(t *testing.T) {
 	o.Ramp, o.RampStep, o.MaxRate, o.Bare = true, 300*time.Millisecond, 400, false
 	o.P99 = time.Minute
 	rep := runJSON(t, "fanout", o)
-	if len(rep.Results) < 2 || !strings.Contains(rep.Summary[0], "400") {
+	// The ramp goes up to 400 msg/s on a quiet machine; a loaded one may end it at a step
+	// below, where the rate it reached stopped growing: what is checked is that it ramped and
+	// said where it stopped.
+	if len(rep.Results) < 2 || len(rep.Summary) == 0 || !strings.Contains(rep.Summary[0], "msg/s published") {
 		t.Errorf("ramp: %d steps, summary %q", len(rep.Results), rep.Summary)
 	}
 }
@@ -205,11 +208,15 @@ func TestIngest(t *testing.T) {
 		t.Skipf("RabbitMQ is not reachable at %s: %v", o.AMQPURL, err)
 	}
 	conn.Close()
+	o.CPUProfile = t.TempDir() + "/cpu.pprof"
 	rep := runJSON(t, "ingest", o)
 	for _, r := range rep.Results {
 		if r.MsgsPerSec <= 0 || r.Messages != 500 {
 			t.Errorf("%+v", r)
 		}
+	}
+	if fi, err := os.Stat(o.CPUProfile); err != nil || fi.Size() == 0 {
+		t.Errorf("profile %s: %v", o.CPUProfile, err)
 	}
 }
 
@@ -240,6 +247,10 @@ func TestValidate(t *testing.T) {
 		{"fanout", func(o *Options) { o.PublishEvery = 0 }, "-publish-every"},
 		{"fanout", func(o *Options) { o.IngestStream, o.Source = true, "amqp" }, "-ingest-stream"},
 		{"ingest", func(o *Options) { o.IngestVia = "kafka" }, "-ingest-via"},
+		{"cluster", func(*Options) {}, "-inprocess"},
+		{"cluster", func(o *Options) { o.InProcess, o.ClusterStorage = false, "disk" }, "-cluster-storage"},
+		{"cluster", func(o *Options) { o.InProcess, o.ClusterReplicas = false, 2 }, "-cluster-replicas"},
+		{"cluster", func(o *Options) { o.InProcess, o.Source = false, "demo" }, "-source"},
 	} {
 		o := tiny(c.scenario)
 		c.change(&o)

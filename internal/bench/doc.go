@@ -16,6 +16,8 @@
 //	ingest     RabbitMQ into streamux's amqp source against bare amqp091-go consumers
 //	churn      clients connect and leave, Cycles times: goroutines and heap before and after
 //	slow       fast clients alone, then with one client that never reads
+//	cluster    streamux alone against clusters of one and three nodes on NATS JetStream:
+//	           one log hop's latency and CPU, the most a source appends, fan-out (cluster.go)
 //
 // End-to-end latency is the time from when a message was due to be published (the "ts" field,
 // in Unix nanoseconds, that the publisher puts in every body) to when a client read it.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -49,54 +50,99 @@ func (r *runner) ingest(ctx context.Context, rep *Report) error {
 	defer func() { _, _ = ch.QueueDelete(queue, false, false, false) }()
 	body := []byte(`{"ts":` + strconv.FormatInt(time.Now().UnixNano(), 10) + `,"pad":"` + strings.Repeat("x", max(o.Size-40, 0)) + `"}`)
 
-	consumers := []struct {
-		name    string
-		consume func(n int) error
-		elapsed time.Duration
-		cpu     time.Duration
-	}{
-		{name: kindStreamux, consume: func(n int) error { return consumeStreamux(ctx, o.AMQPURL, queue, n) }},
-		{name: "bare-ack", consume: func(n int) error { return consumeBare(ctx, o.AMQPURL, queue, n, false) }},
-		{name: "bare-autoack", consume: func(n int) error { return consumeBare(ctx, o.AMQPURL, queue, n, true) }},
+	n := o.Messages
+	err = r.ingestRounds(rep, "", func(int, string) error { return preload(ctx, ch, queue, body, n) }, nil, []ingestConsumer{
+		{kindStreamux, func() error { return consumeStreamux(ctx, o.AMQPURL, queue, n) }},
+		{"bare-ack", func() error { return consumeBare(ctx, o.AMQPURL, queue, n, false) }},
+		{"bare-autoack", func() error { return consumeBare(ctx, o.AMQPURL, queue, n, true) }},
+	})
+	if err != nil {
+		return err
 	}
+	rep.Notes = append(rep.Notes,
+		"bare-ack: amqp091-go alone, prefetch 256, each message acknowledged; bare-autoack: no acknowledgements at all (the broker's ceiling, unbounded client buffer)",
+		"streamux: the amqp source with its defaults (prefetch 256, ack auto in batches) run by the supervisor into a router with no subscription; connecting is timed for every consumer",
+		"CPU µs/msg is this process's CPU (the broker's is not counted) while consuming")
+	return nil
+}
+
+// ingestConsumer is one of the consumers an ingest scenario compares: its name in the report,
+// and how it consumes the messages of its turn in a round, which is what is timed.
+type ingestConsumer struct {
+	name    string
+	consume func() error
+}
+
+// ingestRounds runs an ingest scenario's rounds: each of Rounds rounds (counted from 1) gives
+// every consumer a turn, in order, so that any change of load on the machine falls on all of
+// them alike. A turn is load(round, name), untimed (it puts the turn's messages where the
+// consumer reads them), then the consumer's consume, timed with this process's CPU, then
+// check(round, name), untimed, if check is not nil (it verifies what the turn left, or cleans
+// up). ingestRounds appends a Result for each consumer, its rate also as a share of the one
+// named "bare-ack", which must be among them, and a summary line of the first one's share
+// (streamux's), of messages from where ("" to say nothing). With CPUProfile set, it writes
+// there one CPU profile of this process over all the rounds, each consumer's turns labelled
+// consumer=NAME (go tool pprof -tagfocus consumer=streamux).
+func (r *runner) ingestRounds(rep *Report, where string, load, check func(round int, name string) error, consumers []ingestConsumer) error {
+	o := r.opt
+	if o.CPUProfile != "" {
+		f, err := os.Create(o.CPUProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	elapsed := make([]time.Duration, len(consumers))
+	cpu := make([]time.Duration, len(consumers))
 	for round := 1; round <= o.Rounds; round++ {
-		for i := range consumers {
-			c := &consumers[i]
+		for i, c := range consumers {
 			r.prog.show("[ingest] round %d/%d: preloading %s messages for %s", round, o.Rounds, commas(int64(o.Messages)), c.name)
-			if err := preload(ctx, ch, queue, body, o.Messages); err != nil {
+			if err := load(round, c.name); err != nil {
 				return err
 			}
 			r.prog.show("[ingest] round %d/%d: %s consuming", round, o.Rounds, c.name)
 			cpu0, _, _ := procStat(0)
 			start := time.Now()
-			if err := c.consume(o.Messages); err != nil {
+			var err error
+			// The goroutines that consume starts take its label too.
+			pprof.Do(context.Background(), pprof.Labels("consumer", c.name), func(context.Context) { err = c.consume() })
+			if err != nil {
 				return fmt.Errorf("%s: %w", c.name, err)
 			}
-			c.elapsed += time.Since(start)
+			elapsed[i] += time.Since(start)
 			cpu1, _, _ := procStat(0)
-			c.cpu += cpu1 - cpu0
+			cpu[i] += cpu1 - cpu0
+			if check != nil {
+				if err := check(round, c.name); err != nil {
+					return fmt.Errorf("%s: %w", c.name, err)
+				}
+			}
 		}
 	}
 	total := o.Messages * o.Rounds
+	first := len(rep.Results)
 	var bare float64
-	for _, c := range consumers {
+	for i, c := range consumers {
 		res := Result{
-			Server: c.name, Messages: total, MsgsPerSec: float64(total) / c.elapsed.Seconds(),
-			CPUSeconds: c.cpu.Seconds(), CPUPerDeliveryUs: c.cpu.Seconds() * 1e6 / float64(total),
+			Server: c.name, Messages: total, MsgsPerSec: float64(total) / elapsed[i].Seconds(),
+			CPUSeconds: cpu[i].Seconds(), CPUPerDeliveryUs: cpu[i].Seconds() * 1e6 / float64(total),
 		}
 		if c.name == "bare-ack" {
 			bare = res.MsgsPerSec
 		}
 		rep.Results = append(rep.Results, res)
 	}
-	for i := range rep.Results {
+	for i := first; i < len(rep.Results); i++ {
 		rep.Results[i].OfBare = 100 * rep.Results[i].MsgsPerSec / bare
 	}
-	rep.Summary = append(rep.Summary, fmt.Sprintf("streamux consumed %.0f%% of bare-ack's rate (target: at least 95%%)", rep.Results[0].OfBare))
-	rep.Notes = append(rep.Notes,
-		"bare-ack: amqp091-go alone, prefetch 256, each message acknowledged; bare-autoack: no acknowledgements at all (the broker's ceiling, unbounded client buffer)",
-		"streamux: the amqp source with its defaults (prefetch 256, ack auto in batches) run by the supervisor into a router with no subscription; connecting is timed for every consumer",
-		"CPU µs/msg is this process's CPU (the broker's is not counted) while consuming")
+	if where != "" {
+		where = " " + where
+	}
+	rep.Summary = append(rep.Summary, fmt.Sprintf("streamux consumed %.0f%% of bare-ack's rate%s (target: at least 95%%)", rep.Results[first].OfBare, where))
 	return nil
 }
 
@@ -136,13 +182,23 @@ func consumeStreamux(ctx context.Context, url, queue string, n int) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return superviseUntil(ctx, "amqp", src, n, supervisor.Options{}, nil)
+}
+
+// superviseUntil runs adapter, of source type typ, under a supervisor with opt (its Log
+// discarded), as the server does, into a router with no subscriptions, until count (nil: what
+// the router received) reaches n, or five minutes pass.
+func superviseUntil(ctx context.Context, typ string, adapter source.Source, n int, opt supervisor.Options, count func() uint64) error {
+	opt.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	sup, err := supervisor.New([]supervisor.Source{{
-		Name: "bench", Type: "amqp", Adapter: src,
+		Name: "bench", Type: typ, Adapter: adapter,
 		Backoff: source.Backoff{Initial: 50 * time.Millisecond, Max: time.Second},
-	}}, supervisor.Options{Log: log})
+	}}, opt)
 	if err != nil {
 		return err
+	}
+	if count == nil {
+		count = func() uint64 { return sup.Sources()[0].Counters.Received }
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -150,12 +206,13 @@ func consumeStreamux(ctx context.Context, url, queue string, n int) error {
 	defer func() { cancel(); <-done }()
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
-		si := sup.Sources()[0]
-		if si.Counters.Received >= uint64(n) {
+		got := count()
+		if got >= uint64(n) {
 			return nil
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("consumed %d of %d (source %s: %s)", si.Counters.Received, n, si.State, si.LastError)
+			si := sup.Sources()[0]
+			return fmt.Errorf("consumed %d of %d (source %s: %s)", got, n, si.State, si.LastError)
 		}
 		time.Sleep(time.Millisecond)
 	}

@@ -15,6 +15,17 @@ import (
 // http source's endpoint in one of its three forms.
 var IngestVias = []string{"amqp", "ndjson", "envelope", "stream"}
 
+// sourceIngests are the ingest scenarios of the durable sources (issue 19), each in a file of
+// its own that registers it from init (registerIngest): streamux's source beside a bare consumer
+// of the same library, on the same server in the same run.
+var sourceIngests = map[string]func(r *runner, ctx context.Context, rep *Report) error{}
+
+// registerIngest adds the ingest scenario via, run by f; called from init.
+func registerIngest(via string, f func(r *runner, ctx context.Context, rep *Report) error) {
+	sourceIngests[via] = f
+	IngestVias = append(IngestVias, via)
+}
+
 // ingestLines is how many messages one ingest request carries.
 const ingestLines = 1000
 

@@ -57,12 +57,24 @@ func (r *runner) startPublisher(ctx context.Context, t *target, rec *recorder, f
 		}
 		s = as
 	default:
-		if r.opt.IngestStream {
-			s = newHTTPStreamSink(t.base, t.source)
-		} else {
-			s = newHTTPSink(t.base, t.source)
-		}
+		s = r.httpSinkTo(t)
 	}
+	p, stop := r.runPublisher(ctx, s, rec, fanTo, rate)
+	return p, stop, nil
+}
+
+// httpSinkTo is the sink that feeds t's http source: a request per batch, or with
+// -ingest-stream one streaming request.
+func (r *runner) httpSinkTo(t *target) sink {
+	if r.opt.IngestStream {
+		return newHTTPStreamSink(t.base, t.source)
+	}
+	return newHTTPSink(t.base, t.source)
+}
+
+// runPublisher starts publishing to s at rate, message i of key k counting fanTo[k] expected
+// deliveries in rec. stop stops it, waits for it, closes s and returns the publisher's error.
+func (r *runner) runPublisher(ctx context.Context, s sink, rec *recorder, fanTo []uint64, rate float64) (*publisher, func() error) {
 	p := &publisher{sink: s, every: r.opt.PublishEvery, keys: len(fanTo), size: r.opt.Size, rec: rec, fanTo: func(k int) uint64 { return fanTo[k] }}
 	p.setRate(rate)
 	pctx, cancel := context.WithCancel(ctx)
@@ -79,7 +91,7 @@ func (r *runner) startPublisher(ctx context.Context, t *target, rec *recorder, f
 		})
 		return err
 	}
-	return p, stop, nil
+	return p, stop
 }
 
 // compare fills in streamux's share of the bare loop and the summary.

@@ -8,7 +8,7 @@ import (
 )
 
 // Scenarios lists the scenarios Run knows, in the order the help shows them.
-var Scenarios = []string{"fanout", "broadcast", "idle", "match", "ingest", "churn", "slow"}
+var Scenarios = []string{"fanout", "broadcast", "idle", "match", "ingest", "churn", "slow", "cluster", "sink"}
 
 // Options configure a run. A zero field takes the scenario's default (see Defaults); the
 // command line of `streamux-bench` sets them, one flag each.
@@ -93,13 +93,31 @@ type Options struct {
 	IngestVia string
 	// Parallel is how many clients connect at once.
 	Parallel int
+	// SinkBatches are the sink scenario's batch.max values, a server each; SinkWait its
+	// batch.wait; SinkMemory runs its servers with data_dir: memory, so that positions are
+	// kept in memory instead of saved to the data directory after each batch.
+	SinkBatches []int
+	SinkWait    time.Duration
+	SinkMemory  bool
+
+	// NATSURL is the JetStream server the cluster scenario's nodes share; NATSPID, if set, is
+	// its process, whose CPU time the scenario reads from /proc (0: a local process named
+	// nats-server, if there is exactly one).
+	NATSURL string
+	NATSPID int
+	// ClusterStorage and ClusterReplicas are the cluster: block's storage and replicas.
+	ClusterStorage  string
+	ClusterReplicas int
+	// MaxPosters bounds the requests the cluster scenario's append stage sends at once.
+	MaxPosters int
 	// ClientPing is how often each client sends a ping, as many client libraries do; 0 never.
 	// A client that only listens is otherwise cut by streamux after 2×heartbeat+write timeout
 	// (40 s) of steady traffic: its server pings only idle streams.
 	ClientPing time.Duration
 
 	// CPUProfile, if set, receives a CPU profile of the streamux server over the measurement
-	// (of the bare server, when measured, in CPUProfile+".bare").
+	// (of the bare server, when measured, in CPUProfile+".bare"); for ingest, of this process
+	// over every round, each consumer's turns labelled consumer=NAME.
 	CPUProfile string
 	// HeapProfile, if set, receives the server's heap profiles: before and after churn
 	// (HeapProfile+".before", ".after"; compare them with go tool pprof -base), and with the
@@ -126,9 +144,10 @@ func Defaults(scenario string) Options {
 		Policy: "disconnect", P99: 100 * time.Millisecond, RampStep: 2 * time.Second, RampFactor: 1.25,
 		Subs: []int{1000, 100000}, MatchKeys: 1000, Cycles: 10000, Messages: 50000, Rounds: 3, IngestVia: "amqp",
 		Parallel: 64, ClientPing: 10 * time.Second, PublishEvery: 2 * time.Millisecond,
+		NATSURL: "nats://127.0.0.1:4222", ClusterStorage: "file", ClusterReplicas: 1, MaxPosters: 64,
 	}
 	switch scenario {
-	case "fanout":
+	case "fanout", "cluster":
 		o.Rate = 4000 // 40,000 deliveries/s at 1,000 clients over 100 keys: issue 6's CPU target
 	case "broadcast":
 		o.Rate = 40 // 40,000 deliveries/s at 1,000 clients
@@ -140,6 +159,8 @@ func Defaults(scenario string) Options {
 		o.Clients, o.Rate, o.Duration = 50, 1000, 0
 	case "match":
 		o.Duration = 2 * time.Second
+	case "sink":
+		o.Messages, o.SinkBatches = 20000, []int{1, 100, 1000}
 	}
 	return o
 }
@@ -174,6 +195,24 @@ func (o *Options) validate(scenario string) error {
 	}
 	if o.Source != "http" && o.URL != "" {
 		return fmt.Errorf("-url needs -source http: the bench cannot configure a running server's sources")
+	}
+	if scenario == "cluster" {
+		switch {
+		case o.URL != "" || o.InProcess:
+			return fmt.Errorf("cluster starts its nodes as subprocesses, to read each one's CPU: -url and -inprocess do not apply")
+		case o.Source != "http":
+			return fmt.Errorf("cluster feeds an http source: -source %s does not apply", o.Source)
+		case o.NATSURL == "":
+			return fmt.Errorf("cluster needs -nats-url")
+		case o.ClusterStorage != "file" && o.ClusterStorage != "memory":
+			return fmt.Errorf("-cluster-storage must be file or memory, got %q", o.ClusterStorage)
+		case o.ClusterReplicas != 1 && o.ClusterReplicas != 3:
+			return fmt.Errorf("-cluster-replicas must be 1 or 3, got %d", o.ClusterReplicas)
+		case o.MaxPosters <= 0:
+			return fmt.Errorf("-max-posters must be positive")
+		case o.RampStep <= 0:
+			return fmt.Errorf("cluster needs -ramp-step > 0: each step of its append stage lasts that long")
+		}
 	}
 	if !o.InProcess && o.URL == "" && len(o.Child) == 0 && scenario != "match" && scenario != "ingest" {
 		return fmt.Errorf("no way to start a server: neither -inprocess, -url, nor a child command")

@@ -23,7 +23,19 @@ type Report struct {
 	Summary []string `json:"summary,omitempty"`
 	// Notes say how to read the figures.
 	Notes []string `json:"notes,omitempty"`
+	// StreamPrefix begins the name of every JetStream stream the cluster scenario made (and
+	// deleted at its end).
+	StreamPrefix string `json:"stream_prefix,omitempty"`
 
+	columns []column
+	// sections, if set, print the results as several tables: each the rows of its Section.
+	sections []section
+}
+
+// section is one table of a report whose results fall into sections.
+type section struct {
+	name    string // Result.Section
+	title   string
 	columns []column
 }
 
@@ -82,6 +94,34 @@ type Result struct {
 
 	Messages   int     `json:"messages,omitempty"`
 	MsgsPerSec float64 `json:"msgs_per_s,omitempty"`
+	// RequestsPerSec is the requests a sink's receiver took a second; LagSeconds the most a
+	// sink's lag_seconds showed (its lag in messages is Lag).
+	RequestsPerSec float64 `json:"requests_per_s,omitempty"`
+	LagSeconds     float64 `json:"lag_seconds,omitempty"`
+
+	// Section, Group and the fields below are the cluster scenario's. Section is its stage
+	// (hop, append, fanout); Group the servers measured together (alone, 1 node, 3 nodes);
+	// Server then names one process of the group, or "all nodes".
+	Section string `json:"section,omitempty"`
+	Group   string `json:"group,omitempty"`
+	// Posters is how many ingest requests the append stage had in flight at once.
+	Posters int `json:"posters,omitempty"`
+	// CPUPerMessageUs is the process's CPU per message published to the group.
+	CPUPerMessageUs float64 `json:"cpu_us_per_message,omitempty"`
+	// RoutedPerSec is the messages the ingesting node's router took per second (in a cluster,
+	// read back from the log); Lag how many the log held that it had not read at the end.
+	RoutedPerSec float64 `json:"routed_per_s,omitempty"`
+	Lag          uint64  `json:"lag,omitempty"`
+	// CatchUpPerSec is how fast the node routed what it had not yet once the append stopped.
+	CatchUpPerSec float64 `json:"catch_up_per_s,omitempty"`
+	// NATSCPU* are the JetStream server's CPU over the same measurement.
+	NATSCPUSeconds      float64 `json:"nats_cpu_seconds,omitempty"`
+	NATSCPUPercent      float64 `json:"nats_cpu_percent,omitempty"`
+	NATSCPUPerMessageUs float64 `json:"nats_cpu_us_per_message,omitempty"`
+
+	// head marks a group's first row, which carries what the group shares (drops,
+	// disconnections, the bench's own CPU).
+	head bool
 	// OfBare is this row's throughput as a percentage of the bare reference in the same run.
 	OfBare float64 `json:"percent_of_bare,omitempty"`
 }
@@ -235,20 +275,25 @@ func (rep *Report) print(w io.Writer, asJSON bool) error {
 	fmt.Fprintf(w, "machine: %d CPUs (GOMAXPROCS %d), %s, %s RAM, %s, Linux %s, load average %s at the start\n",
 		m.CPUs, m.GOMAXPROCS, m.CPUModel, m.Memory, m.Go, m.Kernel, m.LoadAvg)
 	fmt.Fprintf(w, "server: %s\n\n", rep.Mode)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	cols := rep.columns
-	for _, c := range cols {
-		fmt.Fprint(tw, c.head, "\t")
-	}
-	fmt.Fprintln(tw)
-	for _, r := range rep.Results {
-		for _, c := range cols {
-			fmt.Fprint(tw, c.cell(r), "\t")
+	if len(rep.sections) == 0 {
+		if err := table(w, rep.columns, rep.Results); err != nil {
+			return err
 		}
-		fmt.Fprintln(tw)
 	}
-	if err := tw.Flush(); err != nil {
-		return err
+	for i, sec := range rep.sections {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w, sec.title)
+		var rows []Result
+		for _, r := range rep.Results {
+			if r.Section == sec.name {
+				rows = append(rows, r)
+			}
+		}
+		if err := table(w, sec.columns, rows); err != nil {
+			return err
+		}
 	}
 	if len(rep.Summary) > 0 {
 		fmt.Fprintln(w)
@@ -263,6 +308,22 @@ func (rep *Report) print(w io.Writer, asJSON bool) error {
 		}
 	}
 	return nil
+}
+
+// table writes rows under the heads of cols, right-aligned.
+func table(w io.Writer, cols []column, rows []Result) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	for _, c := range cols {
+		fmt.Fprint(tw, c.head, "\t")
+	}
+	fmt.Fprintln(tw)
+	for _, r := range rows {
+		for _, c := range cols {
+			fmt.Fprint(tw, c.cell(r), "\t")
+		}
+		fmt.Fprintln(tw)
+	}
+	return tw.Flush()
 }
 
 // round2 keeps two decimals of a millisecond figure.

@@ -63,7 +63,16 @@ func (r *runner) run(ctx context.Context) (*Report, error) {
 	case "match":
 		rep.Mode = "in-process router, no network"
 		err = r.match(ctx, rep)
+	case "cluster":
+		err = r.cluster(ctx, rep)
+	case "sink":
+		err = r.sink(ctx, rep)
 	case "ingest":
+		if f, ok := sourceIngests[r.opt.IngestVia]; ok {
+			rep.Mode = "in-process supervisor and " + r.opt.IngestVia + " source, no clients"
+			err = f(r, ctx, rep)
+			break
+		}
 		if r.opt.IngestVia != "amqp" {
 			rep.Mode = r.mode() + "; http source, no clients"
 			err = r.ingestHTTP(ctx, rep)

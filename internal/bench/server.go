@@ -279,11 +279,32 @@ type serverConfig struct {
 	queueEvents int
 	maxBatch    int
 	writeDelay  time.Duration
+	// name names the configuration file when several servers of one kind run at once; dataDir,
+	// if set, is the server's own data directory.
+	name    string
+	dataDir string
+	// cluster, if set, is the cluster: block: this server is a node of a cluster.
+	cluster *clusterBlock
+	// extra is YAML added at the end (the sink scenario's sinks:).
+	extra string
+}
+
+// clusterBlock is the cluster: block of a node's configuration.
+type clusterBlock struct {
+	natsURL  string
+	prefix   string
+	node     string
+	storage  string
+	replicas int
 }
 
 func (c serverConfig) yaml() string {
 	var b strings.Builder
-	b.WriteString("listen: 127.0.0.1:0\nshutdown_grace: 3s\nsources:\n")
+	b.WriteString("listen: 127.0.0.1:0\nshutdown_grace: 3s\n")
+	if c.dataDir != "" {
+		fmt.Fprintf(&b, "data_dir: %q\n", c.dataDir)
+	}
+	b.WriteString("sources:\n")
 	fmt.Fprintf(&b, "  - name: %s\n", c.sourceName)
 	switch c.source {
 	case "demo":
@@ -305,6 +326,11 @@ func (c serverConfig) yaml() string {
 	if c.writeDelay > 0 {
 		fmt.Fprintf(&b, "  write_delay: %v\n", c.writeDelay)
 	}
+	if cl := c.cluster; cl != nil {
+		fmt.Fprintf(&b, "cluster:\n  nats:\n    url: %q\n  stream_prefix: %s\n  node: %s\n  storage: %s\n  replicas: %d\n",
+			cl.natsURL, cl.prefix, cl.node, cl.storage, cl.replicas)
+	}
+	b.WriteString(c.extra)
 	return b.String()
 }
 
@@ -322,7 +348,11 @@ func (r *runner) start(ctx context.Context, kind string, sc serverConfig) (*targ
 		t.stop = func() error { httpc.CloseIdleConnections(); return nil }
 		return t, nil
 	}
-	cfgPath := filepath.Join(r.dir, kind+".yaml")
+	name := kind
+	if sc.name != "" {
+		name = sc.name
+	}
+	cfgPath := filepath.Join(r.dir, name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(sc.yaml()), 0o600); err != nil {
 		return nil, err
 	}

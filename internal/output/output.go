@@ -56,6 +56,14 @@ var (
 	// ErrTooCostly: one evaluation of the subscription's predicate went over its cost limit
 	// (predicate.ErrTooCostly); it would cost as much on the next such message.
 	ErrTooCostly = errors.New("predicate too costly")
+	// ErrReplay: in a cluster, the replay of a resume from the source's log could not go on
+	// (the servers failed, or this node did not read the log up to the client's id in
+	// time); a resume from the last id received takes it up again.
+	ErrReplay = errors.New("replay from the log failed; resume from the last id received")
+	// ErrSourceRemoved: a reload removed every source the stream read.
+	ErrSourceRemoved = errors.New("source removed")
+	// ErrRevoked: a reload removed, or changed, the API key that opened the stream.
+	ErrRevoked = errors.New("credential revoked")
 )
 
 // Limits bound one output's queue.

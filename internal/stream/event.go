@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"slices"
 	"strconv"
 	"time"
 )
@@ -65,15 +66,21 @@ func NewMessage(m *Message) *Event {
 	b = append(b, `,"time":"`...)
 	b = AppendTime(b, m.Time)
 	b = append(b, `","headers":{`...)
-	first := true
-	for k, v := range m.Headers {
-		if !first {
+	// In the order of their names, not the map's, which differs from one encoding to the
+	// next: a message has the same bytes in every event of it, on every node of a cluster.
+	var small [16]string
+	names := small[:0]
+	for k := range m.Headers {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	for i, k := range names {
+		if i > 0 {
 			b = append(b, ',')
 		}
-		first = false
 		b = appendString(b, k)
 		b = append(b, ':')
-		b = appendString(b, v)
+		b = appendString(b, m.Headers[k])
 	}
 	b = append(b, `},"body":`...)
 	start := len(b)
@@ -117,10 +124,14 @@ const (
 	// earlier run that kept no sequence numbers on disk, another data directory); what was
 	// sent after it cannot be counted, and missed counts only what this run no longer holds.
 	GapUnknownID = "unknown_id"
+	// GapNotStored: in a cluster, messages the node reading the source upstream had taken
+	// and could not append to the log (it lost the source's lease, or the servers failed),
+	// from an upstream that will not deliver them again.
+	GapNotStored = "not_stored"
 )
 
 // NewGap encodes a "gap" event: missed messages of source matched but were not delivered, for
-// the reason given (GapDropped, GapHistory, GapTooLarge, GapRestart or GapUnknownID).
+// the reason given (one of the Gap constants).
 func NewGap(source string, missed uint64, reason string) *Event {
 	b := make([]byte, wsRoom, wsRoom+64+len(source)+len(reason))
 	b = append(b, `{"type":"gap","source":`...)
@@ -135,7 +146,17 @@ func NewGap(source string, missed uint64, reason string) *Event {
 
 // NewStatus encodes a "status" event: source changed to state; errText is the last error, if any.
 func NewStatus(source, state, errText string) *Event {
-	b := make([]byte, wsRoom, wsRoom+48+len(source)+len(state)+len(errText))
+	return newStatus(source, state, errText, "", false)
+}
+
+// NewLeaderStatus is the status event of a change of the node that reads source upstream, in a
+// cluster: {"type":"status","source":…,"state":…,"leader":…}; leader "" is none.
+func NewLeaderStatus(source, state, leader string) *Event {
+	return newStatus(source, state, "", leader, true)
+}
+
+func newStatus(source, state, errText, leader string, withLeader bool) *Event {
+	b := make([]byte, wsRoom, wsRoom+60+len(source)+len(state)+len(errText)+len(leader))
 	b = append(b, `{"type":"status","source":`...)
 	b = appendString(b, source)
 	b = append(b, `,"state":`...)
@@ -143,6 +164,10 @@ func NewStatus(source, state, errText string) *Event {
 	if errText != "" {
 		b = append(b, `,"error":`...)
 		b = appendString(b, errText)
+	}
+	if withLeader {
+		b = append(b, `,"leader":`...)
+		b = appendString(b, leader)
 	}
 	b = append(b, '}')
 	return finish(&Event{Kind: KindStatus, Source: source}, b)

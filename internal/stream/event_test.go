@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +206,28 @@ func TestParseID(t *testing.T) {
 		src, seq, err := ParseID(c.id)
 		if (err == nil) != c.ok || src != c.src || seq != c.seq {
 			t.Errorf("%q: got %q %d %v", c.id, src, seq, err)
+		}
+	}
+}
+
+// A message's event has the same bytes however its headers map iterates: in a cluster, every
+// node encodes the same id, and a node its history and a replay, and they must agree.
+func TestHeadersInNameOrder(t *testing.T) {
+	h := map[string]string{}
+	for i := range 40 { // past the encoder's room on the stack
+		h[fmt.Sprintf("h%02d", 39-i)] = fmt.Sprint(i)
+	}
+	h["X-Mixed"] = "v"
+	h["b"] = "\x00"
+	at := time.UnixMilli(1_700_000_000_000)
+	want := string(NewMessage(&Message{Source: "s", Seq: 1, Headers: h, Body: []byte(`1`), Time: at}).JSON())
+	if !strings.Contains(want, `"headers":{"X-Mixed":"v","b":"\u0000","h00":"39","h01":"38"`) {
+		t.Fatalf("headers not in name order: %s", want)
+	}
+	for range 50 {
+		c := maps.Clone(h)
+		if got := string(NewMessage(&Message{Source: "s", Seq: 1, Headers: c, Body: []byte(`1`), Time: at}).JSON()); got != want {
+			t.Fatalf("encoded\n%s\nthen\n%s", want, got)
 		}
 	}
 }

@@ -14,8 +14,14 @@ import (
 type Message struct {
 	// Source is the name of the source that produced the message.
 	Source string
-	// Seq is assigned by the source's router: 1, 2, 3, … with no holes.
+	// Seq is assigned by the source's router: 1, 2, 3, … with no holes. In a cluster it is
+	// the log's sequence, which the router takes as it is (see router.Router.FromLog).
 	Seq uint64
+	// UpstreamID is the upstream's own name of the message, where it has one (an AMQP message-id,
+	// a Kafka offset, an ingest Idempotency-Key or envelope "id"): in a cluster, the log
+	// stores a message once per ID within its duplicate window, so a message the upstream
+	// delivers again is not appended again. Not part of the event; "" for none.
+	UpstreamID string
 	// Key is the routing key, subject, topic or Kafka key; "" where the source has none.
 	Key string
 	// Headers are the message's string headers; nil means none.
@@ -38,6 +44,8 @@ type Message struct {
 	// none of them and sends every subscription of the source a gap, since no one can know
 	// whom they would have matched. The other fields are unused.
 	Lost uint64
+	// LostReason is the gap's reason for a Lost notice: GapTooLarge when empty.
+	LostReason string
 
 	// ev is the message's event, which NewMessage encodes: it lives in the message so that
 	// routing a message allocates only the encoded bytes.

@@ -202,7 +202,29 @@ func (c *Conn) drain() {
 			return
 		}
 		c.written()
+		if c.hub.delay > 0 && c.raw != nil && len(c.w.backlog) == 0 {
+			// The backlog and what filled the socket are written: what comes next is the
+			// shard's, in its rounds, so that the write delay holds for this connection too.
+			c.handBack()
+			return
+		}
 	}
+}
+
+// handBack gives a drained connection back to its shard: queued if something waits to be
+// written, idle otherwise.
+func (c *Conn) handBack() {
+	_ = c.nc.SetWriteDeadline(time.Time{})
+	c.mu.Lock()
+	if c.sched.again || c.w.more {
+		c.sched.again = false
+		c.sched.state = queued
+		c.mu.Unlock()
+		c.shard.enqueue(c)
+		return
+	}
+	c.sched.state = idle
+	c.mu.Unlock()
 }
 
 // collect lays out the next write in c.w.bufs: a pong and a ping if due, then the backlog or

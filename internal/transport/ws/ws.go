@@ -1,7 +1,8 @@
 // Package ws serves a subscription over WebSocket: one event per text frame (or, with batch,
 // the events of one write joined in one frame, one a line), pings from the server, and close
 // codes that say why a stream ended (4008 slow consumer, 4009 predicate too costly, 1001
-// shutdown, 1008 ended by an administrator or credential expired).
+// shutdown or source removed by a reload, 1008 ended by an administrator, credential expired
+// or revoked).
 //
 // A stream is read by the goroutine that calls Serve, and written by the Hub: a few shared
 // goroutines (shards) join every queued event's pre-encoded frame into one writev per
@@ -177,8 +178,14 @@ func closeFor(reason error) *closeFrame {
 		return &closeFrame{ws.StatusPolicyViolation, "ended by an administrator"}
 	case errors.Is(reason, output.ErrExpired):
 		return &closeFrame{ws.StatusPolicyViolation, "credential expired"}
+	case errors.Is(reason, output.ErrRevoked):
+		return &closeFrame{ws.StatusPolicyViolation, "credential revoked"}
+	case errors.Is(reason, output.ErrSourceRemoved):
+		return &closeFrame{ws.StatusGoingAway, "source removed"}
 	case errors.Is(reason, output.ErrTooCostly):
 		return &closeFrame{ClosePredicateTooCostly, "predicate too costly"}
+	case errors.Is(reason, output.ErrReplay):
+		return &closeFrame{ws.StatusInternalServerError, "replay from the log failed; resume again"}
 	}
 	return nil
 }
