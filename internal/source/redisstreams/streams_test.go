@@ -219,9 +219,9 @@ func TestOwnPendingFirst(t *testing.T) {
 		}
 	}
 	waitPending(t, s, st, "g", 0)
-	if c := src.Counters().(redisstreams.Counters); c.Deleted != 1 || c.Received != 4 || c.Messages != 3 || c.Acked != 4 {
-		t.Errorf("counters %+v; want 4 received (one deleted), 3 passed on, 4 acknowledged", c)
-	}
+	waitCounters(t, src, func(c redisstreams.Counters) bool {
+		return c.Deleted == 1 && c.Received == 4 && c.Messages == 3 && c.Acked == 4
+	}, "4 received (one deleted), 3 passed on, 4 acknowledged")
 }
 
 // The pending entries of another consumer, idle past claim_idle, are claimed: at the start,
@@ -273,9 +273,7 @@ func TestClaimIdle(t *testing.T) {
 		t.Errorf("e1 was claimed: %v", got[4].Headers)
 	}
 	waitPending(t, s, st, "g", 0)
-	if c := src.Counters().(redisstreams.Counters); c.Claimed != 4 {
-		t.Errorf("counters %+v; want 4 claimed", c)
-	}
+	waitCounters(t, src, func(c redisstreams.Counters) bool { return c.Claimed == 4 }, "4 claimed")
 }
 
 // waitPending waits until the group has n entries pending.
@@ -285,6 +283,18 @@ func waitPending(t *testing.T, s *server, st, group string, n int64) {
 		g, err := s.groupInfo(context.Background(), st, group)
 		return err == nil && g.Pending == n
 	}, "%d entries pending in group %s", n, group)
+}
+
+// waitCounters waits until the source's counters satisfy ok. The group's pending list empties
+// when Redis has taken an XACK, a moment before the source counts the answer: counters are read
+// until they agree, not once.
+func waitCounters(t *testing.T, src *redisstreams.Source, ok func(redisstreams.Counters) bool, want string) {
+	t.Helper()
+	var c redisstreams.Counters
+	sourcetest.Eventually(t, wait, func() bool {
+		c = src.Counters().(redisstreams.Counters)
+		return ok(c)
+	}, "counters %s (last %+v)", want, &c)
 }
 
 // waitIdle waits until every pending entry of consumer has been idle for d.
