@@ -130,9 +130,8 @@ func (r *runner) matchOne(ctx context.Context, n int, setName string, pred func(
 	defer func() { cancel(); <-done }()
 
 	emit := func(i int) error {
-		m := *msgs[i%len(msgs)]
-		m.Time = time.Now()
-		return rt.Emit(ctx, &m)
+		t := msgs[i%len(msgs)]
+		return rt.Emit(ctx, &stream.Message{Key: t.Key, Headers: t.Headers, Body: t.Body, Time: time.Now()})
 	}
 	// Fill the history (1,024) first: from then on each message replaces one, as in a
 	// server that has run a while. Before any subscription, so that no queue fills.

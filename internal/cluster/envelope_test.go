@@ -89,7 +89,7 @@ func TestEnvelopeRefusesCorruption(t *testing.T) {
 	for cut := len(envMagic); cut < len(enc)-len("body"); cut++ {
 		var got stream.Message
 		if err := decodeEnvelope(enc[:cut], &got); err == nil {
-			t.Errorf("cut at %d: decoded %#v", cut, got)
+			t.Errorf("cut at %d: decoded %#v", cut, &got)
 		}
 	}
 	// Headers out of order, or a name twice, are not streamux's.
@@ -117,7 +117,7 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 		// What decodes is exactly one message's envelope.
 		if again := appendEnvelope(nil, &m); !bytes.Equal(again, payload) {
-			t.Fatalf("decoded %#v, which encodes to %q, not %q", m, again, payload)
+			t.Fatalf("decoded %#v, which encodes to %q, not %q", &m, again, payload)
 		}
 	})
 }

@@ -25,7 +25,9 @@ func (b *body) classify() bodyKind {
 	if b.kind != bodyUnknown {
 		return b.kind
 	}
-	switch b.msg.BodyEncoding() {
+	enc := b.msg.BodyEncoding()
+	b.raw = b.msg.Payload()
+	switch enc {
 	case stream.BodyJSON:
 		// Valid JSON that fastjson does not parse is nested deeper than it goes.
 		if root, err := b.parser.ParseBytes(b.raw); err == nil {

@@ -135,7 +135,7 @@ const (
 // body is a message body, decoded on first use.
 type body struct {
 	msg  *stream.Message
-	raw  []byte // msg.Body
+	raw  []byte // msg.Payload(), once classified
 	kind bodyKind
 	root *fastjson.Value // for bodyJSON; valid until the next reset
 	b64  []byte          // for bodyBase64: the encoding, reused across messages
@@ -154,7 +154,8 @@ const keepBytes = 256 << 10
 // entries of an earlier generation are never read. In a poison build the previous message's
 // decoding is overwritten here, so that anything still viewing it reads garbage. The body
 // itself is the message's own (stream.Message.Body) and the parser never writes it: fastjson
-// parses a copy.
+// parses a copy. It is read on first use (classify), through the message's Payload: reading it
+// may encode the message's event, which a message that no predicate reads the body of is spared.
 func (b *body) reset(m *stream.Message) {
 	if b.kind == bodyJSON || b.kind == bodyTooDeep {
 		poison.Parser(&b.parser, b.raw) // the previous message's, which b.parser parsed last
@@ -165,7 +166,7 @@ func (b *body) reset(m *stream.Message) {
 		b.parser = fastjson.Parser{}
 		b.b64 = nil
 	}
-	b.msg, b.raw = m, m.Body
+	b.msg, b.raw = m, nil
 	b.kind = bodyUnknown
 	b.root = nil
 }

@@ -373,7 +373,7 @@ func (r *Router) route(m *stream.Message) {
 	// The event shows the time to the millisecond; a predicate must see the same time, or
 	// time == timestamp(…) copied from an event would not match it.
 	m.Time = m.Time.Truncate(time.Millisecond)
-	size := len(m.Body) // as received: NewMessage may point Body at its compacted JSON
+	size := len(m.Body) // as received: encoding the event may point Body at its compacted JSON
 	ev := stream.NewMessage(m)
 	r.hist.push(ev)
 	r.tally.received.Add(1)

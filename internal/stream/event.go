@@ -3,6 +3,7 @@ package stream
 import (
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -32,8 +33,9 @@ func (k Kind) String() string {
 // wsRoom is the room kept in front of the JSON for the largest server WebSocket frame header.
 const wsRoom = 10
 
-// Event is what a client receives. It is encoded once, when it is made, and is immutable
-// afterwards: every recipient, on every transport, shares the same bytes.
+// Event is what a client receives. It is encoded once, when it is made or, for a message, when
+// it is first read (NewMessage), and is immutable afterwards: every recipient, on every
+// transport, shares the same bytes.
 //
 // The encoding is one buffer laid out as [WebSocket frame header][JSON]["\n"], so that the
 // WebSocket frame, the JSON and the NDJSON line are all sub-slices of it.
@@ -48,10 +50,33 @@ type Event struct {
 	frame int // where the WebSocket frame starts in buf
 }
 
-// NewMessage encodes m as a "message" event. The event is kept in m (one allocation, the
-// encoding, not two), so calling NewMessage again on m encodes it anew in the same place.
+// NewMessage makes m's "message" event, which lives in m, so that routing a message allocates
+// nothing but its encoding. The event is encoded on first use: the first read of its bytes
+// (JSON, Line, WSFrame, Size), of the message's Payload or BodyEncoding, in whichever goroutine
+// comes first; a message that no one receives, replays or matches on its body costs no encoding.
+// m must not be shared yet: calling NewMessage again (on a message changed meanwhile) makes its
+// event anew, to be encoded again.
 func NewMessage(m *Message) *Event {
-	b := make([]byte, wsRoom, wsRoom+160+len(m.Key)+len(m.Source)+len(m.Body)+headersLen(m.Headers))
+	m.ev = Event{Kind: KindMessage, Source: m.Source, Msg: m}
+	m.once = sync.Once{}
+	m.footprint = encodedCap(m)
+	if m.BodyIsJSON || !mayBeJSON(m.Body) {
+		// The body as received stays beside the encoding, which carries it escaped or
+		// in base64; a JSON body becomes the encoding's own (encode).
+		m.footprint += cap(m.Body)
+	}
+	return &m.ev
+}
+
+// encodedCap is the room NewMessage's encoding of m is made with: enough unless its text needs
+// escapes, or its body base64.
+func encodedCap(m *Message) int {
+	return wsRoom + 160 + len(m.Key) + len(m.Source) + len(m.Body) + headersLen(m.Headers)
+}
+
+// encode encodes m's event, once (m.once).
+func (m *Message) encode() {
+	b := make([]byte, wsRoom, encodedCap(m))
 	b = append(b, `{"type":"message","id":`...)
 	b = appendString(b, m.Source)
 	b = append(b[:len(b)-1], ':') // reopen the string: the id is "<source>:<seq>"
@@ -91,20 +116,17 @@ func NewMessage(m *Message) *Event {
 		b, m.enc = appendBody(b, m.Body)
 	}
 	end := len(b)
-	m.encKnown = true
 	b = append(b, '}')
-	m.ev = Event{Kind: KindMessage, Source: m.Source, Msg: m}
 	finish(&m.ev, b)
 	if m.enc == BodyJSON {
 		// The event carries a JSON body as the JSON itself, compacted: the same value, which
-		// is all that predicates and replays read of it. Pointing the body at it keeps one
-		// copy of the body instead of two for as long as the history holds the message. The
-		// capacity ends with the body, so nothing appended to it can reach the event's bytes
-		// (and nothing appends: a message is read-only once routed).
+		// is all that predicates, replays and sinks read of it (Payload). Pointing the body
+		// at it keeps one copy of the body instead of two for as long as the history holds
+		// the message. The capacity ends with the body, so nothing appended to it can reach
+		// the event's bytes (and nothing appends: a message is read-only once routed).
 		m.Body = m.ev.buf[start:end:end]
 		m.BodyIsJSON = true
 	}
-	return &m.ev
 }
 
 // Why a gap event was sent: its "reason" field.
@@ -207,26 +229,42 @@ func (e *Event) Seq() uint64 {
 	return e.Msg.Seq
 }
 
+// encoded returns the event's encoding, making it first if the event is a message's that has
+// not been encoded yet.
+func (e *Event) encoded() []byte {
+	if e.Msg != nil {
+		e.Msg.once.Do(e.Msg.encode)
+	}
+	return e.buf
+}
+
 // JSON returns the event's JSON encoding. The bytes are shared: do not modify them.
-func (e *Event) JSON() []byte { return e.buf[wsRoom : len(e.buf)-1] }
+func (e *Event) JSON() []byte {
+	b := e.encoded()
+	return b[wsRoom : len(b)-1]
+}
 
 // Line returns the JSON followed by a newline: one NDJSON line.
-func (e *Event) Line() []byte { return e.buf[wsRoom:] }
+func (e *Event) Line() []byte { return e.encoded()[wsRoom:] }
 
 // WSFrame returns the event as one complete, unmasked WebSocket text frame, as a server sends it.
-func (e *Event) WSFrame() []byte { return e.buf[e.frame : len(e.buf)-1] }
+func (e *Event) WSFrame() []byte {
+	b := e.encoded()
+	return b[e.frame : len(b)-1]
+}
 
 // Size is the memory the event's encoding holds, for queue limits by bytes.
-func (e *Event) Size() int { return cap(e.buf) }
+func (e *Event) Size() int { return cap(e.encoded()) }
 
-// Footprint is the memory the event keeps alive: its encoding, and a message's body where the
-// encoding does not hold it (text and binary bodies, which it carries escaped or in base64).
+// Footprint is the memory the event keeps alive, as the history counts it: its encoding, and a
+// message's body where the encoding does not hold it (text and binary bodies, which it carries
+// escaped or in base64). For a message it is fixed when the event is made, from the room its
+// encoding is made with, so that it does not change when the event is encoded later.
 func (e *Event) Footprint() int {
-	n := cap(e.buf)
-	if e.Msg != nil && e.Msg.enc != BodyJSON {
-		n += cap(e.Msg.Body)
+	if e.Msg != nil {
+		return e.Msg.footprint
 	}
-	return n
+	return cap(e.buf)
 }
 
 // timeLayout is the layout of an event's "time": RFC 3339 in UTC, with milliseconds.

@@ -29,6 +29,54 @@ func TestNewMessage(t *testing.T) {
 	}
 }
 
+// A message's event is encoded on first use, by whichever goroutine reads it first, and every
+// reader sees the same bytes, body and encoding; the history's charge for it does not change
+// when it is encoded.
+func TestEncodedOnFirstUse(t *testing.T) {
+	for _, body := range []string{`{"a": [1, 2]}`, `{"a":1}`, "text\n", "\xff\x00", ``} {
+		m := &Message{Source: "s", Seq: 3, Key: "k", Headers: map[string]string{"h": "v"}, Body: []byte(body), Time: time.Unix(1, 0)}
+		ev := NewMessage(m)
+		charged := ev.Footprint()
+		want := string(NewMessage(&Message{Source: "s", Seq: 3, Key: "k", Headers: map[string]string{"h": "v"}, Body: []byte(body), Time: time.Unix(1, 0)}).JSON())
+		wantEnc := ClassifyBody([]byte(body))
+		type seen struct {
+			json, payload string
+			enc           BodyEncoding
+			size          int
+		}
+		got := make(chan seen, 8)
+		for i := range cap(got) {
+			go func() { // each sends once, received below
+				var s seen
+				switch i % 4 { // start from each way in
+				case 0:
+					s.json = string(ev.JSON())
+				case 1:
+					s.size = ev.Size()
+				case 2:
+					s.enc = m.BodyEncoding()
+				case 3:
+					s.payload = string(m.Payload())
+				}
+				s.json, s.payload, s.enc, s.size = string(ev.Line()[:len(ev.Line())-1]), string(m.Payload()), m.BodyEncoding(), ev.Size()
+				got <- s
+			}()
+		}
+		for range cap(got) {
+			s := <-got
+			if s.json != want || s.enc != wantEnc || s.size != cap(ev.Line())+wsRoom {
+				t.Fatalf("body %q: saw %+v, want %s, encoding %d", body, s, want, wantEnc)
+			}
+			if wantEnc == BodyJSON && !strings.Contains(want, `"body":`+s.payload+"}") || wantEnc != BodyJSON && s.payload != body {
+				t.Fatalf("body %q: payload %q in %s", body, s.payload, want)
+			}
+		}
+		if ev.Footprint() != charged {
+			t.Fatalf("body %q: footprint %d once encoded, %d before", body, ev.Footprint(), charged)
+		}
+	}
+}
+
 func TestGapAndStatus(t *testing.T) {
 	if got := string(NewGap("orders", 17, GapDropped).JSON()); got != `{"type":"gap","source":"orders","missed":17,"reason":"dropped"}` {
 		t.Fatal(got)
@@ -82,9 +130,8 @@ func FuzzNewMessage(f *testing.F) {
 		var c bytes.Buffer
 		if utf8.Valid(body) && json.Compact(&c, body) == nil && bytes.Equal(c.Bytes(), body) {
 			// A body a source vouches for as compact JSON is carried as checking it would.
-			vouched := *m
-			vouched.BodyIsJSON = true
-			if v := NewMessage(&vouched).JSON(); !bytes.Equal(v, js) {
+			vouched := &Message{Source: m.Source, Seq: m.Seq, Key: key, Headers: m.Headers, Body: body, BodyIsJSON: true, Time: m.Time}
+			if v := NewMessage(vouched).JSON(); !bytes.Equal(v, js) {
 				t.Fatalf("vouched body: %s, want %s", v, js)
 			}
 		}

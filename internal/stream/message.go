@@ -7,6 +7,7 @@ package stream
 
 import (
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -31,6 +32,10 @@ type Message struct {
 	// after its source has read on. It is never a slice of a buffer that anyone reads into
 	// again (a scanner's, a client library's, a parser's): a source copies out of such a
 	// buffer, and says at the point where it takes the bytes why they are the message's own.
+	//
+	// Once NewMessage has made the message's event, read the body with Payload, not here:
+	// encoding the event, which happens on first use in whichever goroutine gets there first,
+	// points Body at the compacted JSON (see Payload).
 	Body []byte
 	// BodyIsJSON says that Body is one valid JSON value in valid UTF-8 with no space outside
 	// its strings, as a source that parsed and re-encoded it can vouch: the event then carries
@@ -47,22 +52,40 @@ type Message struct {
 	// LostReason is the gap's reason for a Lost notice: GapTooLarge when empty.
 	LostReason string
 
-	// ev is the message's event, which NewMessage encodes: it lives in the message so that
-	// routing a message allocates only the encoded bytes.
+	// ev is the message's event, which NewMessage makes: it lives in the message so that
+	// routing a message allocates at most the encoded bytes.
 	ev Event
-	// enc is how ev carries the body, once encKnown: predicates read the body as its event
-	// shows it without checking it again.
-	enc      BodyEncoding
-	encKnown bool
+	// once encodes ev, on first use (encode): a message that no one receives, replays or
+	// matches on its body is never encoded. Everything encode writes (ev's bytes, enc, Body)
+	// is read through once, so whichever goroutine encodes, every reader sees it done.
+	once sync.Once
+	// enc is how ev carries the body: predicates read the body as its event shows it without
+	// checking it again.
+	enc BodyEncoding
+	// footprint is what the event is charged for in the history (Event.Footprint), fixed when
+	// it is made, so that the history takes off what it added whether or not it was encoded
+	// meanwhile.
+	footprint int
 }
 
-// BodyEncoding tells how the message's event carries its body: as NewMessage found it, or, before
-// the message was encoded, as ClassifyBody finds it.
+// BodyEncoding tells how the message's event carries its body, encoding the event if it is not
+// yet. Before NewMessage, it is what ClassifyBody finds.
 func (m *Message) BodyEncoding() BodyEncoding {
-	if m.encKnown {
-		return m.enc
+	if m.ev.Msg == nil {
+		return ClassifyBody(m.Body)
 	}
-	return ClassifyBody(m.Body)
+	m.once.Do(m.encode)
+	return m.enc
+}
+
+// Payload returns the body as the message's event carries it, encoding the event if it is not
+// yet: a JSON body compacted (the same value; the event's bytes hold the one copy), any other
+// body as it was received. Before NewMessage, it is Body.
+func (m *Message) Payload() []byte {
+	if m.ev.Msg != nil {
+		m.once.Do(m.encode)
+	}
+	return m.Body
 }
 
 // ID returns the message's event id, "<source>:<seq>".

@@ -183,7 +183,7 @@ func (s *Sink) Deliver(ctx context.Context, evs []*stream.Event) error {
 		if len(key) > maxShort {
 			return sink.Permanent(fmt.Errorf("amqp: message %s: routing key %.40q… (from %q) is %d bytes, over %d", m.ID(), key, s.cfg.RoutingKey, len(key), maxShort))
 		}
-		p := amqp091.Publishing{Body: m.Body, DeliveryMode: amqp091.Persistent}
+		p := amqp091.Publishing{Body: m.Payload(), DeliveryMode: amqp091.Persistent}
 		if len(m.Headers) > 0 {
 			p.Headers = make(amqp091.Table, len(m.Headers))
 			for k, v := range m.Headers {

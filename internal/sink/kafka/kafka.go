@@ -186,7 +186,7 @@ func (s *Sink) Deliver(ctx context.Context, evs []*stream.Event) error {
 		if err := checkTopic(topic); err != nil {
 			return sink.Permanent(fmt.Errorf("kafka: message %s: topic %q (from %q): %w", m.ID(), topic, s.cfg.Topic, err))
 		}
-		r := &kgo.Record{Topic: topic, Value: m.Body, Timestamp: m.Time}
+		r := &kgo.Record{Topic: topic, Value: m.Payload(), Timestamp: m.Time}
 		if k := s.key.Render(m); k != "" {
 			r.Key = []byte(k)
 		}

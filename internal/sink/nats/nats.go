@@ -158,7 +158,7 @@ func (s *Sink) message(m *stream.Message) (*natsgo.Msg, error) {
 	if err := checkSubject(subj); err != nil {
 		return nil, fmt.Errorf("subject %q (from %q): %w", subj, s.cfg.Subject, err)
 	}
-	out := &natsgo.Msg{Subject: subj, Data: m.Body}
+	out := &natsgo.Msg{Subject: subj, Data: m.Payload()}
 	if len(m.Headers) > 0 {
 		out.Header = make(natsgo.Header, len(m.Headers))
 		for k, v := range m.Headers {

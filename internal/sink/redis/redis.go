@@ -182,7 +182,7 @@ func (s *Sink) Deliver(ctx context.Context, evs []*stream.Event) error {
 		if s.cfg.Channel != "" {
 			payload := ev.JSON()
 			if s.cfg.Payload == PayloadBody {
-				payload = m.Body
+				payload = m.Payload()
 			}
 			pipe.Publish(ctx, name, payload)
 		} else {
@@ -225,7 +225,7 @@ func (s *Sink) kind() string {
 // fields are the fields of m's entry: the body, the key, then the headers by name.
 func (s *Sink) fields(m *stream.Message) ([]any, error) {
 	values := make([]any, 0, 4+2*len(m.Headers))
-	values = append(values, s.cfg.BodyField, m.Body, s.cfg.KeyField, m.Key)
+	values = append(values, s.cfg.BodyField, m.Payload(), s.cfg.KeyField, m.Key)
 	names := make([]string, 0, len(m.Headers))
 	for k := range m.Headers {
 		if k == s.cfg.BodyField || k == s.cfg.KeyField {

@@ -132,9 +132,9 @@ func Check(t testing.TB, got []Got, want []*stream.Message, key func(*stream.Mes
 }
 
 func same(g Got, m *stream.Message, key func(*stream.Message) string) error {
-	switch {
-	case !bytes.Equal(g.Body, m.Body):
-		return fmt.Errorf("body of %d bytes, want %d: %.40q…, want %.40q…", len(g.Body), len(m.Body), g.Body, m.Body)
+	switch body := m.Payload(); {
+	case !bytes.Equal(g.Body, body):
+		return fmt.Errorf("body of %d bytes, want %d: %.40q…, want %.40q…", len(g.Body), len(body), g.Body, body)
 	case !maps.Equal(g.Headers, m.Headers):
 		return fmt.Errorf("headers %q, want %q", g.Headers, m.Headers)
 	case key != nil && g.Key != key(m):
