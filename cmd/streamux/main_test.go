@@ -177,16 +177,37 @@ func (p *proc) stop() {
 	}
 }
 
-// freeAddr returns a loopback address with a port that nothing listens on.
+// handedOut are the addresses freeAddr has returned: the kernel may give a port that was just
+// closed to the next listener on port 0, and so the same port to two nodes of one test before
+// either listens on it.
+var handedOut struct {
+	sync.Mutex
+	addrs map[string]bool
+}
+
+// freeAddr returns a loopback address with a port that nothing listens on, and that no other
+// call of this process has returned.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !handedOut.addrs[addr] {
+			if handedOut.addrs == nil {
+				handedOut.addrs = make(map[string]bool)
+			}
+			handedOut.addrs[addr] = true
+			return addr
+		}
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Fatal("freeAddr: the kernel keeps giving ports handed out already")
+	return ""
 }
 
 // server is a streamux serving on addr.
