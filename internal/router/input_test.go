@@ -46,7 +46,7 @@ func numbered(p, n int) *stream.Message {
 
 func number(t *testing.T, ev *stream.Event) (p, n int) {
 	t.Helper()
-	if _, err := fmt.Sscanf(string(ev.Msg.Body), `{"p":%d,"n":%d}`, &p, &n); err != nil {
+	if _, err := fmt.Sscanf(string(ev.Msg.Payload()), `{"p":%d,"n":%d}`, &p, &n); err != nil {
 		t.Fatalf("event %s: %v", ev.JSON(), err)
 	}
 	return p, n

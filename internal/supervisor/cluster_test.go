@@ -185,7 +185,7 @@ func last(evs []*stream.Event) string {
 func bodyN(t *testing.T, ev *stream.Event) int {
 	t.Helper()
 	var b struct{ N int }
-	if err := json.Unmarshal(ev.Msg.Body, &b); err != nil {
+	if err := json.Unmarshal(ev.Msg.Payload(), &b); err != nil {
 		t.Fatalf("%s: %v", ev.JSON(), err)
 	}
 	return b.N
@@ -262,7 +262,7 @@ func testNodesShareTheLog(t *testing.T, acks bool) {
 	}
 	sourcetest.Eventually(t, 10*time.Second, func() bool { return a.lastSeq("in") == 3 }, "node a reads the ingest: at %d", a.lastSeq("in"))
 	hi, _ := a.sup.History(ctx, "in")
-	if len(hi) != 3 || string(hi[0].Msg.Body) != `"x"` || string(hi[2].Msg.Body) != `"no id"` {
+	if len(hi) != 3 || string(hi[0].Msg.Payload()) != `"x"` || string(hi[2].Msg.Payload()) != `"no id"` {
 		t.Errorf("node a holds %d ingested messages", len(hi))
 	}
 

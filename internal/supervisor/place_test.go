@@ -157,7 +157,7 @@ func TestClusterResumingPlaceMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, it := range items {
-		if it.Kind != cluster.KindMessage || string(it.Msg.Body) != fmt.Sprintf(`{"n":%d}`, i+1) {
+		if it.Kind != cluster.KindMessage || string(it.Msg.Payload()) != fmt.Sprintf(`{"n":%d}`, i+1) {
 			t.Fatalf("log item %d: %+v", i+1, it)
 		}
 	}
