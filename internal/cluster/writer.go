@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -178,32 +179,48 @@ func (w *Writer) Append(ctx context.Context, entries []Entry) ([]Ack, error) {
 	return acks, nil
 }
 
+// reconcileWait bounds each JetStream API request of a reconciliation: a request sent while the
+// servers elect a leader can go unanswered, and Append's ctx may be long.
+const reconcileWait = 5 * time.Second
+
 // reconcile reads the log after w.last. Each message there must be the next of ids (ours,
 // stored without our seeing the ack): it is acked, and w.last moves past it. It returns how
-// many of ids it found, or a *StaleError at the first message that is not ours.
+// many of ids it found, or a *StaleError at the first message that is not ours. A request
+// left unanswered for reconcileWait, or refused for a passing reason, ends it early with what
+// it found and no error: Append sends again, with the same ids, and reconciles again.
 func (w *Writer) reconcile(ctx context.Context, ids []string, acks []Ack) (int, error) {
 	l := w.log
-	info, err := l.Info(ctx)
-	if err != nil {
-		return 0, err
+	rctx, cancel := context.WithTimeout(ctx, reconcileWait)
+	defer cancel()
+	passing := func(err error) bool {
+		return ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || retryable(err))
 	}
+	s, err := l.c.js.Stream(rctx, l.stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		return 0, ErrNoLog
+	case err != nil && passing(err):
+		return 0, nil
+	case err != nil:
+		return 0, fmt.Errorf("cluster: stream %s: %w", l.stream, err)
+	}
+	info := toInfo(s.CachedInfo())
 	if info.Last < w.last {
 		return 0, &StaleError{Expected: w.last, Last: info.Last} // the log was reset
-	}
-	s, err := l.c.js.Stream(ctx, l.stream)
-	if err != nil {
-		return 0, fmt.Errorf("cluster: stream %s: %w", l.stream, err)
 	}
 	n := 0
 	for seq := w.last + 1; seq <= info.Last; seq++ {
 		if n == len(ids) {
 			return n, &StaleError{Expected: w.last, Last: info.Last}
 		}
-		m, err := s.GetMsg(ctx, seq)
+		m, err := s.GetMsg(rctx, seq)
 		if err != nil {
-			if errors.Is(err, jetstream.ErrMsgNotFound) {
+			switch {
+			case errors.Is(err, jetstream.ErrMsgNotFound):
 				// Gone already (max_msgs, max_bytes): whose it was cannot be told.
 				return n, &StaleError{Expected: w.last, Last: info.Last}
+			case passing(err):
+				return n, nil
 			}
 			return n, fmt.Errorf("cluster: stream %s: read %d: %w", l.stream, seq, err)
 		}
