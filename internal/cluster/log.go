@@ -308,7 +308,11 @@ func (l *Log) Append(ctx context.Context, entries []Entry) ([]Ack, error) {
 			return acks, nil
 		}
 		if noLog {
-			if _, err := l.Info(ctx); errors.Is(err, ErrNoLog) {
+			// Bounded: asked during an election, the question can go unanswered.
+			ictx, cancel := context.WithTimeout(ctx, reconcileWait)
+			_, err := l.Info(ictx)
+			cancel()
+			if errors.Is(err, ErrNoLog) {
 				return acks, ErrNoLog
 			}
 		}
