@@ -155,6 +155,32 @@ func TestCheckRateLimit(t *testing.T) {
 	}
 }
 
+// A reload that turns apply_to_loopback on subjects loopback callers of /v1/check to its rate
+// from then on, as it does their subscriptions; turned off again, they are exempt again.
+func TestCheckRateFollowsReloadedApplyToLoopback(t *testing.T) {
+	e := newEnv(t, envOptions{check: httpapi.CheckLimits{Rate: 0.01, Burst: 1}})
+	calls := func(n int) (limited int) {
+		t.Helper()
+		for range n {
+			if resp, _ := e.checkRaw(`{"where":"true"}`, ""); resp.StatusCode == http.StatusTooManyRequests {
+				limited++
+			}
+		}
+		return limited
+	}
+	if n := calls(3); n != 0 {
+		t.Fatalf("loopback, apply_to_loopback off: %d of 3 calls refused, want none", n)
+	}
+	e.api.Apply(httpapi.Settings{Limits: httpapi.Limits{ApplyToLoopback: true}})
+	if n := calls(3); n != 2 {
+		t.Fatalf("after a reload that turned apply_to_loopback on: %d of 3 calls refused, want 2 (burst 1)", n)
+	}
+	e.api.Apply(httpapi.Settings{Limits: httpapi.Limits{}})
+	if n := calls(3); n != 0 {
+		t.Fatalf("after a reload that turned it off again: %d of 3 calls refused, want none", n)
+	}
+}
+
 // checkRaw posts body to /v1/check with the credential, if any, and returns the answer's text.
 func (e *env) checkRaw(body, credential string) (*http.Response, string) {
 	e.t.Helper()

@@ -57,8 +57,9 @@ func (l CheckLimits) withDefaults() CheckLimits {
 // checkGate holds a token bucket per credential (per address without authentication) for
 // /v1/check. It is consulted once per call.
 type checkGate struct {
-	lim             CheckLimits
-	applyToLoopback bool
+	lim CheckLimits
+	// applyToLoopback is Limits.ApplyToLoopback, which a reload changes (Server.Apply).
+	applyToLoopback atomic.Bool
 	running         atomic.Int64 // checks counting now, for tests
 
 	mu    sync.Mutex
@@ -67,7 +68,9 @@ type checkGate struct {
 
 func newCheckGate(l CheckLimits, applyToLoopback bool) *checkGate {
 	l = l.withDefaults()
-	return &checkGate{lim: l, applyToLoopback: applyToLoopback, rates: newRateBuckets(l.Rate, l.Burst)}
+	g := &checkGate{lim: l, rates: newRateBuckets(l.Rate, l.Burst)}
+	g.applyToLoopback.Store(applyToLoopback)
+	return g
 }
 
 // admit takes a token for one call by who from r, or says when to come back.
@@ -75,7 +78,7 @@ func (g *checkGate) admit(who *auth.Principal, r *http.Request) *apiError {
 	key := "credential " + who.String()
 	if who.Method == auth.MethodNone {
 		addr := remoteIP(r)
-		if !g.applyToLoopback && isLoopback(addr) {
+		if !g.applyToLoopback.Load() && isLoopback(addr) {
 			return nil
 		}
 		key = "address " + addr

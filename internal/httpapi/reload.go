@@ -33,8 +33,9 @@ type Settings struct {
 	// nil: turning authentication on or off takes a restart.
 	Auth *auth.Authenticator
 	// Limits are the stream and ingest admission limits: connections, connections per
-	// address, subscriptions per credential, subscribe rate and burst, apply to loopback,
-	// ingest requests (all and per client). Its body limits are not changed.
+	// address, subscriptions per credential, subscribe rate and burst, apply to loopback
+	// (which /v1/check's rate follows too), ingest requests (all and per client). Its body
+	// limits are not changed.
 	Limits Limits
 }
 
@@ -49,6 +50,7 @@ func (s *Server) Apply(set Settings) (revoked int) {
 	}
 	s.gate.setLimits(set.Limits)
 	s.ingests.setLimits(set.Limits)
+	s.checks.applyToLoopback.Store(set.Limits.ApplyToLoopback)
 	a := s.authn.Load()
 	for _, ss := range s.keyed.list() {
 		if !a.Holds(ss.who) {
