@@ -19,7 +19,6 @@ package amqp
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +30,7 @@ import (
 	"github.com/streamux/streamux/internal/sink"
 	"github.com/streamux/streamux/internal/sink/template"
 	"github.com/streamux/streamux/internal/source"
+	amqpsource "github.com/streamux/streamux/internal/source/amqp"
 	"github.com/streamux/streamux/internal/stream"
 )
 
@@ -97,14 +97,10 @@ func (c *Config) Validate() []error {
 	scheme := ""
 	if d.URL == "" {
 		bad("url is required (amqp://user:password@host:5672/vhost)")
-	} else if u, err := amqp091.ParseURI(d.URL); err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // url.Error repeats the URL, password included
-		}
+	} else if s, err := amqpsource.CheckURL(d.URL); err != nil {
 		bad("url: %v", err)
 	} else {
-		scheme = u.Scheme
+		scheme = s
 	}
 	if len(d.Exchange) > maxShort {
 		bad("exchange: %d bytes, over %d", len(d.Exchange), maxShort)
@@ -305,19 +301,7 @@ func (s *Sink) dial(ctx context.Context) (*conn, error) {
 // permissions, a missing exchange, a message too large, a certificate not trusted; every other
 // error is tried again.
 func classify(err error) error {
-	var aerr *amqp091.Error
-	if errors.As(err, &aerr) {
-		switch aerr.Code {
-		case amqp091.AccessRefused, amqp091.NotFound, amqp091.PreconditionFailed, amqp091.NotAllowed:
-			return sink.Permanent(err)
-		}
-	}
-	var (
-		unknownCA x509.UnknownAuthorityError
-		invalid   x509.CertificateInvalidError
-		hostname  x509.HostnameError
-	)
-	if errors.Is(err, amqp091.ErrSASL) || errors.As(err, &unknownCA) || errors.As(err, &invalid) || errors.As(err, &hostname) {
+	if amqpsource.Incurable(err) {
 		return sink.Permanent(err)
 	}
 	return sink.Retry(err, 0)

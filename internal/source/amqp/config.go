@@ -1,10 +1,8 @@
 package amqp
 
 import (
-	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"strings"
 	"time"
 
@@ -184,14 +182,10 @@ func (c *Config) Validate() []error {
 	scheme := ""
 	if d.URL == "" {
 		bad("url is required (amqp://user:password@host:5672/vhost)")
-	} else if u, err := amqp091.ParseURI(d.URL); err != nil {
-		var uerr *url.Error
-		if errors.As(err, &uerr) {
-			err = uerr.Err // url.Error repeats the URL, password included
-		}
+	} else if s, err := CheckURL(d.URL); err != nil {
 		bad("url: %v", err)
 	} else {
-		scheme = u.Scheme
+		scheme = s
 	}
 
 	if d.Exchange == "" && d.Queue == "" {

@@ -683,11 +683,22 @@ wait:
 
 // classify marks err permanent when reconnecting soon will not cure it.
 func classify(err error) error {
+	if Incurable(err) {
+		return source.Permanent(err)
+	}
+	return err
+}
+
+// Incurable reports whether err is one that connecting again will not cure: credentials or
+// permissions refused, a queue or exchange missing, a declaration that contradicts what the
+// broker has, an authentication mechanism the broker does not offer, a certificate not
+// trusted. The amqp sink classifies its errors by it too.
+func Incurable(err error) bool {
 	var aerr *amqp091.Error
 	if errors.As(err, &aerr) {
 		switch aerr.Code {
 		case amqp091.AccessRefused, amqp091.NotFound, amqp091.PreconditionFailed, amqp091.NotAllowed:
-			return source.Permanent(err)
+			return true
 		}
 	}
 	var (
@@ -695,8 +706,19 @@ func classify(err error) error {
 		invalid   x509.CertificateInvalidError
 		hostname  x509.HostnameError
 	)
-	if errors.As(err, &unknownCA) || errors.As(err, &invalid) || errors.As(err, &hostname) {
-		return source.Permanent(err)
+	return errors.Is(err, amqp091.ErrSASL) || errors.As(err, &unknownCA) || errors.As(err, &invalid) || errors.As(err, &hostname)
+}
+
+// CheckURL checks an AMQP URL as a url field of the configuration says it: it returns the
+// URL's scheme, or an error that does not repeat the URL, which may hold a password. The amqp
+// sink checks its url by it too.
+func CheckURL(raw string) (scheme string, err error) {
+	u, err := amqp091.ParseURI(raw)
+	if err != nil {
+		if uerr, ok := errors.AsType[*url.Error](err); ok {
+			err = uerr.Err // url.Error repeats the URL, password included
+		}
+		return "", err
 	}
-	return err
+	return u.Scheme, nil
 }
