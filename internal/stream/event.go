@@ -60,7 +60,7 @@ func NewMessage(m *Message) *Event {
 	m.ev = Event{Kind: KindMessage, Source: m.Source, Msg: m}
 	m.once = sync.Once{}
 	m.footprint = encodedCap(m)
-	if m.BodyIsJSON || !mayBeJSON(m.Body) {
+	if !m.BodyIsJSON && !mayBeJSON(m.Body) {
 		// The body as received stays beside the encoding, which carries it escaped or
 		// in base64; a JSON body becomes the encoding's own (encode).
 		m.footprint += cap(m.Body)

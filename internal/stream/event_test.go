@@ -36,7 +36,7 @@ func TestEncodedOnFirstUse(t *testing.T) {
 	for _, body := range []string{`{"a": [1, 2]}`, `{"a":1}`, "text\n", "\xff\x00", ``} {
 		m := &Message{Source: "s", Seq: 3, Key: "k", Headers: map[string]string{"h": "v"}, Body: []byte(body), Time: time.Unix(1, 0)}
 		ev := NewMessage(m)
-		charged := ev.Footprint()
+		charged, planned := ev.Footprint(), encodedCap(m)
 		want := string(NewMessage(&Message{Source: "s", Seq: 3, Key: "k", Headers: map[string]string{"h": "v"}, Body: []byte(body), Time: time.Unix(1, 0)}).JSON())
 		wantEnc := ClassifyBody([]byte(body))
 		type seen struct {
@@ -73,6 +73,16 @@ func TestEncodedOnFirstUse(t *testing.T) {
 		}
 		if ev.Footprint() != charged {
 			t.Fatalf("body %q: footprint %d once encoded, %d before", body, ev.Footprint(), charged)
+		}
+		if wantEnc == BodyJSON && charged != planned {
+			t.Fatalf("body %q: JSON charged %d, want %d: once encoded, the event holds its one copy", body, charged, planned)
+		}
+		if wantEnc == BodyJSON && ClassifyBody([]byte(body)) == BodyJSON {
+			// A source that vouches for the same JSON is charged the same.
+			compact := &Message{Source: "s", Seq: 3, Key: "k", Headers: map[string]string{"h": "v"}, Body: m.Payload(), BodyIsJSON: true, Time: time.Unix(1, 0)}
+			if f := NewMessage(compact).Footprint(); f != encodedCap(compact) {
+				t.Fatalf("body %q vouched for: charged %d, want %d", body, f, encodedCap(compact))
+			}
 		}
 	}
 }
