@@ -460,7 +460,7 @@ func (cr *clusterRun) finish(ctx context.Context, section string, g *cgroup, all
 	// disconnections.
 	first := &rows[0]
 	first.head = true
-	first.ClientCPUPercent = 100 * g.self.Seconds() / secs
+	first.setClientCPU(g.self, time.Duration(secs*float64(time.Second)))
 	first.Dropped = max(int64(g.pubRec.expected.Load())-int64(g.delivered()), 0)
 	for _, n := range g.nodes {
 		first.Disconnected += n.rec.closed.Load()
@@ -974,7 +974,7 @@ var (
 		colCPU, colCPUPerMsg, colClientCPU, colCDropped}
 	appendColumns = []column{colGroup, colProcess, colPosters, colAccepted, colRouted, colLag, colCatchUp, colNodeCPU, colCPUPerMsg, colNATSCPU, colNATSPerMsg}
 	fanoutColumns = []column{colGroup, colProcess, colCClient, colPublished, colCDelivered, colCP50, colCP99, colCMax,
-		colCPU, colCPUPerDel, colCPUPerMsg, colClientCPU, colCDropped, colCDisc}
+		colCPU, colCPUPerDel, colCPUPerMsg, colClientCPU, colClientPer, colCDropped, colCDisc}
 )
 
 // dashed shows a figure, or "-" where it is zero (a process with no clients has no latency).

@@ -214,7 +214,7 @@ func (r *runner) result(c *contender, ph *phase, u sliceUsage, rate float64, lab
 	res.Phase, res.Rate = label, rate
 	_, res.RSSBytes, _ = c.t.usage(context.Background())
 	if c.t.mode != "in-process" {
-		res.ClientCPUPercent = 100 * u.self.Seconds() / u.elapsed.Seconds()
+		res.setClientCPU(u.self, u.elapsed)
 	}
 	if p99, ok := u.sched.quantile(schedHist{}, 0.99); ok {
 		p50, _ := u.sched.quantile(schedHist{}, 0.50)

@@ -124,8 +124,12 @@ func (r *runner) compare(rep *Report, best map[string]float64) {
 	if sx == nil {
 		return
 	}
-	rep.Summary = append(rep.Summary, fmt.Sprintf("streamux: %s deliveries/s, %s µs of server CPU per delivery, %s deliveries per CPU-second",
-		num(sx.Delivered), num(sx.CPUPerDeliveryUs), num(sx.DeliveriesPerCPUs)))
+	line := fmt.Sprintf("streamux: %s deliveries/s, %s µs of server CPU per delivery, %s deliveries per CPU-second",
+		num(sx.Delivered), num(sx.CPUPerDeliveryUs), num(sx.DeliveriesPerCPUs))
+	if sx.ClientCPUPerDeliveryUs > 0 && sx.CPUPerDeliveryUs > 0 {
+		line += fmt.Sprintf("; the clients spent %s µs per delivery, %.2f× the server", num(sx.ClientCPUPerDeliveryUs), sx.ClientCPUPerDeliveryUs/sx.CPUPerDeliveryUs)
+	}
+	rep.Summary = append(rep.Summary, line)
 	if bare != nil && bare.Delivered > 0 {
 		sx.OfBare = 100 * sx.Delivered / bare.Delivered
 		line := fmt.Sprintf("bare:     %s deliveries/s, %s µs of server CPU per delivery; streamux delivered %.0f%% of its rate",
@@ -197,13 +201,22 @@ func (r *runner) measure(ctx context.Context, t *target, rec *recorder, d time.D
 	res := summarize(t.kind, ph, cpu1-cpu0, elapsed)
 	res.Phase, res.RSSBytes = label, rss
 	if t.mode != "in-process" {
-		res.ClientCPUPercent = 100 * (self1 - self0).Seconds() / elapsed.Seconds()
+		res.setClientCPU(self1-self0, elapsed)
 	}
 	if p99, ok := sched1.quantile(sched0, 0.99); ok {
 		p50, _ := sched1.quantile(sched0, 0.50)
 		res.SchedP50ms, res.SchedP99ms = float64(p50.Microseconds())/1000, round2(p99)
 	}
 	return res, ph, nil
+}
+
+// setClientCPU records self, the bench process's own CPU (clients and publisher) over elapsed,
+// and per delivery.
+func (r *Result) setClientCPU(self, elapsed time.Duration) {
+	r.ClientCPUPercent = 100 * self.Seconds() / elapsed.Seconds()
+	if n := r.Delivered * elapsed.Seconds(); n > 0 {
+		r.ClientCPUPerDeliveryUs = self.Seconds() * 1e6 / n
+	}
 }
 
 // summarize turns a phase into a row.

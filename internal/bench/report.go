@@ -64,7 +64,11 @@ type Result struct {
 	// ClientCPUPercent is the bench process's own CPU (clients and publisher) over the
 	// measurement, 100 being one core: what the load generator took from the server.
 	ClientCPUPercent float64 `json:"client_cpu_percent,omitempty"`
-	RSSBytes         int64   `json:"rss_bytes,omitempty"`
+	// ClientCPUPerDeliveryUs is that CPU per delivery: beside CPUPerDeliveryUs, it says whether
+	// the load generator costs less than the server it drives, that is whether a rate is the
+	// server's limit or the client's.
+	ClientCPUPerDeliveryUs float64 `json:"client_cpu_us_per_delivery,omitempty"`
+	RSSBytes               int64   `json:"rss_bytes,omitempty"`
 	// SchedP50ms and SchedP99ms are quantiles of how long the server's runnable goroutines
 	// waited for a processor during the measurement (runtime/metrics /sched/latencies:seconds).
 	SchedP50ms      float64 `json:"server_sched_p50_ms,omitempty"`
@@ -237,6 +241,12 @@ var (
 		}
 		return fmt.Sprintf("%.0f%%", r.ClientCPUPercent)
 	}}
+	colClientPer = column{"client µs/deliv", func(r Result) string {
+		if r.ClientCPUPerDeliveryUs == 0 {
+			return "-"
+		}
+		return num(r.ClientCPUPerDeliveryUs)
+	}}
 	colOfBare = column{"% of bare", func(r Result) string {
 		if r.OfBare == 0 {
 			return "-"
@@ -261,7 +271,7 @@ var (
 )
 
 var loadColumns = []column{colServer, colPhase, colClients, colRate, colPublished, colDelivered, colOfBare, colP50, colP99, colMax,
-	colCPU, colCPUPer, colPerCPU, colSched, colClientCPU, colRSSConn, colDropped, colDisc}
+	colCPU, colCPUPer, colPerCPU, colSched, colClientCPU, colClientPer, colRSSConn, colDropped, colDisc}
 
 // print writes the report as a table, or as JSON.
 func (rep *Report) print(w io.Writer, asJSON bool) error {
