@@ -11,66 +11,35 @@ import (
 	"time"
 
 	"github.com/streamux/streamux/internal/predicate"
-	"github.com/streamux/streamux/internal/router"
 	"github.com/streamux/streamux/internal/sequence"
 	"github.com/streamux/streamux/internal/sink"
+	"github.com/streamux/streamux/internal/sink/sinktest"
 	"github.com/streamux/streamux/internal/source"
 	"github.com/streamux/streamux/internal/sourcetest"
 	"github.com/streamux/streamux/internal/stream"
-	"github.com/streamux/streamux/internal/supervisor"
 )
 
-// feed is a source whose messages a test hands it.
-type feed struct{ ch chan *stream.Message }
-
-func (f *feed) Run(ctx context.Context, up func(), emit source.Emit) error {
-	up()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case m := <-f.ch:
-			if err := emit(ctx, m); err != nil {
-				return nil
-			}
-		}
-	}
-}
-
-// server is a supervisor with one source "in", fed by the test, history of size history.
+// server is sinktest's server, with history messages of history, fed numbered messages.
 type server struct {
-	sup  *supervisor.Supervisor
-	feed *feed
+	*sinktest.Server
 	next int
 }
 
 func newServer(t *testing.T, history int) *server {
 	t.Helper()
-	f := &feed{ch: make(chan *stream.Message)}
-	sup, err := supervisor.New([]supervisor.Source{{Name: "in", Type: "test", Adapter: f}},
-		supervisor.Options{History: router.History{Size: history}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = sup.Run(ctx) }() // waited for by the cleanup
-	t.Cleanup(func() { cancel(); <-done })
-	return &server{sup: sup, feed: f}
+	return &server{Server: sinktest.NewServerOf(t, history)}
 }
 
-// publish hands n numbered messages to the source, n from where the last call stopped.
+// publish hands n numbered messages to the source, n from where the last call stopped, and
+// waits until its router has numbered them.
 func (s *server) publish(t *testing.T, n int) {
 	t.Helper()
-	for range n {
-		m := &stream.Message{Key: fmt.Sprint(s.next % 3), Body: fmt.Appendf(nil, `{"n":%d}`, s.next), Time: time.Now()}
-		select {
-		case s.feed.ch <- m:
-		case <-time.After(10 * time.Second):
-			t.Fatal("the source does not take messages")
-		}
+	msgs := make([]*stream.Message, n)
+	for i := range msgs {
+		msgs[i] = &stream.Message{Key: fmt.Sprint(s.next % 3), Body: fmt.Appendf(nil, `{"n":%d}`, s.next), Time: time.Now()}
 		s.next++
 	}
+	s.Publish(t, msgs...)
 }
 
 // dest is a test destination: it records what it acknowledged, and refuses as refuse says.
@@ -147,7 +116,7 @@ func run(t *testing.T, s *server, set sink.Settings, d sink.Destination, store s
 	if set.Poll == 0 {
 		set.Poll = 5 * time.Millisecond
 	}
-	r := sink.NewRunner(set, d, s.sup, store, nil)
+	r := sink.NewRunner(set, d, s.Supervisor(), store, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- r.Run(ctx, func(string) uint64 { return 0 }) }() // waited for by stop
@@ -297,7 +266,7 @@ func TestRunnerFailsAndGivesUp(t *testing.T) {
 func TestRunnerHistoryGap(t *testing.T) {
 	s := newServer(t, 10)
 	s.publish(t, 25)
-	sourcetest.Eventually(t, 5*time.Second, func() bool { return s.sup.Sources()[0].Counters.LastSeq == 25 }, "25 routed")
+	sourcetest.Eventually(t, 5*time.Second, func() bool { return s.Supervisor().Sources()[0].Counters.LastSeq == 25 }, "25 routed")
 	d := &dest{}
 	r := run(t, s, sink.Settings{Name: "late", BatchMax: 100}, d, &sink.MemoryStore{})
 	sourcetest.Eventually(t, 10*time.Second, func() bool { return r.r.Info().Position["in"] == 25 }, "the sink at 25")

@@ -42,12 +42,17 @@ type Server struct {
 	sent uint64
 }
 
-// NewServer starts a server, and stops it when the test ends.
-func NewServer(t testing.TB) *Server {
+// NewServer starts a server whose history holds 100,000 messages, and stops it when the test
+// ends.
+func NewServer(t testing.TB) *Server { return NewServerOf(t, 100000) }
+
+// NewServerOf starts a server whose history holds history messages, and stops it when the test
+// ends.
+func NewServerOf(t testing.TB, history int) *Server {
 	t.Helper()
 	f := &feed{ch: make(chan *stream.Message)}
 	sup, err := supervisor.New([]supervisor.Source{{Name: SourceName, Type: "test", Adapter: f}},
-		supervisor.Options{History: router.History{Size: 100000}})
+		supervisor.Options{History: router.History{Size: history}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +78,9 @@ func (s *Server) Publish(t testing.TB, msgs ...*stream.Message) {
 	sourcetest.Eventually(t, 10*time.Second, func() bool { return s.sup.Sources()[0].Counters.LastSeq >= s.sent },
 		"sinktest: %d messages routed", s.sent)
 }
+
+// Supervisor is the server's supervisor: the Reader a sink Runner reads from.
+func (s *Server) Supervisor() *supervisor.Supervisor { return s.sup }
 
 // Sent is how many messages the source took: the sequence of the last.
 func (s *Server) Sent() uint64 { return s.sent }
