@@ -241,6 +241,17 @@ type sinkState struct {
 	LagSeconds float64       `json:"lag_seconds"`
 }
 
+// waitSinkRunning waits until the sink name has taken its first position. A sink with none saved
+// begins at each source's newest message when it starts, which can be after the server answers:
+// messages published before then are not the sink's.
+func (s *server) waitSinkRunning(t *testing.T, name string) {
+	t.Helper()
+	eventually(t, 10*time.Second, "the sink "+name+" running", func() bool {
+		_, ok := s.sink(t, name).Position["in"]
+		return ok
+	})
+}
+
 func (s *server) sink(t *testing.T, name string) sinkState {
 	t.Helper()
 	resp, err := client.Get(s.url("/v1/sinks/" + name))
@@ -416,6 +427,7 @@ func TestSinkWebhookThroughFailures(t *testing.T) {
 `, h.url(), secret))
 	s := serve(t, "-config", cfg)
 	s.waitUp(t, "in")
+	s.waitSinkRunning(t, "most")
 
 	const total = 3000
 	var want []int // the matching numbers, in order
@@ -545,6 +557,7 @@ func TestSinkWebhookResumesAfterKill(t *testing.T) {
 `, h.url(), secret))
 	s := serve(t, "-config", cfg)
 	s.waitUp(t, "in")
+	s.waitSinkRunning(t, "all")
 	publishNumbers(t, s, 0, 1000)
 	select {
 	case <-h.held:
@@ -674,6 +687,8 @@ func TestSinkHungReceiverSlowsNothingElse(t *testing.T) {
 `, hung.Addr(), healthy.url()))
 	s := serve(t, "-config", cfg)
 	s.waitUp(t, "in")
+	s.waitSinkRunning(t, "hung")
+	s.waitSinkRunning(t, "healthy")
 	st := s.openNDJSON(t, "source=in")
 
 	// 500 messages a second for 6 s, 50 every 100 ms.

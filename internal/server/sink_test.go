@@ -113,6 +113,7 @@ func TestWebhookSinkDeliversAndResumes(t *testing.T) {
 	defer hook.Close()
 	dir := t.TempDir()
 	r := start(t, sinkConfig(t, dir, hook.URL))
+	waitSinkRunning(t, r, "even")
 	postNumbers(t, r, 0, 200)
 	sourcetest.Eventually(t, 30*time.Second, func() bool { return len(dedupe(h.numbers())) == 100 }, "100 even numbers delivered (%d)", func() int { return len(dedupe(h.numbers())) })
 	if got := dedupe(h.numbers()); got[0] != 0 || got[99] != 198 || !ascending(got) {
@@ -169,6 +170,26 @@ func TestWebhookSinkDeliversAndResumes(t *testing.T) {
 }
 
 // sinkPosition is sink name's position in source in, as GET /v1/sinks/{name} shows it.
+// waitSinkRunning waits until the sink name has taken its first position. A sink with none saved
+// begins at each source's newest message when it starts, which can be after the server answers:
+// messages posted before then are not the sink's.
+func waitSinkRunning(t *testing.T, r *running, name string) {
+	t.Helper()
+	sourcetest.Eventually(t, 10*time.Second, func() bool {
+		resp, err := r.client.Get(r.url + "/v1/sinks/" + name)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var si struct {
+			Position sink.Position `json:"position"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&si)
+		_, ok := si.Position["in"]
+		return ok
+	}, "the sink %s running", name)
+}
+
 func sinkPosition(t *testing.T, r *running, name string) uint64 {
 	resp, err := r.client.Get(r.url + "/v1/sinks/" + name)
 	if err != nil {
@@ -190,6 +211,7 @@ func TestHungWebhookSlowsNothingElse(t *testing.T) {
 	defer hook.Close()
 	defer close(h.hang)
 	r := start(t, sinkConfig(t, t.TempDir(), hook.URL))
+	waitSinkRunning(t, r, "even")
 	resp, err := r.client.Get(r.url + "/v1/stream?source=in&format=ndjson")
 	if err != nil {
 		t.Fatal(err)
@@ -258,6 +280,7 @@ func TestSinksThroughTheAPI(t *testing.T) {
 	defer hook.Close()
 	dir := t.TempDir()
 	r := start(t, sinkConfig(t, dir, hook.URL))
+	waitSinkRunning(t, r, "even")
 	def := fmt.Sprintf(`{"name":"odd","type":"webhook","url":%q,"where":"body.n %% 2 == 1","source":"in","batch":{"max":5}}`, hook.URL)
 	if code, body := do(t, r, "POST", "/v1/sinks", def); code != http.StatusCreated || body != `{"id":"odd"}` {
 		t.Fatalf("create: %d %s", code, body)
